@@ -1,0 +1,143 @@
+/* lubeck's command line (API.md §1). Exit status: 0 ok, 1 app or runtime error,
+ * 2 usage error with a one-line reason. */
+#include "cli.h"
+
+#include <ev.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "host.h"
+#include "lubeck.h"
+
+static const char USAGE[] =
+    "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N] [--reload] [--debug]\n"
+    "                            [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
+    "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
+    "                          [--sender-id ID] [--workers N] [--reload] [--debug] [--drain SECONDS]\n"
+    "       lubeck check APP_DIR\n"
+    "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
+    "       lubeck --version | --help\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "lubeck: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, " (see lubeck --help)\n");
+    return 2;
+}
+
+static int append_spec(char *list, size_t len, const char *spec)
+{
+    size_t used = strlen(list);
+    int n = snprintf(list + used, len - used, "%s%s", used ? ";" : "", spec);
+    return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
+static int parse_number(const char *s, double min, double max, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || *end || v < min || v > max) return -1;
+    *out = v;
+    return 0;
+}
+
+/* Parses the options after "COMMAND APP_DIR". Returns 0 or an exit status. */
+static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
+{
+    int nsend = 0, nrecv = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes_value = strcmp(a, "--reload") && strcmp(a, "--debug");
+        if (takes_value && !v) return usage_error("%s needs a value", a);
+        double num;
+        if (!strcmp(a, "--reload")) o->reload = 1;
+        else if (!strcmp(a, "--debug")) o->debug = 1;
+        else if (!strcmp(a, "--host")) o->host = v;
+        else if (!strcmp(a, "--port")) {
+            if (parse_number(v, 1, 65535, &num)) return usage_error("bad --port: %s", v);
+            o->port = (int)num;
+        } else if (!strcmp(a, "--workers")) {
+            if (!strcmp(v, "auto")) o->workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
+            else if (parse_number(v, 1, 1024, &num)) return usage_error("bad --workers: %s", v);
+            else o->workers = (int)num;
+        } else if (!strcmp(a, "--drain")) {
+            if (parse_number(v, 0, 86400, &num)) return usage_error("bad --drain: %s", v);
+            o->drain = num;
+        } else if (!strcmp(a, "--max-body")) {
+            if (parse_number(v, 0, 1e12, &num)) return usage_error("bad --max-body: %s", v);
+            o->max_body = (long)num;
+        } else if (!strcmp(a, "--run-dir")) o->run_dir = v;
+        else if (!strcmp(a, "--sender-id")) o->sender_id = v;
+        else if (!strcmp(a, "--send")) {
+            if (append_spec(o->send_specs, sizeof o->send_specs, v)) return usage_error("too many --send: %s", v);
+            nsend++;
+        } else if (!strcmp(a, "--recv")) {
+            if (append_spec(o->recv_specs, sizeof o->recv_specs, v)) return usage_error("too many --recv: %s", v);
+            nrecv++;
+        } else return usage_error("unknown option %s", a);
+        if (takes_value) i++;
+    }
+    if (!strcmp(cmd, "run") && (nsend == 0 || nsend != nrecv))
+        return usage_error("%s needs --send and --recv in pairs", "run");
+    if (o->workers > 1)
+        return usage_error("%s: only --workers 1 is supported so far", cmd);
+    return 0;
+}
+
+/* Loads the app as serve would, without sockets: file:line errors, exit 1. */
+static int check_main(cli_options *o)
+{
+    char err[4096];
+    lubeck_config cfg = { .app = o->app };
+    lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, sizeof err);
+    if (!h) {
+        fprintf(stderr, "lubeck: %s\n", err);
+        return 1;
+    }
+    lbk_gen *g = gen_load(h, o->app, err, sizeof err);
+    if (!g) {
+        fprintf(stderr, "%s\n", err);
+        lubeck_free(h);
+        return 1;
+    }
+    printf("%s: ok (%d routes)\n", o->app, router_count(g->router));
+    gen_release(g);
+    lubeck_free(h);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    setvbuf(stdout, NULL, isatty(1) ? _IOLBF : _IOFBF, 1 << 16);
+    if (argc < 2) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        printf("lubeck %s\n", LUBECK_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "help") || !strcmp(cmd, "-h")) {
+        fputs(USAGE, stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "serve") && strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "m2conf"))
+        return usage_error("unknown command '%s'", cmd);
+    if (argc < 3 || argv[2][0] == '-') return usage_error("%s needs an APP_DIR", cmd);
+
+    cli_options o = {
+        .app = argv[2], .host = "127.0.0.1", .port = 6767, .workers = 1,
+        .drain = 10, .max_body = 1 << 20,
+    };
+    int rc = parse_options(cmd, argc - 3, argv + 3, &o);
+    if (rc) return rc;
+    if (!strcmp(cmd, "check")) return check_main(&o);
+    if (!strcmp(cmd, "m2conf")) return m2conf_main(&o);
+    if (!strcmp(cmd, "serve")) return serve_main(&o);
+    return runner_run(&o, o.send_specs, o.recv_specs, NULL, NULL, NULL);
+}

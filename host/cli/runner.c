@@ -1,0 +1,102 @@
+/* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (no new
+ * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app. */
+#include "cli.h"
+
+#include <signal.h>
+#include <stdio.h>
+
+#include "lubeck.h"
+#include "host.h"
+
+static struct {
+    lubeck *host;
+    double drain, stop_started;
+    int status;
+    ev_signal sigint, sigterm, sighup;
+    ev_timer drain_poll;
+    void (*on_stopped)(void *);
+    void *ud;
+} R;
+
+static void finish(struct ev_loop *loop)
+{
+    if (R.on_stopped) R.on_stopped(R.ud);
+    R.on_stopped = NULL;
+    ev_signal_stop(loop, &R.sigint);
+    ev_signal_stop(loop, &R.sigterm);
+    ev_signal_stop(loop, &R.sighup);
+    ev_timer_stop(loop, &R.drain_poll);
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void drain_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    int left = lubeck_inflight(R.host);
+    if (left == 0) return finish(loop);
+    if (ev_now(loop) - R.stop_started >= R.drain) {
+        fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) abandoned\n", R.drain, left);
+        finish(loop);
+    }
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (R.stop_started > 0) {   /* a second signal: stop now */
+        fprintf(stderr, "lubeck: stopping now\n");
+        return finish(loop);
+    }
+    fprintf(stderr, "lubeck: stopping (finishing %d request(s), up to %gs)\n",
+            lubeck_inflight(R.host), R.drain);
+    R.stop_started = ev_now(loop);
+    lubeck_stop(R.host);
+    ev_timer_init(&R.drain_poll, drain_poll_cb, 0, 0.02);
+    ev_timer_start(loop, &R.drain_poll);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    host_reload(R.host);
+}
+
+void runner_abort(int status)
+{
+    R.status = status;
+    R.on_stopped = NULL;
+    ev_break(EV_DEFAULT, EVBREAK_ALL);
+}
+
+int runner_run(const cli_options *o, const char *send, const char *recv,
+               void (*on_ready)(void *), void (*on_stopped)(void *), void *ud)
+{
+    struct ev_loop *loop = EV_DEFAULT;
+    lubeck_config cfg = {
+        .app = o->app, .send_spec = send, .recv_spec = recv, .sender_id = o->sender_id,
+        .reload = o->reload, .debug = o->debug,
+    };
+    char err[4096];
+    signal(SIGPIPE, SIG_IGN);
+    R.host = lubeck_new(loop, &cfg, err, sizeof err);
+    if (!R.host) {
+        fprintf(stderr, "lubeck: %s\n", err);
+        return 1;
+    }
+    if (lubeck_start(R.host) != 0) {
+        fprintf(stderr, "lubeck: %s\n", lubeck_error(R.host));
+        lubeck_free(R.host);
+        return 1;
+    }
+    R.drain = o->drain;
+    R.on_stopped = on_stopped;
+    R.ud = ud;
+    ev_signal_init(&R.sigint, stop_cb, SIGINT);
+    ev_signal_init(&R.sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&R.sighup, hup_cb, SIGHUP);
+    ev_signal_start(loop, &R.sigint);
+    ev_signal_start(loop, &R.sigterm);
+    ev_signal_start(loop, &R.sighup);
+    if (on_ready) on_ready(ud);
+    ev_run(loop, 0);
+    lubeck_free(R.host);
+    R.host = NULL;
+    return R.status;
+}

@@ -1,0 +1,713 @@
+/* One lubeck instance: the ZeroMQ sockets to Mongrel2, the receive path (parse,
+ * route, start the handler's coroutine), replies, and the two ways a waiting
+ * request ends early: the client went away, or request_timeout passed. */
+#include "host.h"
+
+#include <errno.h>
+#include <lauxlib.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "reply.h"
+#include "sched.h"
+
+#define RECV_BATCH 64            /* messages per wake-up before others get a turn */
+#define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
+#define PUB_LINGER_MS 2000       /* how long replies may still flush at close */
+#define HANDLE_INDEX_BITS 24
+
+void host_set_error(lubeck *h, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->err, sizeof h->err, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- request slots ------------------------------------------------------ */
+
+double host_req_handle(const lbk_req *r)
+{
+    return (double)r->serial * (double)(1u << HANDLE_INDEX_BITS) + (double)r->index;
+}
+
+lbk_req *host_req_from_handle(lubeck *h, double handle)
+{
+    if (!(handle >= 0)) return NULL;
+    uint64_t v = (uint64_t)handle;
+    uint32_t index = (uint32_t)(v & ((1u << HANDLE_INDEX_BITS) - 1));
+    uint32_t serial = (uint32_t)(v >> HANDLE_INDEX_BITS);
+    if (index >= h->nreqs) return NULL;
+    lbk_req *r = h->reqs[index];
+    return r->live && r->serial == serial ? r : NULL;
+}
+
+static lbk_req *req_alloc(lubeck *h)
+{
+    lbk_req *r = h->free_reqs;
+    if (r) {
+        h->free_reqs = r->conn_next;
+    } else {
+        if (h->nreqs >= (1u << HANDLE_INDEX_BITS)) return NULL;
+        lbk_req **grown = realloc(h->reqs, (h->nreqs + 1) * sizeof *grown);
+        if (!grown) return NULL;
+        h->reqs = grown;
+        r = calloc(1, sizeof *r);
+        if (!r) return NULL;
+        r->index = h->nreqs;
+        h->reqs[h->nreqs++] = r;
+    }
+    m2_headers keep = r->m2.headers;      /* the header array is reused */
+    uint32_t index = r->index, serial = (r->serial + 1) & 0x0fffffff;
+    memset(r, 0, sizeof *r);
+    r->m2.headers = keep;
+    r->index = index;
+    r->serial = serial;
+    r->live = 1;
+    zmq_msg_init(&r->msg);
+    return r;
+}
+
+static void req_free(lubeck *h, lbk_req *r)
+{
+    zmq_msg_close(&r->msg);
+    r->live = 0;
+    r->conn_next = h->free_reqs;
+    h->free_reqs = r;
+}
+
+/* ---- parked requests: by conn id (disconnects) and by deadline ----------- */
+
+static void deadline_rearm(lubeck *h)
+{
+    ev_timer_stop(h->loop, &h->deadline_timer);
+    if (!h->dl_head) return;
+    double in = h->dl_head->deadline - ev_now(h->loop);
+    ev_timer_set(&h->deadline_timer, in > 0 ? in : 0, 0);
+    ev_timer_start(h->loop, &h->deadline_timer);
+}
+
+static void conns_grow(lubeck *h)
+{
+    uint32_t size = h->conns ? (h->conns_mask + 1) * 2 : 1024;
+    lbk_req **grown = calloc(size, sizeof *grown);
+    if (!grown) return;   /* keep the old table: chains get longer, nothing breaks */
+    for (uint32_t i = 0; h->conns && i <= h->conns_mask; i++) {
+        for (lbk_req *r = h->conns[i], *next; r; r = next) {
+            next = r->conn_next;
+            r->conn_next = grown[r->m2.conn_id & (size - 1)];
+            grown[r->m2.conn_id & (size - 1)] = r;
+        }
+    }
+    free(h->conns);
+    h->conns = grown;
+    h->conns_mask = size - 1;
+}
+
+/* Called the first time a request's coroutine waits: from then on a disconnect
+ * notice or its deadline can end it. Requests answered without waiting never
+ * pay for this. */
+void host_park(lubeck *h, lbk_req *r)
+{
+    if (r->parked) return;
+    static uint32_t parked_count;
+    if (!h->conns || ++parked_count > 2 * (h->conns_mask + 1)) {
+        conns_grow(h);
+        parked_count = 0;
+    }
+    if (!h->conns) return;
+    r->parked = 1;
+    lbk_req **bucket = &h->conns[r->m2.conn_id & h->conns_mask];
+    r->conn_next = *bucket;
+    *bucket = r;
+    if (r->gen->request_timeout > 0) {
+        r->deadline = r->started + r->gen->request_timeout;
+        r->dl_prev = h->dl_tail;
+        r->dl_next = NULL;
+        if (h->dl_tail) h->dl_tail->dl_next = r; else h->dl_head = r;
+        h->dl_tail = r;
+        if (h->dl_head == r) deadline_rearm(h);
+    }
+}
+
+static void unpark(lubeck *h, lbk_req *r)
+{
+    if (!r->parked) return;
+    r->parked = 0;
+    lbk_req **pp = &h->conns[r->m2.conn_id & h->conns_mask];
+    while (*pp && *pp != r) pp = &(*pp)->conn_next;
+    if (*pp) *pp = r->conn_next;
+    r->conn_next = NULL;
+    if (r->deadline > 0) {
+        int was_head = h->dl_head == r;
+        if (r->dl_prev) r->dl_prev->dl_next = r->dl_next; else h->dl_head = r->dl_next;
+        if (r->dl_next) r->dl_next->dl_prev = r->dl_prev; else h->dl_tail = r->dl_prev;
+        r->dl_prev = r->dl_next = NULL;
+        if (was_head) deadline_rearm(h);
+    }
+}
+
+static void req_finish(lubeck *h, lbk_req *r)
+{
+    unpark(h, r);
+    h->inflight--;
+    req_free(h, r);
+}
+
+/* Wakes a parked request's coroutine with nil, reason; from then on nothing it
+ * writes reaches the client. The slot may be freed by the time this returns. */
+static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
+{
+    r->cancelled = reason;
+    r->done = 1;
+    if (r->task) sched_cancel(r->task, reason);
+}
+
+static void cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
+{
+    if (!h->conns) return;
+    /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
+    double handles[64];
+    int n = 0;
+    for (lbk_req *r = h->conns[conn_id & h->conns_mask]; r && n < 64; r = r->conn_next)
+        if (r->m2.conn_id == conn_id && r->m2.sender.n == sender.n &&
+            memcmp(r->m2.sender.p, sender.p, sender.n) == 0)
+            handles[n++] = host_req_handle(r);
+    for (int i = 0; i < n; i++) {
+        lbk_req *r = host_req_from_handle(h, handles[i]);
+        if (r && !r->cancelled) cancel_req(h, r, "closed");
+    }
+}
+
+static void answer_timeout(lubeck *h, lbk_req *r)
+{
+    lbk_gen *g = r->gen;
+    log_warn("%.*s %.*s timed out after %gs: answered 504", (int)r->m2.method.n, r->m2.method.p,
+             (int)r->m2.path.n, r->m2.path.p, g->request_timeout);
+    if (r->done) return;
+    /* The app shapes the 504 page (HTML or JSON); if even that fails, a bare one. */
+    lua_State *L = g->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g->timeout_ref);
+    lua_pushnumber(L, host_req_handle(r));
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+        log_error("answering a timeout: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    if (!r->done) {
+        reply_spec spec = { .status = 504 };
+        host_reply_defaults(h, r, &spec);
+        host_respond(h, r, &spec, SLICE_LIT(""));
+    }
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    lubeck *h = w->data;
+    double now = ev_now(loop);
+    while (h->dl_head && h->dl_head->deadline <= now) {
+        lbk_req *r = h->dl_head;
+        double handle = host_req_handle(r);
+        /* Take it off the list first, so the loop always advances. */
+        h->dl_head = r->dl_next;
+        if (h->dl_head) h->dl_head->dl_prev = NULL; else h->dl_tail = NULL;
+        r->dl_next = r->dl_prev = NULL;
+        r->deadline = 0;
+        answer_timeout(h, r);
+        r = host_req_from_handle(h, handle);
+        if (r && !r->cancelled) cancel_req(h, r, "timeout");
+    }
+    deadline_rearm(h);
+}
+
+/* ---- replies ---------------------------------------------------------------- */
+
+static void send_msg(lubeck *h, zmq_msg_t *m)
+{
+    if (h->send_fn) {
+        h->send_fn(h, zmq_msg_data(m), zmq_msg_size(m), h->send_ud);
+        zmq_msg_close(m);
+        return;
+    }
+    /* PUB with SNDHWM 0 never blocks and never drops (PROTOCOL.md §8). */
+    if (zmq_msg_send(m, h->pub, 0) < 0) {
+        log_error_limited("sending a reply: %s", zmq_strerror(errno));
+        zmq_msg_close(m);
+    }
+}
+
+/* One frame to the request's connection: prefix, then up to three parts. */
+static int send_frame(lubeck *h, lbk_req *r, slice a, slice b, slice c)
+{
+    uint32_t id = r->m2.conn_id;
+    size_t pre = m2_reply_prefix_size(r->m2.sender, &id, 1);
+    zmq_msg_t m;
+    if (zmq_msg_init_size(&m, pre + a.n + b.n + c.n) != 0) return -1;
+    char *o = zmq_msg_data(&m);
+    o += m2_reply_prefix(o, r->m2.sender, &id, 1);
+    if (a.n) { memcpy(o, a.p, a.n); o += a.n; }
+    if (b.n) { memcpy(o, b.p, b.n); o += b.n; }
+    if (c.n) memcpy(o, c.p, c.n);
+    send_msg(h, &m);
+    return 0;
+}
+
+void host_close_conn(lubeck *h, lbk_req *r)
+{
+    send_frame(h, r, SLICE_LIT(""), SLICE_LIT(""), SLICE_LIT(""));   /* empty body = close */
+    r->keep_alive = 0;
+}
+
+static void access_log(lubeck *h, lbk_req *r)
+{
+    char line[512];
+    double ms = (ev_time() - r->started) * 1000.0;
+    int n = snprintf(line, sizeof line, "%.*s %.*s %.*s %d %zu %.2fms\n",
+                     (int)r->m2.remote_addr.n, r->m2.remote_addr.p ? r->m2.remote_addr.p : "-",
+                     (int)r->m2.method.n, r->m2.method.p,
+                     (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p,
+                     r->status, r->body_bytes, ms);
+    if (n > 0) log_access(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void response_done(lubeck *h, lbk_req *r)
+{
+    r->done = 1;
+    if (!r->keep_alive) host_close_conn(h, r);
+    access_log(h, r);
+}
+
+void host_reply_defaults(lubeck *h, lbk_req *r, reply_spec *spec)
+{
+    spec->http10 = slice_eq(r->m2.version, "HTTP/1.0");
+    spec->now = ev_now(h->loop);
+    if (!r->keep_alive) spec->conn = REPLY_CONN_CLOSE;
+    else if (spec->http10) spec->conn = REPLY_CONN_KEEP_ALIVE;
+}
+
+int host_respond(lubeck *h, lbk_req *r, reply_spec *spec, slice body)
+{
+    if (r->done || r->head_sent) return -1;
+    if (!reply_status_has_body(spec->status)) body = SLICE_LIT("");
+    spec->content_length = body.n;
+    size_t head_len = reply_head_size(spec);
+    char stack[2048];
+    char *head = head_len <= sizeof stack ? stack : malloc(head_len);
+    if (!head) return -1;
+    reply_write_head(head, spec);
+    if (r->is_head) body = SLICE_LIT("");
+    int rc = send_frame(h, r, slice_make(head, head_len), body, SLICE_LIT(""));
+    if (head != stack) free(head);
+    r->head_sent = 1;
+    r->status = spec->status;
+    r->body_bytes = spec->content_length;
+    response_done(h, r);
+    return rc;
+}
+
+int host_stream_start(lubeck *h, lbk_req *r, reply_spec *spec)
+{
+    if (r->done || r->head_sent) return -1;
+    spec->chunked = !r->is_head && reply_status_has_body(spec->status);
+    size_t head_len = reply_head_size(spec);
+    char *head = malloc(head_len);
+    if (!head) return -1;
+    reply_write_head(head, spec);
+    int rc = send_frame(h, r, slice_make(head, head_len), SLICE_LIT(""), SLICE_LIT(""));
+    free(head);
+    r->head_sent = 1;
+    r->streaming = spec->chunked;
+    r->status = spec->status;
+    return rc;
+}
+
+int host_stream_write(lubeck *h, lbk_req *r, slice data)
+{
+    if (r->done || !r->head_sent) return -1;
+    if (!r->streaming || data.n == 0) return 0;   /* HEAD: nothing goes out */
+    char size_line[24];
+    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", data.n);
+    r->body_bytes += data.n;
+    return send_frame(h, r, slice_make(size_line, (size_t)n), data, SLICE_LIT("\r\n"));
+}
+
+int host_stream_end(lubeck *h, lbk_req *r)
+{
+    if (r->done || !r->head_sent) return -1;
+    int rc = 0;
+    if (r->streaming) rc = send_frame(h, r, SLICE_LIT("0\r\n\r\n"), SLICE_LIT(""), SLICE_LIT(""));
+    response_done(h, r);
+    return rc;
+}
+
+/* ---- the end of a handler's coroutine ------------------------------------ */
+
+void host_task_ended(lubeck *h, lbk_task *t, int failed)
+{
+    lbk_req *r = t->req;
+    t->req = NULL;
+    if (!r || r->task != t) return;
+    r->task = NULL;
+    if (!r->done) {
+        /* The pipeline always answers; only a failure of the pipeline itself
+         * gets here. A started stream cannot be mended: close it. */
+        if (r->head_sent) {
+            host_close_conn(h, r);
+            r->done = 1;
+        } else {
+            reply_spec spec = { .status = 500 };
+            host_reply_defaults(h, r, &spec);
+            host_respond(h, r, &spec, SLICE_LIT("Internal Server Error\n"));
+        }
+    }
+    req_finish(h, r);
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+static int wants_keep_alive(const m2_request *m)
+{
+    const m2_header *c = m2_header_get(m, "connection", 10);
+    int http10 = slice_eq(m->version, "HTTP/1.0");
+    if (!c) return !http10;
+    /* Connection is a comma-separated list of tokens. */
+    const char *p = c->value.p, *end = p + c->value.n;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+        const char *tok = p;
+        while (p < end && *p != ',' && *p != ' ' && *p != '\t') p++;
+        size_t n = (size_t)(p - tok);
+        if (n == 5 && strncasecmp(tok, "close", 5) == 0) return 0;
+        if (n == 10 && strncasecmp(tok, "keep-alive", 10) == 0) return 1;
+    }
+    return !http10;
+}
+
+static void dispatch(lubeck *h, lbk_req *r)
+{
+    lbk_gen *g = h->gen;
+    m2_request *m = &r->m2;
+    r->gen = g;
+    r->started = ev_now(h->loop);
+    r->method_bit = router_method_bit(m->method.p, m->method.n);
+    r->is_head = r->method_bit == ROUTER_HEAD;
+    r->keep_alive = wants_keep_alive(m);
+    h->inflight++;
+
+    lbk_task *t = sched_task_acquire(g);
+    if (!t) {
+        log_error_limited("out of memory starting a request");
+        r->task = NULL;
+        reply_spec spec = { .status = 503 };
+        host_reply_defaults(h, r, &spec);
+        host_respond(h, r, &spec, SLICE_LIT("Service Unavailable\n"));
+        req_finish(h, r);
+        return;
+    }
+    r->task = t;
+    t->req = r;
+
+    router_match match;
+    router_result res = router_match_path(g->router, m->path.p, m->path.n, r->method_bit, &match);
+    lua_State *co = t->co;
+    lua_rawgeti(co, LUA_REGISTRYINDEX, g->entry_ref);
+    lua_pushnumber(co, host_req_handle(r));
+    int nargs = 2;
+    if (res == ROUTER_FOUND) {
+        lua_pushinteger(co, match.route + 1);
+        for (int i = 0; i < match.ncaptures; i++) {
+            if (match.captures[i].p) lua_pushlstring(co, match.captures[i].p, match.captures[i].n);
+            else lua_pushnil(co);
+        }
+        nargs += match.ncaptures;
+    } else if (res == ROUTER_NOT_FOUND) {
+        lua_pushinteger(co, 0);
+    } else {
+        lua_pushinteger(co, -1);
+        lua_pushinteger(co, (lua_Integer)match.allowed);
+        nargs++;
+    }
+    sched_start(t, nargs);
+}
+
+static void on_frame(lubeck *h, zmq_msg_t *msg)
+{
+    lbk_req *r = req_alloc(h);
+    if (!r) {
+        log_error_limited("out of memory: dropped a request");
+        return;
+    }
+    zmq_msg_move(&r->msg, msg);
+    const char *err = NULL;
+    if (m2_parse(zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), &r->m2, &err) != 0) {
+        log_error_limited("dropped a malformed frame of %zu bytes: %s",
+                          zmq_msg_size(&r->msg), err);
+        req_free(h, r);
+        return;
+    }
+    switch (r->m2.kind) {
+    case M2_DISCONNECT:
+        cancel_conn(h, r->m2.sender, r->m2.conn_id);
+        req_free(h, r);
+        return;
+    case M2_CREDITS:
+    case M2_NOTICE:
+        req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
+        return;
+    case M2_HTTP:
+        break;
+    }
+    /* An async upload announces itself before the body is on disk: only the
+     * second message, with upload-done, is a request to answer. */
+    if (r->m2.upload_start.p && !r->m2.upload_done.p) {
+        req_free(h, r);
+        return;
+    }
+    dispatch(h, r);
+}
+
+/* ZMQ_FD is edge-triggered: drain until ZMQ_EVENTS says nothing is pending, and
+ * look again before the loop blocks (prepare_cb), since any zmq call on the
+ * socket may consume the edge. */
+static void drain(lubeck *h)
+{
+    for (int i = 0; i < RECV_BATCH; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, h->pull, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            if (errno != EAGAIN && errno != EINTR)
+                log_error_limited("receiving: %s", zmq_strerror(errno));
+            ev_idle_stop(h->loop, &h->drain_idle);
+            return;
+        }
+        on_frame(h, &msg);
+        zmq_msg_close(&msg);
+        if (!h->pull) return;   /* stopped from inside a handler */
+    }
+    ev_idle_start(h->loop, &h->drain_idle);   /* more may be pending: next iteration */
+}
+
+static int pull_pending(lubeck *h)
+{
+    int events = 0;
+    size_t len = sizeof events;
+    return h->pull && zmq_getsockopt(h->pull, ZMQ_EVENTS, &events, &len) == 0 &&
+           (events & ZMQ_POLLIN);
+}
+
+static void pull_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    drain(w->data);
+}
+
+static void drain_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    drain(w->data);
+}
+
+static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    lubeck *h = w->data;
+    if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
+    log_flush();
+}
+
+/* ---- life cycle -------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, size_t errlen)
+{
+    if (!loop || !cfg || !cfg->app) {
+        snprintf(err, errlen, "lubeck_new: a loop and cfg->app are required");
+        return NULL;
+    }
+    lubeck *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    h->loop = loop;
+    h->app = strdup(cfg->app);
+    h->send_spec = dup_or_null(cfg->send_spec);
+    h->recv_spec = dup_or_null(cfg->recv_spec);
+    h->reload = cfg->reload;
+    h->debug = cfg->debug;
+    if (paths_lua_dir(h->lua_dir, sizeof h->lua_dir) != 0) {
+        snprintf(err, errlen, "cannot find lubeck's Lua modules (looked in %s; set LUBECK_LUA_DIR)",
+                 h->lua_dir);
+        lubeck_free(h);
+        return NULL;
+    }
+    sched_init(h);
+    ev_prepare_init(&h->prepare, prepare_cb);
+    h->prepare.data = h;
+    ev_idle_init(&h->drain_idle, drain_idle_cb);
+    h->drain_idle.data = h;
+    ev_timer_init(&h->deadline_timer, deadline_cb, 0, 0);
+    h->deadline_timer.data = h;
+    return h;
+}
+
+int lubeck_register(lubeck *h, const char *name, lua_CFunction fn)
+{
+    if (!name || !fn || h->started) return -1;
+    lbk_native *grown = realloc(h->natives, (size_t)(h->nnatives + 1) * sizeof *grown);
+    if (!grown) return -1;
+    h->natives = grown;
+    h->natives[h->nnatives].name = strdup(name);
+    h->natives[h->nnatives].fn = fn;
+    h->nnatives++;
+    return 0;
+}
+
+/* Connects sock to every endpoint of a ';'-separated list. */
+static int connect_all(lubeck *h, void *sock, const char *specs, const char *what)
+{
+    char *copy = strdup(specs), *save = NULL;
+    int rc = 0;
+    for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save)) {
+        if (zmq_connect(sock, s) != 0) {
+            host_set_error(h, "cannot connect %s to %s: %s", what, s, zmq_strerror(errno));
+            rc = -1;
+            break;
+        }
+    }
+    free(copy);
+    return rc;
+}
+
+static int open_sockets(lubeck *h)
+{
+    h->zctx = zmq_ctx_new();
+    if (!h->zctx) {
+        host_set_error(h, "zmq_ctx_new: %s", zmq_strerror(errno));
+        return -1;
+    }
+    h->pull = zmq_socket(h->zctx, ZMQ_PULL);
+    h->pub = zmq_socket(h->zctx, ZMQ_PUB);
+    int hwm = PULL_RCVHWM, zero = 0, linger = PUB_LINGER_MS;
+    zmq_setsockopt(h->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(h->pull, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (connect_all(h, h->pull, h->send_spec, "the request socket") != 0) return -1;
+    if (connect_all(h, h->pub, h->recv_spec, "the reply socket") != 0) return -1;
+    int fd;
+    size_t len = sizeof fd;
+    if (zmq_getsockopt(h->pull, ZMQ_FD, &fd, &len) != 0) {
+        host_set_error(h, "ZMQ_FD: %s", zmq_strerror(errno));
+        return -1;
+    }
+    ev_io_init(&h->pull_io, pull_cb, fd, EV_READ);
+    h->pull_io.data = h;
+    return 0;
+}
+
+int lubeck_start(lubeck *h)
+{
+    if (h->started) return 0;
+    if (!h->send_spec || !h->recv_spec) {
+        host_set_error(h, "send_spec and recv_spec are required");
+        return -1;
+    }
+    char err[4096];
+    h->gen = gen_load(h, h->app, err, sizeof err);
+    if (!h->gen) {
+        host_set_error(h, "%s", err);
+        return -1;
+    }
+    if (open_sockets(h) != 0) return -1;
+    ev_io_start(h->loop, &h->pull_io);
+    ev_prepare_start(h->loop, &h->prepare);
+    ev_idle_start(h->loop, &h->drain_idle);   /* messages may already be queued */
+    h->started = 1;
+    return 0;
+}
+
+int host_reload(lubeck *h)
+{
+    char err[4096];
+    lbk_gen *fresh = gen_load(h, h->app, err, sizeof err);
+    if (!fresh) {
+        log_error("reload failed, still serving the previous version: %s", err);
+        host_set_error(h, "%s", err);
+        return -1;
+    }
+    lbk_gen *old = h->gen;
+    h->gen = fresh;
+    if (old) gen_release(old);
+    log_info("reloaded %s", h->app);
+    return 0;
+}
+
+static void close_pull(lubeck *h)
+{
+    if (!h->pull) return;
+    ev_io_stop(h->loop, &h->pull_io);
+    ev_idle_stop(h->loop, &h->drain_idle);
+    zmq_close(h->pull);
+    h->pull = NULL;
+}
+
+void lubeck_stop(lubeck *h)
+{
+    if (!h->started || h->stopping) return;
+    h->stopping = 1;
+    /* Mongrel2 keeps what it has not pushed yet for other handlers (or for our
+     * restart); what already sits in our queue is answered first. */
+    char *copy = strdup(h->send_spec), *save = NULL;
+    for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save))
+        zmq_disconnect(h->pull, s);
+    free(copy);
+    while (h->pull && pull_pending(h)) drain(h);
+    close_pull(h);
+    ev_prepare_stop(h->loop, &h->prepare);
+    log_flush();
+}
+
+int lubeck_inflight(const lubeck *h)
+{
+    return h->inflight;
+}
+
+const char *lubeck_error(const lubeck *h)
+{
+    return h->err;
+}
+
+void lubeck_free(lubeck *h)
+{
+    if (!h) return;
+    close_pull(h);
+    ev_prepare_stop(h->loop, &h->prepare);
+    ev_timer_stop(h->loop, &h->deadline_timer);
+    ev_idle_stop(h->loop, &h->ready_idle);
+    /* Requests still running are abandoned with their generation. */
+    if (h->gen) {
+        h->gen->tasks = 0;
+        gen_release(h->gen);
+    }
+    for (uint32_t i = 0; i < h->nreqs; i++) {
+        if (h->reqs[i]->live) zmq_msg_close(&h->reqs[i]->msg);
+        m2_headers_free(&h->reqs[i]->m2.headers);
+        free(h->reqs[i]);
+    }
+    free(h->reqs);
+    free(h->conns);
+    if (h->pub) zmq_close(h->pub);
+    if (h->zctx) zmq_ctx_term(h->zctx);
+    for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);
+    free(h->natives);
+    free(h->app);
+    free(h->send_spec);
+    free(h->recv_spec);
+    free(h);
+}

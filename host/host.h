@@ -1,0 +1,132 @@
+/* The host's internals, shared by the files that make up one lubeck instance:
+ * host.c (sockets, receive, dispatch), sched.c (coroutines), gen.c (Lua
+ * generations), lua_core.c (the lubeck.core module), reply.c (HTTP heads). */
+#ifndef LUBECK_HOST_H
+#define LUBECK_HOST_H
+
+#include <stdint.h>
+#include <zmq.h>
+#include <ev.h>
+#include <lua.h>
+
+#include "lubeck.h"
+#include "m2.h"
+#include "router.h"
+
+typedef struct lbk_gen lbk_gen;
+typedef struct lbk_task lbk_task;
+typedef struct lbk_req lbk_req;
+
+/* One request from Mongrel2, from receipt until its handler's coroutine ends.
+ * It owns the zmq message its slices point into. Lua names it by a handle
+ * (serial << 24 | index) so a stale handle is refused instead of hitting a reused
+ * slot. */
+struct lbk_req {
+    uint32_t index, serial;
+    int live;
+    zmq_msg_t msg;
+    m2_request m2;
+    lbk_gen *gen;
+    lbk_task *task;              /* the handler's coroutine; NULL once it has ended */
+    double started;              /* loop time at receipt */
+    unsigned method_bit;
+    int status;                  /* for the access log */
+    size_t body_bytes;
+    unsigned head_sent : 1;      /* a status line has gone out */
+    unsigned done : 1;           /* the response is complete: later writes are dropped */
+    unsigned streaming : 1;      /* chunked response in progress */
+    unsigned is_head : 1;        /* HEAD request: bodies are not sent */
+    unsigned keep_alive : 1;     /* the client connection stays open after the reply */
+    unsigned parked : 1;         /* in the conn map and the deadline list */
+    const char *cancelled;       /* "closed" or "timeout" once cancelled, else NULL */
+    lbk_req *conn_next;          /* conn map chain; free list link when not live */
+    lbk_req *dl_prev, *dl_next;  /* deadline list, ordered by receipt */
+    double deadline;
+};
+
+/* A Lua state loaded from the app folder. Reload builds a new one beside the
+ * old; the old one closes when its last request ends. */
+struct lbk_gen {
+    lubeck *host;
+    lua_State *L;
+    router *router;
+    int entry_ref;               /* pipeline entry: entry(handle, route, ...) */
+    int timeout_ref;             /* answers a request that timed out: f(handle) */
+    double request_timeout;
+    int tasks;                   /* coroutines alive in this generation */
+    int retired;
+    lbk_task *free_tasks;
+    unsigned id;
+};
+
+typedef struct lbk_native {
+    char *name;
+    lua_CFunction fn;
+} lbk_native;
+
+/* Where replies go: Mongrel2's PUB socket, or a test client's capture. */
+typedef void (*lbk_send_fn)(lubeck *h, const void *frame, size_t len, void *ud);
+
+struct lubeck {
+    struct ev_loop *loop;
+    char *app, *send_spec, *recv_spec;
+    int reload, debug;
+    void *zctx, *pull, *pub;
+    ev_io pull_io;
+    ev_prepare prepare;          /* checks ZMQ_EVENTS before the loop blocks */
+    ev_idle drain_idle;          /* keeps receiving while messages are pending */
+    ev_timer deadline_timer;
+    lbk_gen *gen;                /* the generation new requests go to */
+    lbk_req **reqs;
+    uint32_t nreqs;
+    lbk_req *free_reqs;
+    int inflight;
+    int started, stopping;
+    lbk_task *current;           /* the coroutine running right now */
+    lbk_task *ready_head, *ready_tail;   /* yielded with nothing to wait for */
+    ev_idle ready_idle;
+    lbk_req **conns;             /* conn id → parked requests (open hashing) */
+    uint32_t conns_mask;
+    lbk_req *dl_head, *dl_tail;
+    lbk_native *natives;
+    int nnatives;
+    lbk_send_fn send_fn;
+    void *send_ud;
+    char lua_dir[1024];
+    char err[512];
+};
+
+/* host.c: replies. Each returns 0, or -1 when the request can no longer be
+ * answered (already complete, or cancelled): the bytes are then dropped. */
+struct reply_spec;
+int host_respond(lubeck *h, lbk_req *r, struct reply_spec *spec, slice body);
+int host_stream_start(lubeck *h, lbk_req *r, struct reply_spec *spec);
+int host_stream_write(lubeck *h, lbk_req *r, slice data);
+int host_stream_end(lubeck *h, lbk_req *r);
+void host_close_conn(lubeck *h, lbk_req *r);
+/* Fills the parts of a reply_spec that follow from the request (version, time,
+ * keep-alive). */
+void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);
+
+/* host.c */
+lbk_req *host_req_from_handle(lubeck *h, double handle);
+double host_req_handle(const lbk_req *r);
+void host_send(lubeck *h, const void *frame, size_t len);
+void host_task_ended(lubeck *h, lbk_task *t, int failed);
+void host_park(lubeck *h, lbk_req *r);
+/* Loads the app again into a new generation; new requests go to it, running ones
+ * finish on the old. On failure the old one keeps serving. 0 or -1. */
+int host_reload(lubeck *h);
+void host_set_error(lubeck *h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* gen.c */
+lbk_gen *gen_load(lubeck *h, const char *app_dir, char *err, size_t errlen);
+void gen_release(lbk_gen *g);   /* retire; closes once no coroutine is left */
+
+/* lua_core.c */
+int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g);
+
+/* paths.c */
+int paths_lua_dir(char *out, size_t outlen);
+
+#endif

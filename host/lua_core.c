@@ -1,0 +1,448 @@
+#define _GNU_SOURCE
+/* lubeck.core: the small set of C functions the Lua framework stands on.
+ * Requests are named by numeric handles (see host.h); a stale handle reads as a
+ * finished request. Misuse raises; I/O outcomes return values. */
+#include "host.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "form.h"
+#include "log.h"
+#include "reply.h"
+#include "sched.h"
+
+#define MAX_REPLY_HEADERS 256
+
+static lbk_gen *gen_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static lbk_req *check_req(lua_State *L, int idx)
+{
+    lbk_gen *g = gen_of(L);
+    return host_req_from_handle(g->host, luaL_checknumber(L, idx));
+}
+
+static void push_slice(lua_State *L, slice s)
+{
+    if (s.p) lua_pushlstring(L, s.p, s.n); else lua_pushnil(L);
+}
+
+/* ---- routes ----------------------------------------------------------------- */
+
+/* route_add(pattern, methods) → index (1-based), names | nil, err */
+static int l_route_add(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    size_t len;
+    const char *pattern = luaL_checklstring(L, 1, &len);
+    unsigned methods = (unsigned)luaL_optinteger(L, 2, 0);
+    char err[512];
+    int idx = router_add(g->router, pattern, len, methods, err, sizeof err);
+    if (idx < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        return 2;
+    }
+    lua_pushinteger(L, idx + 1);
+    int n = router_ncaptures(g->router, idx);
+    lua_createtable(L, n, 0);
+    for (int i = 0; i < n; i++) {
+        const char *name = router_capture_name(g->router, idx, i);
+        if (name) lua_pushstring(L, name); else lua_pushboolean(L, 0);
+        lua_rawseti(L, -2, i + 1);
+    }
+    return 2;
+}
+
+static int l_method_bit(lua_State *L)
+{
+    size_t len;
+    const char *name = luaL_checklstring(L, 1, &len);
+    lua_pushinteger(L, router_method_bit(name, len));
+    return 1;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* req_info(handle) → method, path, query, uri, version, remote_addr, conn_id, sender */
+static int l_req_info(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    m2_request *m = &r->m2;
+    push_slice(L, m->method);
+    push_slice(L, m->path);
+    if (m->query.p) push_slice(L, m->query); else lua_pushliteral(L, "");
+    if (m->uri.p) push_slice(L, m->uri); else push_slice(L, m->path);
+    push_slice(L, m->version);
+    push_slice(L, m->remote_addr);
+    lua_pushnumber(L, m->conn_id);
+    push_slice(L, m->sender);
+    return 8;
+}
+
+static int is_client_header(slice key)
+{
+    /* Mongrel2 lower-cases client header names; its own keys are upper-case. */
+    for (size_t i = 0; i < key.n; i++)
+        if (key.p[i] >= 'A' && key.p[i] <= 'Z') return 0;
+    return 1;
+}
+
+/* req_headers(handle) → { name = value | {value, ...} } (client headers only) */
+static int l_req_headers(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    m2_headers *hs = &r->m2.headers;
+    lua_createtable(L, 0, hs->n);
+    for (int i = 0; i < hs->n; i++) {
+        m2_header *e = &hs->v[i];
+        if (!is_client_header(e->key)) continue;
+        lua_pushlstring(L, e->key.p, e->key.n);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, -3);
+        if (lua_isnil(L, -1)) {
+            lua_pop(L, 1);
+            push_slice(L, e->value);
+        } else if (lua_type(L, -1) == LUA_TSTRING) {
+            /* a repeated header becomes a list */
+            lua_createtable(L, 2, 0);
+            lua_insert(L, -2);
+            lua_rawseti(L, -2, 1);
+            push_slice(L, e->value);
+            lua_rawseti(L, -2, 2);
+        } else {
+            push_slice(L, e->value);
+            lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+        }
+        lua_rawset(L, -3);
+    }
+    return 1;
+}
+
+/* req_header(handle, name) → the values of a client header joined by ", ", or nil */
+static int l_req_header(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    size_t len;
+    const char *name = luaL_checklstring(L, 2, &len);
+    m2_headers *hs = &r->m2.headers;
+    luaL_Buffer b;
+    int found = 0;
+    for (int i = 0; i < hs->n; i++) {
+        m2_header *e = &hs->v[i];
+        if (e->key.n != len || strncasecmp(e->key.p, name, len) != 0 || !is_client_header(e->key))
+            continue;
+        if (found++ == 0) luaL_buffinit(L, &b); else luaL_addlstring(&b, ", ", 2);
+        luaL_addlstring(&b, e->value.p, e->value.n);
+    }
+    if (found) luaL_pushresult(&b); else lua_pushnil(L);
+    return 1;
+}
+
+/* req_m2(handle, KEY) → a raw Mongrel2 header such as PATTERN or URL_SCHEME */
+static int l_req_m2(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    size_t len;
+    const char *key = luaL_checklstring(L, 2, &len);
+    m2_headers *hs = &r->m2.headers;
+    for (int i = 0; i < hs->n; i++)
+        if (hs->v[i].key.n == len && memcmp(hs->v[i].key.p, key, len) == 0) {
+            push_slice(L, hs->v[i].value);
+            return 1;
+        }
+    lua_pushnil(L);
+    return 1;
+}
+
+static int l_req_body(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    push_slice(L, r->m2.body.p ? r->m2.body : SLICE_LIT(""));
+    return 1;
+}
+
+/* req_active(handle) → true while the response can still be sent */
+static int l_req_active(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    lua_pushboolean(L, r && !r->done);
+    return 1;
+}
+
+/* ---- responses --------------------------------------------------------------- */
+
+/* Reads a flat { name, value, ... } table into slices (the strings stay alive on
+ * the Lua stack for the call). Returns the pair count, or raises on a value that
+ * is not a string; sets *bad to the first header that may not be sent. */
+static int read_headers(lua_State *L, int idx, lbk_req *r, slice *out, int max, const char **bad)
+{
+    *bad = NULL;
+    if (lua_isnoneornil(L, idx)) return 0;
+    luaL_checktype(L, idx, LUA_TTABLE);
+    int n = (int)lua_objlen(L, idx);
+    if (n % 2 != 0) luaL_error(L, "headers must be name, value pairs");
+    if (n / 2 > max) luaL_error(L, "too many response headers (%d, at most %d)", n / 2, max);
+    for (int i = 0; i < n; i++) {
+        lua_rawgeti(L, idx, i + 1);
+        size_t len;
+        const char *s = lua_tolstring(L, -1, &len);
+        if (!s) luaL_error(L, "header %s must be a string", i % 2 ? "value" : "name");
+        lua_pop(L, 1);   /* still referenced by the table */
+        out[i] = slice_make(s, len);
+    }
+    for (int i = 0; i < n; i += 2) {
+        if (!reply_header_ok(out[i], out[i + 1])) {
+            if (!*bad) {
+                lua_pushlstring(L, out[i].p, out[i].n);
+                *bad = lua_tostring(L, -1);
+            }
+            continue;
+        }
+        if (out[i].n == 10 && strncasecmp(out[i].p, "connection", 10) == 0 &&
+            out[i + 1].n >= 5 && strcasestr(out[i + 1].p, "close"))
+            r->keep_alive = 0;
+    }
+    return n / 2;
+}
+
+static int push_bad_header(lua_State *L, const char *name)
+{
+    lua_pushnil(L);
+    lua_pushfstring(L, "header '%s' has a bad name or holds CR, LF or NUL", name);
+    return 2;
+}
+
+/* respond(handle, status, body, headers) → true | false (dropped) | nil, err */
+static int l_respond(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_req *r = check_req(L, 1);
+    int status = (int)luaL_checkinteger(L, 2);
+    size_t blen = 0;
+    const char *body = luaL_optlstring(L, 3, "", &blen);
+    if (!r || r->done || r->head_sent) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    slice hs[2 * MAX_REPLY_HEADERS];
+    const char *bad;
+    int nh = read_headers(L, 4, r, hs, MAX_REPLY_HEADERS, &bad);
+    if (bad) return push_bad_header(L, bad);
+    reply_spec spec = { .status = status, .headers = hs, .nheaders = nh };
+    host_reply_defaults(g->host, r, &spec);
+    lua_pushboolean(L, host_respond(g->host, r, &spec, slice_make(body, blen)) == 0);
+    return 1;
+}
+
+/* stream_start(handle, status, headers) → true | false | nil, err */
+static int l_stream_start(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_req *r = check_req(L, 1);
+    int status = (int)luaL_checkinteger(L, 2);
+    if (!r || r->done || r->head_sent) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    slice hs[2 * MAX_REPLY_HEADERS];
+    const char *bad;
+    int nh = read_headers(L, 3, r, hs, MAX_REPLY_HEADERS, &bad);
+    if (bad) return push_bad_header(L, bad);
+    reply_spec spec = { .status = status, .headers = hs, .nheaders = nh };
+    host_reply_defaults(g->host, r, &spec);
+    lua_pushboolean(L, host_stream_start(g->host, r, &spec) == 0);
+    return 1;
+}
+
+static int l_stream_write(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_req *r = check_req(L, 1);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    lua_pushboolean(L, r && host_stream_write(g->host, r, slice_make(data, len)) == 0);
+    return 1;
+}
+
+static int l_stream_end(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_req *r = check_req(L, 1);
+    lua_pushboolean(L, r && host_stream_end(g->host, r) == 0);
+    return 1;
+}
+
+/* close(handle): drop the client connection (after a failed stream) */
+static int l_close(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_req *r = check_req(L, 1);
+    if (r && !(r->cancelled)) {
+        host_close_conn(g->host, r);
+        r->done = 1;
+    }
+    return 0;
+}
+
+/* ---- parsing helpers ------------------------------------------------------- */
+
+static int add_to_list(void *ud, slice name, slice value)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, name.p, name.n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (lua_isnil(L, -1)) {
+        lua_pop(L, 1);
+        lua_createtable(L, 1, 0);
+    }
+    lua_pushlstring(L, value.p, value.n);
+    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* parse_urlencoded(s) → { name = {value, ...} } */
+static int l_parse_urlencoded(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char stack[1024];
+    char *scratch = len <= sizeof stack ? stack : malloc(len);
+    if (!scratch) return luaL_error(L, "out of memory");
+    lua_newtable(L);
+    form_parse_urlencoded(s, len, scratch, add_to_list, L);
+    if (scratch != stack) free(scratch);
+    return 1;
+}
+
+static int add_first(void *ud, slice name, slice value)
+{
+    lua_State *L = ud;
+    lua_pushlstring(L, name.p, name.n);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, -3);
+    if (!lua_isnil(L, -1)) {   /* the first cookie of a name wins (most specific path) */
+        lua_pop(L, 2);
+        return 0;
+    }
+    lua_pop(L, 1);
+    lua_pushlstring(L, value.p, value.n);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* parse_cookies(s) → { name = value } */
+static int l_parse_cookies(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    lua_newtable(L);
+    form_parse_cookies(s, len, add_first, L);
+    return 1;
+}
+
+static int l_url_decode(lua_State *L)
+{
+    size_t len;
+    const char *s = luaL_checklstring(L, 1, &len);
+    char stack[512];
+    char *out = len <= sizeof stack ? stack : malloc(len);
+    if (!out) return luaL_error(L, "out of memory");
+    size_t n = form_url_decode(s, len, out, lua_toboolean(L, 2));
+    lua_pushlstring(L, out, n);
+    if (out != stack) free(out);
+    return 1;
+}
+
+static int l_reason(lua_State *L)
+{
+    lua_pushstring(L, reply_reason((int)luaL_checkinteger(L, 1)));
+    return 1;
+}
+
+/* ---- time and waiting --------------------------------------------------------- */
+
+static int l_sleep(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    double seconds = luaL_checknumber(L, 1);
+    lbk_task *t = sched_current(g->host, L, "lubeck.sleep");
+    if (t->req) {
+        if (t->req->cancelled) {
+            lua_pushnil(L);
+            lua_pushstring(L, t->req->cancelled);
+            return 2;
+        }
+        host_park(g->host, t->req);
+    }
+    return sched_sleep(L, t, seconds);
+}
+
+static int l_now(lua_State *L)
+{
+    lua_pushnumber(L, ev_now(gen_of(L)->host->loop));
+    return 1;
+}
+
+/* ---- logging ------------------------------------------------------------------- */
+
+static int l_log(lua_State *L)
+{
+    const char *level = luaL_checkstring(L, 1);
+    const char *msg = luaL_checkstring(L, 2);
+    if (level[0] == 'e') log_error("%s", msg);
+    else if (level[0] == 'w') log_warn("%s", msg);
+    else log_info("%s", msg);
+    return 0;
+}
+
+static const luaL_Reg core_functions[] = {
+    { "route_add", l_route_add },
+    { "method_bit", l_method_bit },
+    { "req_info", l_req_info },
+    { "req_headers", l_req_headers },
+    { "req_header", l_req_header },
+    { "req_m2", l_req_m2 },
+    { "req_body", l_req_body },
+    { "req_active", l_req_active },
+    { "respond", l_respond },
+    { "stream_start", l_stream_start },
+    { "stream_write", l_stream_write },
+    { "stream_end", l_stream_end },
+    { "close", l_close },
+    { "parse_urlencoded", l_parse_urlencoded },
+    { "parse_cookies", l_parse_cookies },
+    { "url_decode", l_url_decode },
+    { "reason", l_reason },
+    { "sleep", l_sleep },
+    { "now", l_now },
+    { "log", l_log },
+    { NULL, NULL }
+};
+
+int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
+{
+    lua_newtable(L);
+    for (const luaL_Reg *f = core_functions; f->name; f++) {
+        lua_pushlightuserdata(L, g);
+        lua_pushcclosure(L, f->func, 1);
+        lua_setfield(L, -2, f->name);
+    }
+    lua_pushboolean(L, g->host->debug);
+    lua_setfield(L, -2, "debug");
+    lua_pushliteral(L, LUBECK_VERSION);
+    lua_setfield(L, -2, "version");
+    return 1;
+}

@@ -1,0 +1,180 @@
+#include "sched.h"
+
+#include <lauxlib.h>
+#include <stdlib.h>
+
+#include "log.h"
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
+
+lbk_task *sched_task_acquire(lbk_gen *g)
+{
+    lbk_task *t = g->free_tasks;
+    if (t) {
+        g->free_tasks = t->next;
+    } else {
+        t = calloc(1, sizeof *t);
+        if (!t) return NULL;
+        t->co = lua_newthread(g->L);
+        t->ref = luaL_ref(g->L, LUA_REGISTRYINDEX);   /* pops the thread */
+        t->gen = g;
+        ev_timer_init(&t->timer, timer_cb, 0, 0);
+        t->timer.data = t;
+    }
+    t->next = NULL;
+    t->req = NULL;
+    t->wait = WAIT_NONE;
+    g->tasks++;
+    return t;
+}
+
+static void task_release(lbk_task *t, int reusable)
+{
+    lbk_gen *g = t->gen;
+    g->tasks--;
+    if (reusable) {
+        lua_settop(t->co, 0);
+        t->next = g->free_tasks;
+        g->free_tasks = t;
+    } else {
+        /* A coroutine that died of an error cannot run again. */
+        luaL_unref(g->L, LUA_REGISTRYINDEX, t->ref);
+        free(t);
+    }
+    if (g->retired && g->tasks == 0) gen_release(g);
+}
+
+static void ready_push(lubeck *h, lbk_task *t)
+{
+    t->wait = WAIT_READY;
+    t->next = NULL;
+    if (h->ready_tail) h->ready_tail->next = t; else h->ready_head = t;
+    h->ready_tail = t;
+    ev_idle_start(h->loop, &h->ready_idle);
+}
+
+static void ready_remove(lubeck *h, lbk_task *t)
+{
+    lbk_task **pp = &h->ready_head, *prev = NULL;
+    while (*pp && *pp != t) { prev = *pp; pp = &(*pp)->next; }
+    if (!*pp) return;
+    *pp = t->next;
+    if (h->ready_tail == t) h->ready_tail = prev;
+}
+
+static void run(lbk_task *t, int nargs)
+{
+    lubeck *h = t->gen->host;
+    lbk_task *outer = h->current;
+    h->current = t;
+    t->wait = WAIT_NONE;
+    int rc = lua_resume(t->co, nargs);
+    h->current = outer;
+    if (rc == LUA_YIELD) {
+        /* A host call records its wait before yielding; a bare coroutine.yield()
+         * leaves none, and then just gives the others a turn. */
+        if (t->wait == WAIT_NONE) ready_push(h, t);
+        return;
+    }
+    if (rc != 0) {
+        const char *msg = lua_tostring(t->co, -1);
+        log_error("uncaught error in a request's coroutine: %s", msg ? msg : "(not a string)");
+    }
+    host_task_ended(h, t, rc != 0);
+    task_release(t, rc == 0);
+}
+
+void sched_start(lbk_task *t, int nargs)
+{
+    run(t, nargs);
+}
+
+void sched_resume(lbk_task *t, int nresults)
+{
+    run(t, nresults);
+}
+
+void sched_cancel(lbk_task *t, const char *reason)
+{
+    lubeck *h = t->gen->host;
+    switch (t->wait) {
+    case WAIT_NONE:
+        return;
+    case WAIT_TIMER:
+        ev_timer_stop(h->loop, &t->timer);
+        break;
+    case WAIT_READY:
+        ready_remove(h, t);
+        break;
+    case WAIT_OTHER:
+        if (t->cancel_fn) t->cancel_fn(t);
+        break;
+    }
+    t->wait = WAIT_NONE;
+    lua_pushnil(t->co);
+    lua_pushstring(t->co, reason);
+    run(t, 2);
+}
+
+lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
+{
+    lbk_task *t = h->current;
+    if (!t) {
+        luaL_error(L, "%s: only a request's code can wait (not the app's top level)", what);
+        return NULL;
+    }
+    if (t->co != L) {
+        luaL_error(L, "%s: called inside a coroutine of your own; use lubeck.spawn for "
+                      "concurrent work", what);
+        return NULL;
+    }
+    return t;
+}
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    lbk_task *t = w->data;
+    t->wait = WAIT_NONE;
+    lua_pushboolean(t->co, 1);
+    run(t, 1);
+}
+
+int sched_sleep(lua_State *L, lbk_task *t, double seconds)
+{
+    lubeck *h = t->gen->host;
+    if (seconds < 0) seconds = 0;
+    ev_timer_set(&t->timer, seconds, 0);
+    ev_timer_start(h->loop, &t->timer);
+    t->wait = WAIT_TIMER;
+    return lua_yield(L, 0);
+}
+
+static void ready_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    lubeck *h = w->data;
+    /* Run only the tasks queued so far: one that yields again waits a turn. */
+    int n = 0;
+    for (lbk_task *t = h->ready_head; t; t = t->next) n++;
+    while (n-- > 0 && h->ready_head) {
+        lbk_task *t = h->ready_head;
+        h->ready_head = t->next;
+        if (!h->ready_head) h->ready_tail = NULL;
+        run(t, 0);
+    }
+    if (!h->ready_head) ev_idle_stop(loop, w);
+}
+
+void sched_init(lubeck *h)
+{
+    ev_idle_init(&h->ready_idle, ready_cb);
+    h->ready_idle.data = h;
+}
+
+void sched_gen_close(lbk_gen *g)
+{
+    while (g->free_tasks) {
+        lbk_task *t = g->free_tasks;
+        g->free_tasks = t->next;
+        free(t);   /* the threads themselves go with lua_close */
+    }
+}

@@ -1,0 +1,97 @@
+-- The app object: options and routes. Routes are compiled into the host's C
+-- router when the app is loaded; a bad pattern is reported at the line that
+-- declared it.
+local core = require "lubeck.core"
+local handler = require "lubeck.handler"
+
+local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format = setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
+local getinfo = debug.getinfo
+
+local App = {}
+App.__index = App
+
+local OPTIONS = {
+    cookie_secret = "string", template_dir = "string", login_url = "string",
+    debug = "boolean", request_timeout = "number", name = "string",
+}
+
+function App.new(opts)
+    opts = opts or {}
+    if type(opts) ~= "table" then error("lubeck.app{...}: options must be a table", 2) end
+    local app = setmetatable({
+        routes = {},
+        template_dir = "templates",
+        request_timeout = 60,
+        debug = false,
+        name = "app",
+    }, App)
+    for k, v in pairs(opts) do
+        local want = OPTIONS[k]
+        if not want then error(format("lubeck.app{...}: unknown option '%s'", tostring(k)), 2) end
+        if type(v) ~= want then
+            error(format("lubeck.app{...}: option '%s' must be a %s, got %s", k, want, type(v)), 2)
+        end
+        app[k] = v
+    end
+    return app
+end
+
+function App.is_app(v)
+    return getmetatable(v) == App
+end
+
+local function add_route(app, pattern, target, methods, level)
+    if type(pattern) ~= "string" or pattern == "" then
+        error("route pattern must be a non-empty string", level)
+    end
+    local kind
+    if type(target) == "function" then
+        kind = "function"
+    elseif handler.is_class(target) then
+        kind = "class"
+    else
+        error(format("route %s: the handler must be a function or a lubeck.Handler class, got %s",
+            pattern, type(target)), level)
+    end
+    local mask = 0
+    if methods ~= nil then
+        if type(methods) ~= "table" then error("route methods must be a list like {\"GET\", \"POST\"}", level) end
+        for _, m in ipairs(methods) do
+            local bit = core.method_bit(tostring(m):upper())
+            if bit == core.method_bit("?") then
+                error(format("route %s: unknown method '%s'", pattern, tostring(m)), level)
+            end
+            mask = mask + bit
+        end
+    end
+    local info = getinfo(level, "Sl")
+    local routes = app.routes
+    routes[#routes + 1] = {
+        pattern = pattern, handler = target, kind = kind, mask = mask,
+        where = info and format("%s:%d", info.short_src, info.currentline) or pattern,
+    }
+    return app
+end
+
+function App:route(pattern, target, methods)
+    return add_route(self, pattern, target, methods, 3)
+end
+
+for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
+    local methods = { verb:upper() }
+    App[verb] = function(self, pattern, target)
+        return add_route(self, pattern, target, methods, 3)
+    end
+end
+
+-- Hands every route to the C router, in order (the first match wins).
+function App:_compile()
+    for i, r in ipairs(self.routes) do
+        local index, names = core.route_add(r.pattern, r.mask)
+        if not index then error(r.where .. ": " .. names, 0) end
+        if index ~= i then error("routes were already compiled for another app", 0) end
+        r.names = names
+    end
+end
+
+return App

@@ -1,0 +1,21 @@
+-- lubeck: Lua web handlers behind Mongrel2. This module is what apps require:
+--   local lubeck = require "lubeck"
+--   local app = lubeck.app{}
+--   app:get("/", function(req) return "Hello" end)
+--   return app
+local core = require "lubeck.core"
+local App = require "lubeck.app"
+local handler = require "lubeck.handler"
+local errors = require "lubeck.errors"
+
+local _M = {
+    _VERSION = core.version,
+    app = App.new,
+    Handler = handler.Handler,
+    JSONHandler = handler.JSONHandler,
+    abort = errors.abort,
+    sleep = core.sleep,
+    now = core.now,
+}
+
+return _M

@@ -1,0 +1,144 @@
+-- What runs in each request's coroutine: build the request, run the route's
+-- handler under a traceback handler, turn what it returned into the response,
+-- and answer failures (500, abort, 404, 405) without ever leaving a request
+-- unanswered.
+local core = require "lubeck.core"
+local Request = require "lubeck.request"
+local Response = require "lubeck.response"
+local handler = require "lubeck.handler"
+local errors = require "lubeck.errors"
+
+local type, xpcall, tostring, select, ipairs, setmetatable, concat =
+    type, xpcall, tostring, select, ipairs, setmetatable, table.concat
+local traceback = debug.traceback
+local bit = require "bit"
+local band = bit.band
+
+local _M = {}
+
+-- Method bits as the C router numbers them, for the Allow header of a 405.
+local METHOD_BITS = {
+    { "GET", core.method_bit("GET") }, { "HEAD", core.method_bit("HEAD") },
+    { "POST", core.method_bit("POST") }, { "PUT", core.method_bit("PUT") },
+    { "PATCH", core.method_bit("PATCH") }, { "DELETE", core.method_bit("DELETE") },
+    { "OPTIONS", core.method_bit("OPTIONS") },
+}
+
+local function allow_list(mask)
+    local names = {}
+    for _, m in ipairs(METHOD_BITS) do
+        if band(mask, m[2]) ~= 0 then names[#names + 1] = m[1] end
+    end
+    if band(mask, core.method_bit("OPTIONS")) == 0 then names[#names + 1] = "OPTIONS" end
+    return concat(names, ", ")
+end
+
+local function on_error(err)
+    if errors.is_abort(err) then return err end
+    return traceback(tostring(err), 2)
+end
+
+local function log_failure(req, where, err)
+    core.log("error", ("%s %s: %s%s"):format(req.method, req.path, where, err))
+end
+
+-- Answers a failure of the handler: abort → its status; anything else → 500.
+local function answer_failure(resp, req, app, err)
+    if errors.is_abort(err) then
+        return resp:send_abort(err)
+    end
+    log_failure(req, "", err)
+    if resp._streaming then
+        -- The head is out: the only honest end is to drop the connection.
+        core.close(req._handle)
+        resp._finished = true
+        return
+    end
+    local ok, err2 = xpcall(resp.send_error, on_error, resp, 500, app.debug and err or nil)
+    if not ok then
+        -- write_error itself failed: fall back to the plain page.
+        log_failure(req, "while answering the error: ", err2)
+        Response.send_error(Response.new(req, app), 500)
+    end
+end
+
+local function params_of(route, ...)
+    local params, names = {}, route.names
+    for i = 1, #names do
+        local name = names[i]
+        if name then params[name] = (select(i, ...)) end
+    end
+    return params
+end
+
+local function run_function(route, req, app, ...)
+    local resp = Response.new(req, app)
+    local ok, a, b, c = xpcall(route.handler, on_error, req, ...)
+    if ok then
+        ok, a = xpcall(resp.apply_result, on_error, resp, a, b, c)
+    end
+    if not ok then answer_failure(resp, req, app, a) end
+    return resp
+end
+
+local function run_class(route, req, app, ...)
+    local cls = route.handler
+    local inst = handler.new_instance(cls, req, app)
+    local ok, a, b, c = xpcall(handler.run, on_error, inst, cls, req, ...)
+    if ok then
+        ok, a = xpcall(inst.apply_result, on_error, inst, a, b, c)
+    end
+    if not ok then answer_failure(inst, req, app, a) end
+    if type(inst.on_finish) == "function" then
+        local fin_ok, err = xpcall(inst.on_finish, on_error, inst)
+        if not fin_ok then log_failure(req, "in on_finish: ", err) end
+    end
+    return inst
+end
+
+-- The response object of each request still running, for on_timeout.
+local running = {}
+
+function _M.entry(app)
+    local routes = app.routes
+    return function(handle, index, ...)
+        local req = Request.new(handle)
+        local route = routes[index]
+        if route then
+            req.params = #route.names > 0 and params_of(route, ...) or {}
+            running[handle] = true
+            if route.kind == "function" then
+                running[handle] = run_function(route, req, app, ...)
+            else
+                running[handle] = run_class(route, req, app, ...)
+            end
+            running[handle] = nil
+            return
+        end
+        req.params = {}
+        local resp = Response.new(req, app)
+        if index == 0 then
+            return resp:send_error(404)
+        end
+        local allow = allow_list((...))
+        if req.method == "OPTIONS" then
+            resp:set_header("Allow", allow)
+            resp:set_status(204)
+            return resp:finish()
+        end
+        resp:send_error(405, nil, { "Allow", allow })
+    end
+end
+
+-- Called by the host when a request outlives request_timeout: answer 504
+-- (the host then wakes the handler with nil, "timeout").
+function _M.on_timeout(app)
+    return function(handle)
+        local resp = running[handle]
+        if type(resp) == "table" then
+            resp:send_error(504)
+        end
+    end
+end
+
+return _M

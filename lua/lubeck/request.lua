@@ -1,0 +1,126 @@
+-- The request object handlers receive. The cheap fields are filled at once from
+-- one C call; headers, body, arguments and cookies are read from C the first
+-- time they are used.
+local core = require "lubeck.core"
+local cjson = require("cjson").new()
+
+local setmetatable, rawget, rawset, type, pcall, pairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, tostring
+local lower, find, sub = string.lower, string.find, string.sub
+local req_info, req_headers, req_header, req_body = core.req_info, core.req_headers, core.req_header, core.req_body
+local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
+
+cjson.decode_max_depth(200)
+
+local _M = {}
+local Request = {}
+_M.Request = Request
+
+-- Headers read case-insensitively: Mongrel2 lower-cases client header names.
+local headers_mt = {
+    __index = function(t, k)
+        if type(k) == "string" then
+            local lk = lower(k)
+            if lk ~= k then return rawget(t, lk) end
+        end
+    end,
+}
+
+local lazy = {}
+
+function lazy.headers(req)
+    return setmetatable(req_headers(req._handle), headers_mt)
+end
+
+function lazy.body(req)
+    return req_body(req._handle)
+end
+
+function lazy.cookies(req)
+    local raw = req_header(req._handle, "cookie")
+    if not raw then return {} end
+    return parse_cookies(raw)
+end
+
+function lazy.files(req)
+    return {}
+end
+
+-- name → list of values, from the query string then an urlencoded body.
+function lazy._arg_lists(req)
+    local lists = parse_urlencoded(req.query)
+    local ctype = req_header(req._handle, "content-type")
+    if ctype and find(lower(ctype), "application/x-www-form-urlencoded", 1, true) then
+        local form = parse_urlencoded(req.body)
+        for name, values in pairs(form) do
+            local list = lists[name]
+            if list then
+                for i = 1, #values do list[#list + 1] = values[i] end
+            else
+                lists[name] = values
+            end
+        end
+    end
+    return lists
+end
+
+Request.__index = function(req, key)
+    local load = lazy[key]
+    if load then
+        local v = load(req)
+        rawset(req, key, v)
+        return v
+    end
+    return Request[key]
+end
+
+function _M.new(handle)
+    local method, path, query, uri, version, remote_addr, conn_id, sender = req_info(handle)
+    return setmetatable({
+        _handle = handle,
+        method = method, path = path, query = query, uri = uri, version = version,
+        remote_addr = remote_addr, conn_id = conn_id, sender = sender,
+    }, Request)
+end
+
+-- The values of a header joined by ", " (nil when absent).
+function Request:header(name)
+    return req_header(self._handle, name)
+end
+
+-- The last value of an argument (query or form), or default.
+function Request:arg(name, default)
+    local list = self._arg_lists[name]
+    if list then return list[#list] end
+    return default
+end
+
+function Request:arg_list(name)
+    local list, copy = self._arg_lists[name], {}
+    if list then for i = 1, #list do copy[i] = list[i] end end
+    return copy
+end
+
+function Request:args()
+    local out = {}
+    for name, list in pairs(self._arg_lists) do out[name] = list[#list] end
+    return out
+end
+
+function Request:json()
+    local body = self.body
+    if body == "" then return nil, "empty body" end
+    local ok, value = pcall(cjson.decode, body)
+    if not ok then return nil, "invalid JSON: " .. tostring(value) end
+    return value
+end
+
+function Request:cookie(name)
+    return self.cookies[name]
+end
+
+-- A raw Mongrel2 header such as "PATTERN" or "URL_SCHEME".
+function Request:m2(key)
+    return core.req_m2(self._handle, key)
+end
+
+return _M

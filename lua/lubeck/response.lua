@@ -1,0 +1,274 @@
+-- The response half of a handler: status, headers, cookies, a body buffer, and
+-- the calls that send it (finish in one frame, or flush to stream it chunked).
+-- Class handlers inherit these methods; function routes get a bare Response.
+local core = require "lubeck.core"
+local cjson = require("cjson").new()
+local errors = require "lubeck.errors"
+
+local type, tostring, error, setmetatable, pairs, concat = type, tostring, error, setmetatable, pairs, table.concat
+local lower, format, date = string.lower, string.format, os.date
+local respond, stream_start, stream_write, stream_end = core.respond, core.stream_start, core.stream_write, core.stream_end
+
+cjson.encode_sparse_array(true)
+
+local Response = {}
+Response.__index = Response
+
+local HTML = "text/html; charset=utf-8"
+local JSON = "application/json"
+
+function Response.new(req, app)
+    return setmetatable({ req = req, app = app, _status = 200, _headers = {}, _buffer = {} }, Response)
+end
+
+-- Headers live in one flat list { name, value, ... }: the form core.respond takes.
+local function find_header(headers, name)
+    local lname = lower(name)
+    for i = 1, #headers, 2 do
+        if lower(headers[i]) == lname then return i end
+    end
+end
+
+local function check_header(name, value, level)
+    if type(name) ~= "string" or name == "" then
+        error("header name must be a non-empty string", level + 1)
+    end
+    if type(value) ~= "string" and type(value) ~= "number" then
+        error(format("header %s: value must be a string or number, got %s", name, type(value)), level + 1)
+    end
+    return tostring(value)
+end
+
+function Response:set_status(code)
+    if type(code) ~= "number" or code < 100 or code > 999 then
+        error("set_status: not an HTTP status code: " .. tostring(code), 2)
+    end
+    self._status = code
+end
+
+function Response:get_status()
+    return self._status
+end
+
+function Response:set_header(name, value)
+    value = check_header(name, value, 2)
+    local headers = self._headers
+    local i = find_header(headers, name)
+    if i then
+        headers[i + 1] = value
+        -- drop any added duplicates of the same name
+        local j = i + 2
+        while j <= #headers do
+            if lower(headers[j]) == lower(name) then
+                table.remove(headers, j); table.remove(headers, j)
+            else
+                j = j + 2
+            end
+        end
+    else
+        headers[#headers + 1] = name
+        headers[#headers + 1] = value
+    end
+end
+
+function Response:add_header(name, value)
+    value = check_header(name, value, 2)
+    local headers = self._headers
+    headers[#headers + 1] = name
+    headers[#headers + 1] = value
+end
+
+function Response:get_header(name)
+    local i = find_header(self._headers, name)
+    return i and self._headers[i + 1]
+end
+
+function Response:clear_header(name)
+    local headers = self._headers
+    local j = 1
+    while j <= #headers do
+        if lower(headers[j]) == lower(name) then
+            table.remove(headers, j); table.remove(headers, j)
+        else
+            j = j + 2
+        end
+    end
+end
+
+-- Cookies ------------------------------------------------------------------
+
+local function cookie_date(t)
+    return date("!%a, %d %b %Y %H:%M:%S GMT", t)
+end
+
+local function check_cookie_part(what, s)
+    if s:find("[%c;,]") then error(format("cookie %s holds a control character, ';' or ','", what), 3) end
+end
+
+function Response:set_cookie(name, value, opts)
+    name, value = tostring(name), tostring(value)
+    check_cookie_part("name", name)
+    if name:find("[%s=]") or name == "" then error("cookie name must be a token", 2) end
+    check_cookie_part("value", value)
+    opts = opts or {}
+    local parts = { name .. "=" .. value }
+    parts[#parts + 1] = "Path=" .. (opts.path or "/")
+    if opts.domain then check_cookie_part("domain", opts.domain); parts[#parts + 1] = "Domain=" .. opts.domain end
+    if opts.max_age then parts[#parts + 1] = format("Max-Age=%d", opts.max_age) end
+    if opts.expires then
+        parts[#parts + 1] = "Expires=" .. (type(opts.expires) == "number" and cookie_date(opts.expires) or opts.expires)
+    end
+    if opts.secure then parts[#parts + 1] = "Secure" end
+    if opts.http_only ~= false then parts[#parts + 1] = "HttpOnly" end
+    if opts.same_site then parts[#parts + 1] = "SameSite=" .. opts.same_site end
+    self:add_header("Set-Cookie", concat(parts, "; "))
+end
+
+function Response:clear_cookie(name, opts)
+    local o = { path = opts and opts.path, domain = opts and opts.domain, max_age = 0, expires = 0 }
+    self:set_cookie(name, "", o)
+end
+
+-- Bodies -------------------------------------------------------------------
+
+function Response:write(chunk)
+    if self._finished then error("write() after finish()", 2) end
+    if type(chunk) == "table" then
+        if not self:get_header("Content-Type") then self:set_header("Content-Type", JSON) end
+        chunk = cjson.encode(chunk)
+    elseif type(chunk) ~= "string" then
+        chunk = tostring(chunk)
+    end
+    local buffer = self._buffer
+    buffer[#buffer + 1] = chunk
+end
+
+local function default_content_type(self)
+    if not self:get_header("Content-Type") then self:set_header("Content-Type", HTML) end
+end
+
+-- Raises when a header cannot be sent; the pipeline turns that into a 500.
+local function checked(ok, err)
+    if ok == nil then error(err, 0) end
+    return ok
+end
+
+-- Sends the head and what is written so far; the response streams from now on.
+function Response:flush()
+    if self._finished then return false end
+    local handle = self.req._handle
+    if not self._streaming then
+        default_content_type(self)
+        self._streaming = true
+        checked(stream_start(handle, self._status, self._headers))
+    end
+    local body = concat(self._buffer)
+    self._buffer = {}
+    if body ~= "" then return stream_write(handle, body) end
+    return core.req_active(handle)
+end
+
+function Response:finish(chunk)
+    if self._finished then return end
+    if chunk ~= nil then self:write(chunk) end
+    self._finished = true
+    local handle = self.req._handle
+    if self._streaming then
+        local body = concat(self._buffer)
+        if body ~= "" then stream_write(handle, body) end
+        stream_end(handle)
+        return
+    end
+    local body = concat(self._buffer)
+    if body ~= "" then default_content_type(self) end
+    checked(respond(handle, self._status, body, self._headers))
+end
+
+function Response:json(value, status)
+    if status then self:set_status(status) end
+    self:set_header("Content-Type", JSON)
+    self._buffer = { cjson.encode(value) }
+    self:finish()
+end
+
+function Response:redirect(url, status)
+    url = tostring(url)
+    self:set_status(status or 302)
+    self:set_header("Location", url)
+    self._buffer = {}
+    self:finish()
+end
+
+function Response:is_finished()
+    return self._finished == true
+end
+
+-- Errors ----------------------------------------------------------------------
+
+-- The error page for status; override in a class to customise. err is the
+-- traceback (only passed when the app runs with debug = true).
+function Response:write_error(status, err)
+    if self._json_errors then
+        self:set_header("Content-Type", JSON)
+        self:finish(cjson.encode(errors.json_body(status, err)))
+    else
+        self:set_header("Content-Type", HTML)
+        self:finish(errors.html_page(status, err))
+    end
+end
+
+-- Resets what was prepared and answers with write_error; headers (a flat
+-- { name, value, ... } list) start the new set, e.g. Allow for a 405.
+function Response:send_error(status, err, headers)
+    if self._finished or self._streaming then return end
+    self._status = status
+    self._headers = headers or {}
+    self._buffer = {}
+    self:write_error(status, err)
+    if not self._finished then self:finish() end
+end
+
+-- The answer to lubeck.abort(status, body).
+function Response:send_abort(abort)
+    if self._finished or self._streaming then return end
+    local body = abort.body
+    if body == nil then return self:send_error(abort.status) end
+    self._status = abort.status
+    self._buffer = {}
+    if type(body) == "table" then
+        self:json(body)
+    else
+        self:finish(tostring(body))
+    end
+end
+
+-- What a handler returned becomes the response (API.md §4).
+function Response:apply_result(a, b, c)
+    if self._finished then return end
+    local ta = type(a)
+    if ta == "number" then
+        self:set_status(a)
+        if type(c) == "table" then
+            for name, value in pairs(c) do self:set_header(name, value) end
+        end
+        a, ta = b, type(b)
+        if a == nil then return self:finish() end
+    end
+    if ta == "string" then
+        self:write(a)
+    elseif ta == "table" then
+        return self:json(a)
+    elseif a == nil then
+        if not self._streaming and #self._buffer == 0 and self._status == 200 then
+            self._status = 204
+        end
+    else
+        self:write(tostring(a))
+    end
+    self:finish()
+end
+
+Response.JSON_TYPE = JSON
+Response.HTML_TYPE = HTML
+
+return Response
