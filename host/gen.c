@@ -9,7 +9,7 @@
 #include <stdlib.h>
 
 #include "log.h"
-#include "sched.h"
+#include "scheduler.h"
 
 static unsigned next_gen_id = 1;
 

@@ -13,7 +13,10 @@
 
 #include "log.h"
 #include "reply.h"
-#include "sched.h"
+#include "scheduler.h"
+#include "thread.h"
+#include "channel.h"
+#include "cosocket.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
 #define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
@@ -153,18 +156,30 @@ static void unpark(lubeck *h, lbk_req *r)
 
 static void req_finish(lubeck *h, lbk_req *r)
 {
+    cosocket_req_ended(r);
     unpark(h, r);
     h->inflight--;
     req_free(h, r);
 }
 
-/* Wakes a parked request's coroutine with nil, reason; from then on nothing it
- * writes reaches the client. The slot may be freed by the time this returns. */
+/* Wakes every coroutine of a parked request with nil, reason; from then on
+ * nothing it writes reaches the client. The slot may be freed by the time this
+ * returns. */
 static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
 {
+    double handle = host_req_handle(r);
     r->cancelled = reason;
     r->done = 1;
-    if (r->task) sched_cancel(r->task, reason);
+    /* Each cancel runs Lua that may end tasks (and the request): restart the walk
+     * after each one, and stop when the request is gone. */
+    for (;;) {
+        r = host_req_from_handle(h, handle);
+        if (!r) return;
+        lbk_task *t = r->tasks;
+        while (t && t->wait == WAIT_NONE) t = t->req_next;
+        if (!t) return;
+        sched_cancel(t, reason);
+    }
 }
 
 static void cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
@@ -237,6 +252,17 @@ static void send_msg(lubeck *h, zmq_msg_t *m)
         log_error_limited("sending a reply: %s", zmq_strerror(errno));
         zmq_msg_close(m);
     }
+}
+
+void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body)
+{
+    size_t pre = m2_reply_prefix_size(sender, ids, n);
+    zmq_msg_t m;
+    if (pre == 0 || zmq_msg_init_size(&m, pre + body.n) != 0) return;
+    char *o = zmq_msg_data(&m);
+    o += m2_reply_prefix(o, sender, ids, n);
+    if (body.n) memcpy(o, body.p, body.n);
+    send_msg(h, &m);
 }
 
 /* One frame to the request's connection: prefix, then up to three parts. */
@@ -345,25 +371,43 @@ int host_stream_end(lubeck *h, lbk_req *r)
 
 /* ---- the end of a handler's coroutine ------------------------------------ */
 
+void host_req_add_task(lbk_req *r, lbk_task *t)
+{
+    t->req = r;
+    t->req_prev = NULL;
+    t->req_next = r->tasks;
+    if (r->tasks) r->tasks->req_prev = t;
+    r->tasks = t;
+    r->ntasks++;
+}
+
 void host_task_ended(lubeck *h, lbk_task *t, int failed)
 {
+    if (t->thread) thread_ended(t, failed);
+    else if (failed) log_error("uncaught error in a request's coroutine: %s", lua_tostring(t->co, -1));
     lbk_req *r = t->req;
     t->req = NULL;
-    if (!r || r->task != t) return;
-    r->task = NULL;
-    if (!r->done) {
-        /* The pipeline always answers; only a failure of the pipeline itself
-         * gets here. A started stream cannot be mended: close it. */
-        if (r->head_sent) {
-            host_close_conn(h, r);
-            r->done = 1;
-        } else {
-            reply_spec spec = { .status = 500 };
-            host_reply_defaults(h, r, &spec);
-            host_respond(h, r, &spec, SLICE_LIT("Internal Server Error\n"));
+    if (!r) return;
+    if (t->req_prev) t->req_prev->req_next = t->req_next; else r->tasks = t->req_next;
+    if (t->req_next) t->req_next->req_prev = t->req_prev;
+    r->ntasks--;
+    if (r->task == t) {
+        r->task = NULL;
+        if (!r->done) {
+            /* The pipeline always answers; only a failure of the pipeline itself
+             * gets here. A started stream cannot be mended: close it. */
+            if (r->head_sent) {
+                host_close_conn(h, r);
+                r->done = 1;
+            } else {
+                reply_spec spec = { .status = 500 };
+                host_reply_defaults(h, r, &spec);
+                host_respond(h, r, &spec, SLICE_LIT("Internal Server Error\n"));
+            }
         }
     }
-    req_finish(h, r);
+    /* Spawned threads may outlive the response; the request ends with the last. */
+    if (r->ntasks == 0) req_finish(h, r);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -408,7 +452,7 @@ static void dispatch(lubeck *h, lbk_req *r)
         return;
     }
     r->task = t;
-    t->req = r;
+    host_req_add_task(r, t);
 
     router_match match;
     router_result res = router_match_path(g->router, m->path.p, m->path.n, r->method_bit, &match);
@@ -702,6 +746,8 @@ void lubeck_free(lubeck *h)
     }
     free(h->reqs);
     free(h->conns);
+    channel_free_all(h);
+    cosocket_free_all(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
     for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);

@@ -28,6 +28,9 @@ struct lbk_req {
     m2_request m2;
     lbk_gen *gen;
     lbk_task *task;              /* the handler's coroutine; NULL once it has ended */
+    lbk_task *tasks;             /* all its coroutines: the handler's and spawned ones */
+    struct lbk_sock *socks;      /* cosockets it opened: closed when it ends */
+    int ntasks;                  /* the request lives until the last one ends */
     double started;              /* loop time at receipt */
     unsigned method_bit;
     int status;                  /* for the access log */
@@ -83,11 +86,18 @@ struct lubeck {
     int inflight;
     int started, stopping;
     lbk_task *current;           /* the coroutine running right now */
+    int ntasks;                  /* coroutines alive, all generations */
     lbk_task *ready_head, *ready_tail;   /* yielded with nothing to wait for */
     ev_idle ready_idle;
     lbk_req **conns;             /* conn id → parked requests (open hashing) */
     uint32_t conns_mask;
     lbk_req *dl_head, *dl_tail;
+    struct lbk_channel **channels;   /* channel.c's hash table */
+    int nchannel_waiters;
+    struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
+    int nsocks;
+    struct lbk_pooled *pool;       /* idle keep-alive connections */
+    struct lbk_resolver *resolver;
     lbk_native *natives;
     int nnatives;
     lbk_send_fn send_fn;
@@ -104,6 +114,8 @@ int host_stream_start(lubeck *h, lbk_req *r, struct reply_spec *spec);
 int host_stream_write(lubeck *h, lbk_req *r, slice data);
 int host_stream_end(lubeck *h, lbk_req *r);
 void host_close_conn(lubeck *h, lbk_req *r);
+/* One frame to up to M2_MAX_TARGETS connections of a Mongrel2 server. */
+void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body);
 /* Fills the parts of a reply_spec that follow from the request (version, time,
  * keep-alive). */
 void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);
@@ -112,6 +124,9 @@ void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);
 lbk_req *host_req_from_handle(lubeck *h, double handle);
 double host_req_handle(const lbk_req *r);
 void host_send(lubeck *h, const void *frame, size_t len);
+/* Adds a task to a request (the handler's or a spawned one). */
+void host_req_add_task(lbk_req *r, lbk_task *t);
+/* A task's coroutine returned (failed: raised; its error is on top of t->co). */
 void host_task_ended(lubeck *h, lbk_task *t, int failed);
 void host_park(lubeck *h, lbk_req *r);
 /* Loads the app again into a new generation; new requests go to it, running ones

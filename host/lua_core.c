@@ -9,10 +9,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "channel.h"
+#include "cosocket.h"
 #include "form.h"
 #include "log.h"
 #include "reply.h"
-#include "sched.h"
+#include "scheduler.h"
+#include "thread.h"
 
 #define MAX_REPLY_HEADERS 256
 
@@ -379,20 +382,61 @@ static int l_sleep(lua_State *L)
     lbk_gen *g = gen_of(L);
     double seconds = luaL_checknumber(L, 1);
     lbk_task *t = sched_current(g->host, L, "lubeck.sleep");
-    if (t->req) {
-        if (t->req->cancelled) {
-            lua_pushnil(L);
-            lua_pushstring(L, t->req->cancelled);
-            return 2;
-        }
-        host_park(g->host, t->req);
-    }
     return sched_sleep(L, t, seconds);
 }
 
 static int l_now(lua_State *L)
 {
     lua_pushnumber(L, ev_now(gen_of(L)->host->loop));
+    return 1;
+}
+
+/* deliver(sender, {conn_id, ...}, data): Mongrel2 broadcast, 128 ids a frame */
+static int l_deliver(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    size_t slen, dlen;
+    const char *sender = luaL_checklstring(L, 1, &slen);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    const char *data = luaL_checklstring(L, 3, &dlen);
+    for (size_t i = 0; i < slen; i++) {
+        char c = sender[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-'))
+            return luaL_argerror(L, 1, "a Mongrel2 sender is letters, digits and '-'");
+    }
+    int n = (int)lua_objlen(L, 2);
+    uint32_t ids[M2_MAX_TARGETS];
+    int frames = 0;
+    for (int i = 0; i < n;) {
+        int k = 0;
+        for (; k < M2_MAX_TARGETS && i < n; k++, i++) {
+            lua_rawgeti(L, 2, i + 1);
+            lua_Number id = lua_tonumber(L, -1);
+            lua_pop(L, 1);
+            if (id < 0 || id > 4294967295.0 || id != (lua_Number)(uint32_t)id)
+                return luaL_error(L, "deliver: conn id #%d is not a Mongrel2 connection id", i + 1);
+            ids[k] = (uint32_t)id;
+        }
+        host_send_ids(g->host, slice_make(sender, slen), ids, k, slice_make(data, dlen));
+        frames++;
+    }
+    lua_pushinteger(L, frames);
+    return 1;
+}
+
+/* stats() → what the host holds right now, for tests and monitoring */
+static int l_stats(lua_State *L)
+{
+    lubeck *h = gen_of(L)->host;
+    lua_createtable(L, 0, 4);
+    lua_pushinteger(L, h->inflight);
+    lua_setfield(L, -2, "requests");
+    lua_pushinteger(L, h->ntasks);
+    lua_setfield(L, -2, "coroutines");
+    lua_pushinteger(L, h->nsocks);
+    lua_setfield(L, -2, "sockets");
+    lua_pushinteger(L, channel_waiters(h));
+    lua_setfield(L, -2, "channel_waiters");
     return 1;
 }
 
@@ -429,6 +473,8 @@ static const luaL_Reg core_functions[] = {
     { "sleep", l_sleep },
     { "now", l_now },
     { "log", l_log },
+    { "deliver", l_deliver },
+    { "stats", l_stats },
     { NULL, NULL }
 };
 
@@ -440,6 +486,9 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
         lua_pushcclosure(L, f->func, 1);
         lua_setfield(L, -2, f->name);
     }
+    thread_open(L, g);
+    channel_open(L, g);
+    cosocket_open(L, g);
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);

@@ -40,15 +40,24 @@ typedef struct m2_request {
     slice path;              /* raw, as in the frame */
     slice body;
     m2_headers headers;      /* every header, Mongrel2's upper-case ones included */
-    /* Mongrel2's own keys, picked out while parsing ("absent" = p NULL): */
+    /* Mongrel2's own keys, picked out while parsing ("absent" = p NULL). The
+     * match is exact and case-sensitive; a repeated key gives its first value. */
     slice method, version, uri, query, remote_addr, url_scheme, pattern;
-    slice upload_start, upload_done;   /* x-mongrel2-upload-start / -done */
+    /* x-mongrel2-upload-start / -done. These are lower-case, so a client can send
+     * them itself: Mongrel2 only overwrites them on a real upload. Check that the
+     * path lies inside upload.temp_store before opening it. */
+    slice upload_start, upload_done;
 } m2_request;
 
 /* Parses one frame "SENDER CONN_ID PATH LEN:HEADERS,LEN:BODY," (HEADERS as JSON
  * or as a tnetstring dict, detected from the frame). req->headers must be
  * initialised (zeroes are fine) and is reused. Returns 0, or -1 with *err set to a
- * short static description of what is wrong (also when realloc fails). */
+ * short static description of what is wrong (also when realloc fails); after -1
+ * the other fields of *req are unspecified but req->headers stays valid storage.
+ * Header values that are JSON/tnetstring numbers, booleans or null are kept as
+ * their raw text. kind: PATH "@*" is a notice, classified by the body's "type"
+ * (any other or unreadable body: M2_NOTICE); elsewhere METHOD "JSON" is
+ * M2_NOTICE; otherwise M2_HTTP, which requires METHOD. */
 int m2_parse(char *frame, size_t len, m2_request *req, const char **err);
 
 /* Looks up a header by name, ASCII case-insensitively; the first entry wins. */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -238,6 +239,7 @@ int serve_main(cli_options *o)
         if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
         if (chdir("/") != 0) _exit(127);
         setpgid(0, 0);   /* a terminal's Ctrl-C goes to lubeck, which stops it in order */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* and if lubeck is killed, it goes too */
         execlp("mongrel2", "mongrel2", db, server_uuid, (char *)NULL);
         fprintf(stderr, "cannot run mongrel2: %s\n", strerror(errno));
         _exit(127);

@@ -73,15 +73,26 @@ local function add_route(app, pattern, target, methods, level)
     return app
 end
 
+-- Not tail calls: a tail call drops this frame, and level 3 (the app.lua line
+-- that declared the route) would then name the loader instead.
 function App:route(pattern, target, methods)
-    return add_route(self, pattern, target, methods, 3)
+    local app = add_route(self, pattern, target, methods, 3)
+    return app
 end
 
 for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
     local methods = { verb:upper() }
     App[verb] = function(self, pattern, target)
-        return add_route(self, pattern, target, methods, 3)
+        local app = add_route(self, pattern, target, methods, 3)
+        return app
     end
+end
+
+-- Mongrel2 broadcast: sends data as is (no HTTP head) to each connection of
+-- the Mongrel2 server named by sender, 128 connections a frame.
+function App:deliver(sender, conn_ids, data)
+    if type(conn_ids) ~= "table" then conn_ids = { conn_ids } end
+    return core.deliver(sender, conn_ids, data)
 end
 
 -- Hands every route to the C router, in order (the first match wins).

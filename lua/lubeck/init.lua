@@ -7,6 +7,7 @@ local core = require "lubeck.core"
 local App = require "lubeck.app"
 local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
+local channel = require "lubeck.channel"
 
 local _M = {
     _VERSION = core.version,
@@ -16,6 +17,10 @@ local _M = {
     abort = errors.abort,
     sleep = core.sleep,
     now = core.now,
+    spawn = core.spawn,
+    tcp = core.tcp,
+    channel = channel.new,
+    stats = core.stats,
 }
 
 return _M

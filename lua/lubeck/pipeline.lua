@@ -71,19 +71,16 @@ local function params_of(route, ...)
     return params
 end
 
-local function run_function(route, req, app, ...)
-    local resp = Response.new(req, app)
+local function run_function(resp, route, req, app, ...)
     local ok, a, b, c = xpcall(route.handler, on_error, req, ...)
     if ok then
         ok, a = xpcall(resp.apply_result, on_error, resp, a, b, c)
     end
     if not ok then answer_failure(resp, req, app, a) end
-    return resp
 end
 
-local function run_class(route, req, app, ...)
+local function run_class(inst, route, req, app, ...)
     local cls = route.handler
-    local inst = handler.new_instance(cls, req, app)
     local ok, a, b, c = xpcall(handler.run, on_error, inst, cls, req, ...)
     if ok then
         ok, a = xpcall(inst.apply_result, on_error, inst, a, b, c)
@@ -93,7 +90,6 @@ local function run_class(route, req, app, ...)
         local fin_ok, err = xpcall(inst.on_finish, on_error, inst)
         if not fin_ok then log_failure(req, "in on_finish: ", err) end
     end
-    return inst
 end
 
 -- The response object of each request still running, for on_timeout.
@@ -106,11 +102,14 @@ function _M.entry(app)
         local route = routes[index]
         if route then
             req.params = #route.names > 0 and params_of(route, ...) or {}
-            running[handle] = true
             if route.kind == "function" then
-                running[handle] = run_function(route, req, app, ...)
+                local resp = Response.new(req, app)
+                running[handle] = resp
+                run_function(resp, route, req, app, ...)
             else
-                running[handle] = run_class(route, req, app, ...)
+                local inst = handler.new_instance(route.handler, req, app)
+                running[handle] = inst
+                run_class(inst, route, req, app, ...)
             end
             running[handle] = nil
             return

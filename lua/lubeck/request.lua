@@ -5,7 +5,7 @@ local core = require "lubeck.core"
 local cjson = require("cjson").new()
 
 local setmetatable, rawget, rawset, type, pcall, pairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, tostring
-local lower, find, sub = string.lower, string.find, string.sub
+local lower, find, sub, concat = string.lower, string.find, string.sub, table.concat
 local req_info, req_headers, req_header, req_body = core.req_info, core.req_headers, core.req_header, core.req_body
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 
@@ -35,9 +35,12 @@ function lazy.body(req)
     return req_body(req._handle)
 end
 
+-- Several Cookie headers (Mongrel2 hands them over as a list) are one cookie
+-- list: join them with "; ", not the ", " that req:header uses.
 function lazy.cookies(req)
-    local raw = req_header(req._handle, "cookie")
-    if not raw then return {} end
+    local raw = req.headers.cookie
+    if raw == nil then return {} end
+    if type(raw) == "table" then raw = concat(raw, "; ") end
     return parse_cookies(raw)
 end
 

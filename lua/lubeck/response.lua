@@ -6,7 +6,7 @@ local cjson = require("cjson").new()
 local errors = require "lubeck.errors"
 
 local type, tostring, error, setmetatable, pairs, concat = type, tostring, error, setmetatable, pairs, table.concat
-local lower, format, date = string.lower, string.format, os.date
+local lower, format, date, find, gsub, byte = string.lower, string.format, os.date, string.find, string.gsub, string.byte
 local respond, stream_start, stream_write, stream_end = core.respond, core.stream_start, core.stream_write, core.stream_end
 
 cjson.encode_sparse_array(true)
@@ -29,14 +29,29 @@ local function find_header(headers, name)
     end
 end
 
+-- A name fit for a log line: control and non-ASCII bytes as \ddd.
+local function printable(s)
+    return (gsub(s, "[%c\128-\255]", function(c) return format("\\%03d", byte(c)) end))
+end
+
+-- Refuses what would split the response (CR, LF) at the call that set it, so the
+-- traceback points at the app's line; the host checks again before sending.
 local function check_header(name, value, level)
     if type(name) ~= "string" or name == "" then
         error("header name must be a non-empty string", level + 1)
     end
-    if type(value) ~= "string" and type(value) ~= "number" then
-        error(format("header %s: value must be a string or number, got %s", name, type(value)), level + 1)
+    if find(name, "[^%w!#$%%&'*+%-.^_`|~]") then
+        error(format("header '%s': the name is not an HTTP token (it holds CR, LF, a space or a separator)",
+            printable(name)), level + 1)
     end
-    return tostring(value)
+    if type(value) ~= "string" and type(value) ~= "number" then
+        error(format("header '%s': value must be a string or number, got %s", name, type(value)), level + 1)
+    end
+    value = tostring(value)
+    if find(value, "[\r\n%z]") then
+        error(format("header '%s': the value holds CR, LF or NUL", name), level + 1)
+    end
+    return value
 end
 
 function Response:set_status(code)
@@ -159,8 +174,10 @@ function Response:flush()
     local handle = self.req._handle
     if not self._streaming then
         default_content_type(self)
-        self._streaming = true
+        -- Streaming only once the head is out: a refused header still leaves
+        -- room for a clean error page.
         checked(stream_start(handle, self._status, self._headers))
+        self._streaming = true
     end
     local body = concat(self._buffer)
     self._buffer = {}
@@ -171,9 +188,9 @@ end
 function Response:finish(chunk)
     if self._finished then return end
     if chunk ~= nil then self:write(chunk) end
-    self._finished = true
     local handle = self.req._handle
     if self._streaming then
+        self._finished = true
         local body = concat(self._buffer)
         if body ~= "" then stream_write(handle, body) end
         stream_end(handle)
@@ -181,7 +198,10 @@ function Response:finish(chunk)
     end
     local body = concat(self._buffer)
     if body ~= "" then default_content_type(self) end
+    -- Finished only once sent: when a header is refused, the error page that
+    -- follows must still be able to go out.
     checked(respond(handle, self._status, body, self._headers))
+    self._finished = true
 end
 
 function Response:json(value, status)
@@ -257,7 +277,9 @@ function Response:apply_result(a, b, c)
     if ta == "string" then
         self:write(a)
     elseif ta == "table" then
-        return self:json(a)
+        -- JSON, unless the handler chose its own type (application/problem+json, ...)
+        if not self:get_header("Content-Type") then self:set_header("Content-Type", JSON) end
+        self._buffer = { cjson.encode(a) }
     elseif a == nil then
         if not self._streaming and #self._buffer == 0 and self._status == 200 then
             self._status = 204

@@ -1,4 +1,4 @@
-#include "sched.h"
+#include "scheduler.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -21,10 +21,12 @@ lbk_task *sched_task_acquire(lbk_gen *g)
         ev_timer_init(&t->timer, timer_cb, 0, 0);
         t->timer.data = t;
     }
-    t->next = NULL;
+    t->next = t->req_prev = t->req_next = t->wait_prev = t->wait_next = NULL;
     t->req = NULL;
+    t->thread = NULL;
     t->wait = WAIT_NONE;
     g->tasks++;
+    g->host->ntasks++;
     return t;
 }
 
@@ -32,6 +34,7 @@ static void task_release(lbk_task *t, int reusable)
 {
     lbk_gen *g = t->gen;
     g->tasks--;
+    g->host->ntasks--;
     if (reusable) {
         lua_settop(t->co, 0);
         t->next = g->free_tasks;
@@ -44,9 +47,10 @@ static void task_release(lbk_task *t, int reusable)
     if (g->retired && g->tasks == 0) gen_release(g);
 }
 
-static void ready_push(lubeck *h, lbk_task *t)
+static void ready_push(lubeck *h, lbk_task *t, int nargs)
 {
     t->wait = WAIT_READY;
+    t->ready_nargs = nargs;
     t->next = NULL;
     if (h->ready_tail) h->ready_tail->next = t; else h->ready_head = t;
     h->ready_tail = t;
@@ -73,12 +77,11 @@ static void run(lbk_task *t, int nargs)
     if (rc == LUA_YIELD) {
         /* A host call records its wait before yielding; a bare coroutine.yield()
          * leaves none, and then just gives the others a turn. */
-        if (t->wait == WAIT_NONE) ready_push(h, t);
+        if (t->wait == WAIT_NONE) {
+            lua_settop(t->co, 0);
+            ready_push(h, t, 0);
+        }
         return;
-    }
-    if (rc != 0) {
-        const char *msg = lua_tostring(t->co, -1);
-        log_error("uncaught error in a request's coroutine: %s", msg ? msg : "(not a string)");
     }
     host_task_ended(h, t, rc != 0);
     task_release(t, rc == 0);
@@ -89,28 +92,38 @@ void sched_start(lbk_task *t, int nargs)
     run(t, nargs);
 }
 
-void sched_resume(lbk_task *t, int nresults)
+/* Leaves the current wait: stops its timer and, for timeouts and cancels,
+ * unlinks the task from what it waited on. */
+static void end_wait(lbk_task *t, int undo)
 {
-    run(t, nresults);
+    lubeck *h = t->gen->host;
+    ev_timer_stop(h->loop, &t->timer);
+    if (t->wait == WAIT_READY) {
+        ready_remove(h, t);
+        lua_pop(t->co, t->ready_nargs);
+    }
+    if (t->wait == WAIT_OTHER && undo && t->undo_fn) t->undo_fn(t);
+    t->wait = WAIT_NONE;
+    t->undo_fn = NULL;
+    t->wait_on = NULL;
+}
+
+void sched_wake(lbk_task *t, int nvalues)
+{
+    end_wait(t, 0);
+    ready_push(t->gen->host, t, nvalues);
+}
+
+void sched_complete(lbk_task *t, int nvalues)
+{
+    end_wait(t, 0);
+    run(t, nvalues);
 }
 
 void sched_cancel(lbk_task *t, const char *reason)
 {
-    lubeck *h = t->gen->host;
-    switch (t->wait) {
-    case WAIT_NONE:
-        return;
-    case WAIT_TIMER:
-        ev_timer_stop(h->loop, &t->timer);
-        break;
-    case WAIT_READY:
-        ready_remove(h, t);
-        break;
-    case WAIT_OTHER:
-        if (t->cancel_fn) t->cancel_fn(t);
-        break;
-    }
-    t->wait = WAIT_NONE;
+    if (t->wait == WAIT_NONE) return;
+    end_wait(t, 1);
     lua_pushnil(t->co);
     lua_pushstring(t->co, reason);
     run(t, 2);
@@ -134,18 +147,63 @@ lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     lbk_task *t = w->data;
-    t->wait = WAIT_NONE;
-    lua_pushboolean(t->co, 1);
-    run(t, 1);
+    if (t->wait == WAIT_TIMER) {
+        t->wait = WAIT_NONE;
+        lua_pushboolean(t->co, 1);
+        run(t, 1);
+        return;
+    }
+    int as_false = t->timeout_false;
+    end_wait(t, 1);
+    if (as_false) lua_pushboolean(t->co, 0); else lua_pushnil(t->co);
+    lua_pushliteral(t->co, "timeout");
+    run(t, 2);
+}
+
+/* A cancelled request's code keeps running (to clean up) but never waits
+ * again: each wait returns nil, reason at once. The first wait of a request
+ * makes it reachable by disconnect notices and its deadline. */
+static int refuse_or_park(lua_State *L, lbk_task *t)
+{
+    lbk_req *r = t->req;
+    if (!r) return 0;
+    if (r->cancelled) {
+        lua_pushnil(L);
+        lua_pushstring(L, r->cancelled);
+        return 2;
+    }
+    host_park(t->gen->host, r);
+    return 0;
 }
 
 int sched_sleep(lua_State *L, lbk_task *t, double seconds)
 {
     lubeck *h = t->gen->host;
-    if (seconds < 0) seconds = 0;
-    ev_timer_set(&t->timer, seconds, 0);
+    int refused = refuse_or_park(L, t);
+    if (refused) return refused;
+    ev_timer_set(&t->timer, seconds > 0 ? seconds : 0, 0);
     ev_timer_start(h->loop, &t->timer);
     t->wait = WAIT_TIMER;
+    return lua_yield(L, 0);
+}
+
+int sched_wait(lua_State *L, lbk_task *t, void *wait_on, double timeout, lbk_undo_fn undo,
+               int timeout_false)
+{
+    lubeck *h = t->gen->host;
+    int refused = refuse_or_park(L, t);
+    if (refused) {
+        if (undo) { t->wait_on = wait_on; undo(t); t->wait_on = NULL; }
+        return refused;
+    }
+    t->wait = WAIT_OTHER;
+    t->wait_on = wait_on;
+    t->undo_fn = undo;
+    t->timeout_false = timeout_false;
+    if (timeout >= 0) {
+        ev_timer_set(&t->timer, timeout, 0);
+        ev_timer_start(h->loop, &t->timer);
+    }
     return lua_yield(L, 0);
 }
 
@@ -159,7 +217,7 @@ static void ready_cb(struct ev_loop *loop, ev_idle *w, int revents)
         lbk_task *t = h->ready_head;
         h->ready_head = t->next;
         if (!h->ready_head) h->ready_tail = NULL;
-        run(t, 0);
+        run(t, t->ready_nargs);
     }
     if (!h->ready_head) ev_idle_stop(loop, w);
 }

@@ -1,0 +1,800 @@
+/* lubeck.tcp(): OpenResty-style cosockets. Every call that would block parks
+ * the calling coroutine on the socket's ev_io (and its timer) and returns
+ * through sched_complete when the operation is done, so a handler reads like
+ * blocking code while the worker serves others. Names are resolved on a helper
+ * thread (getaddrinfo blocks); idle connections kept by setkeepalive wait in a
+ * per-host pool keyed "host:port". A request's sockets close when it ends. */
+#define _GNU_SOURCE
+#include "cosocket.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <lauxlib.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "scheduler.h"
+
+#define SOCK_MT "lubeck.Socket"
+#define DEFAULT_TIMEOUT 60.0
+#define READ_CHUNK 65536
+#define DEFAULT_POOL_SIZE 30
+#define DEFAULT_IDLE 60.0
+
+enum op { OP_NONE, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV };
+enum recv_kind { RECV_LINE, RECV_ALL, RECV_BYTES };
+
+typedef struct lbk_resolve {
+    int cancelled;               /* the socket's wait ended first: drop the answer */
+    struct lbk_resolve *next;
+    struct lbk_resolver *resolver;
+    struct ev_loop *loop;
+    struct lbk_sock *sock;
+    char host[256], port[16];
+    struct addrinfo *res;
+    int err;
+} lbk_resolve;
+
+typedef struct lbk_resolver {
+    pthread_mutex_t lock;
+    int pending;                 /* lookups still on their threads */
+    lbk_resolve *done;
+    ev_async async;
+} lbk_resolver;
+
+typedef struct lbk_sock {
+    lubeck *h;
+    int fd;
+    double timeout;              /* seconds, < 0 = none */
+    char key[280];               /* "host:port", the pool key */
+    enum op op;
+    lbk_task *waiter;
+    int self_ref;                /* keeps the userdata alive while an op is pending */
+    ev_io io;
+    /* send in progress */
+    int send_ref;
+    const char *send_data;
+    size_t send_len, send_off;
+    /* receive buffer: data is buf[off, len) */
+    char *buf;
+    size_t off, len, cap;
+    enum recv_kind recv_kind;
+    size_t recv_want;
+    int eof;
+    lbk_resolve *resolving;
+    lbk_req *req;                /* owner: closed when it ends */
+    struct lbk_sock *req_prev, *req_next;
+    int reused;                  /* times taken from the pool */
+} lbk_sock;
+
+typedef struct lbk_pooled {
+    struct lbk_pooled *next;
+    lubeck *h;
+    int fd;
+    int reused;
+    char key[280];
+    ev_io io;                    /* the peer closing an idle connection */
+    ev_timer idle;
+} lbk_pooled;
+
+/* ---- the owner's list ----------------------------------------------------- */
+
+static void detach_from_req(lbk_sock *s)
+{
+    lbk_req *r = s->req;
+    if (!r) return;
+    if (s->req_prev) s->req_prev->req_next = s->req_next; else r->socks = s->req_next;
+    if (s->req_next) s->req_next->req_prev = s->req_prev;
+    s->req = NULL;
+    s->req_prev = s->req_next = NULL;
+}
+
+static void close_fd(lbk_sock *s)
+{
+    if (s->fd < 0) return;
+    ev_io_stop(s->h->loop, &s->io);
+    close(s->fd);
+    s->fd = -1;
+    s->h->nsocks--;
+    s->off = s->len = 0;
+    s->eof = 0;
+    detach_from_req(s);
+}
+
+/* ---- finishing an operation ------------------------------------------------- */
+
+static void op_clear(lbk_sock *s)
+{
+    lua_State *L = s->waiter ? s->waiter->gen->L : NULL;
+    if (s->fd >= 0) ev_io_stop(s->h->loop, &s->io);
+    if (L && s->send_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->send_ref);
+    s->send_ref = LUA_NOREF;
+    s->op = OP_NONE;
+    if (L && s->self_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
+    s->self_ref = LUA_NOREF;
+    s->waiter = NULL;
+}
+
+/* Resumes the waiting task with the values it already has on its stack. */
+static void op_done(lbk_sock *s, int nvalues)
+{
+    lbk_task *t = s->waiter;
+    op_clear(s);
+    sched_complete(t, nvalues);
+}
+
+static void op_fail(lbk_sock *s, const char *err, int close_it)
+{
+    lbk_task *t = s->waiter;
+    lua_pushnil(t->co);
+    lua_pushstring(t->co, err);
+    if (close_it) close_fd(s);
+    op_done(s, 2);
+}
+
+/* Timeout or cancel: the task is resumed by sched; only undo our side. */
+static void undo_op(lbk_task *t)
+{
+    lbk_sock *s = t->wait_on;
+    if (!s) return;
+    int cancelled = t->req && t->req->cancelled;
+    if (s->resolving) {
+        s->resolving->cancelled = 1;
+        s->resolving = NULL;
+    }
+    /* A half-done connect or send leaves the stream in an unknown state. */
+    int close_it = cancelled || s->op == OP_CONNECT || s->op == OP_SEND;
+    s->waiter = t;
+    op_clear(s);
+    if (close_it) close_fd(s);
+}
+
+static int begin_wait(lua_State *L, lbk_task *t, lbk_sock *s, enum op op, int events)
+{
+    s->op = op;
+    s->waiter = t;
+    lua_pushvalue(L, 1);
+    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (events && s->fd >= 0) {
+        ev_io_set(&s->io, s->fd, events);
+        ev_io_start(s->h->loop, &s->io);
+    }
+    return sched_wait(L, t, s, s->timeout, undo_op, 0);
+}
+
+/* ---- errors ----------------------------------------------------------------- */
+
+static const char *errno_text(int e)
+{
+    switch (e) {
+    case ECONNREFUSED: return "connection refused";
+    case ECONNRESET: return "connection reset by peer";
+    case EPIPE: return "closed";
+    case ETIMEDOUT: return "timeout";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    default: return strerror(e);
+    }
+}
+
+/* ---- the pool ----------------------------------------------------------------- */
+
+static void pooled_free(lbk_pooled *p)
+{
+    lubeck *h = p->h;
+    for (lbk_pooled **pp = &h->pool; *pp; pp = &(*pp)->next)
+        if (*pp == p) { *pp = p->next; break; }
+    ev_io_stop(h->loop, &p->io);
+    ev_timer_stop(h->loop, &p->idle);
+    free(p);
+}
+
+static void pooled_drop(lbk_pooled *p)
+{
+    close(p->fd);
+    pooled_free(p);
+}
+
+static void pooled_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    pooled_drop(w->data);   /* EOF or unexpected bytes: no longer reusable */
+}
+
+static void pooled_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pooled_drop(w->data);
+}
+
+static int pool_take(lubeck *h, const char *key, int *reused)
+{
+    for (lbk_pooled *p = h->pool; p; p = p->next) {
+        if (strcmp(p->key, key) != 0) continue;
+        int fd = p->fd;
+        *reused = p->reused + 1;
+        pooled_free(p);
+        return fd;
+    }
+    return -1;
+}
+
+static int pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size)
+{
+    int count = 0;
+    lbk_pooled *oldest = NULL;
+    for (lbk_pooled *p = h->pool; p; p = p->next)
+        if (strcmp(p->key, key) == 0) { count++; oldest = p; }
+    if (count >= size && oldest) pooled_drop(oldest);   /* the list is newest first */
+    lbk_pooled *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    p->h = h;
+    p->fd = fd;
+    p->reused = reused;
+    snprintf(p->key, sizeof p->key, "%s", key);
+    ev_io_init(&p->io, pooled_io_cb, fd, EV_READ);
+    p->io.data = p;
+    ev_io_start(h->loop, &p->io);
+    ev_timer_init(&p->idle, pooled_idle_cb, idle, 0);
+    p->idle.data = p;
+    if (idle > 0) ev_timer_start(h->loop, &p->idle);
+    p->next = h->pool;
+    h->pool = p;
+    return 0;
+}
+
+/* ---- name resolution on a helper thread ------------------------------------- */
+
+
+static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len, int *err);
+
+static void resolved_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    lbk_resolver *rs = w->data;
+    pthread_mutex_lock(&rs->lock);
+    lbk_resolve *list = rs->done;
+    rs->done = NULL;
+    for (lbk_resolve *q = list; q; q = q->next) rs->pending--;
+    pthread_mutex_unlock(&rs->lock);
+    while (list) {
+        lbk_resolve *q = list;
+        list = q->next;
+        if (!q->cancelled) {
+            lbk_sock *s = q->sock;
+            s->resolving = NULL;
+            if (q->err || !q->res) {
+                char msg[320];
+                snprintf(msg, sizeof msg, "%s could not be resolved (%s)", q->host,
+                         gai_strerror(q->err ? q->err : EAI_NONAME));
+                op_fail(s, msg, 0);
+            } else {
+                int err = 0, rc = start_connect(s, q->res->ai_addr, q->res->ai_addrlen, &err);
+                if (rc > 0) {
+                    lua_pushinteger(s->waiter->co, 1);
+                    op_done(s, 1);
+                } else if (rc < 0) {
+                    op_fail(s, errno_text(err), 0);
+                } else {
+                    s->op = OP_CONNECT;   /* the same wait goes on, now for the connect */
+                }
+            }
+        }
+        if (q->res) freeaddrinfo(q->res);
+        free(q);
+    }
+}
+
+static void *resolve_thread(void *arg)
+{
+    lbk_resolve *q = arg;
+    lbk_resolver *rs = q->resolver;
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
+    q->err = getaddrinfo(q->host, q->port, &hints, &q->res);
+    pthread_mutex_lock(&rs->lock);
+    q->next = rs->done;
+    rs->done = q;
+    pthread_mutex_unlock(&rs->lock);
+    ev_async_send(q->loop, &rs->async);
+    return NULL;
+}
+
+static lbk_resolver *resolver(lubeck *h)
+{
+    if (h->resolver) return h->resolver;
+    lbk_resolver *rs = calloc(1, sizeof *rs);
+    if (!rs) return NULL;
+    pthread_mutex_init(&rs->lock, NULL);
+    ev_async_init(&rs->async, resolved_cb);
+    rs->async.data = rs;
+    ev_async_start(h->loop, &rs->async);
+    h->resolver = rs;
+    return rs;
+}
+
+/* ---- connect ------------------------------------------------------------------ */
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Opens the socket and starts connecting: 1 connected, 0 in progress (the io
+ * watcher waits for writability), -1 failed with *err set. */
+static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len, int *err)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) { *err = errno; return -1; }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    s->fd = fd;
+    s->h->nsocks++;
+    if (connect(fd, addr, len) == 0) return 1;
+    if (errno != EINPROGRESS) {
+        *err = errno;
+        close_fd(s);
+        return -1;
+    }
+    ev_io_set(&s->io, fd, EV_WRITE);
+    ev_io_start(s->h->loop, &s->io);
+    return 0;
+}
+
+static void finish_connect(lbk_sock *s)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err) return op_fail(s, errno_text(err), 1);
+    lua_pushinteger(s->waiter->co, 1);
+    op_done(s, 1);
+}
+
+static lbk_gen *gen_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static lbk_sock *check_sock(lua_State *L)
+{
+    return luaL_checkudata(L, 1, SOCK_MT);
+}
+
+static void attach_to_req(lbk_sock *s, lbk_task *t)
+{
+    lbk_req *r = t->req;
+    if (!r || s->req == r) return;
+    detach_from_req(s);
+    s->req = r;
+    s->req_next = r->socks;
+    if (r->socks) r->socks->req_prev = s;
+    r->socks = s;
+}
+
+static int busy(lua_State *L, lbk_sock *s)
+{
+    if (s->op == OP_NONE) return 0;
+    return luaL_error(L, "socket busy: another coroutine is using it");
+}
+
+/* sock:connect(host, port) → 1 | nil, err */
+static int l_connect(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    size_t hlen;
+    const char *host = luaL_checklstring(L, 2, &hlen);
+    int port = (int)luaL_checkinteger(L, 3);
+    busy(L, s);
+    if (hlen == 0 || hlen >= 256 || port <= 0 || port > 65535)
+        return luaL_argerror(L, hlen == 0 || hlen >= 256 ? 2 : 3, "bad host or port");
+    lbk_task *t = sched_current(s->h, L, "sock:connect");
+    close_fd(s);
+    snprintf(s->key, sizeof s->key, "%s:%d", host, port);
+    attach_to_req(s, t);
+
+    int fd = pool_take(s->h, s->key, &s->reused);
+    if (fd >= 0) {
+        s->fd = fd;
+        s->h->nsocks++;
+        lua_pushinteger(L, 1);
+        return 1;
+    }
+    s->reused = 0;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    socklen_t alen = 0;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        alen = sizeof *a4;
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        alen = sizeof *a6;
+    }
+    if (alen) {
+        int err = 0, rc = start_connect(s, (struct sockaddr *)&ss, alen, &err);
+        if (rc > 0) {
+            lua_pushinteger(L, 1);
+            return 1;
+        }
+        if (rc < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, errno_text(err));
+            return 2;
+        }
+        return begin_wait(L, t, s, OP_CONNECT, 0);
+    }
+
+    /* A name: getaddrinfo blocks, so it runs on a thread of its own. */
+    lbk_resolver *rs = resolver(s->h);
+    lbk_resolve *q = rs ? calloc(1, sizeof *q) : NULL;
+    if (!q) return luaL_error(L, "sock:connect: out of memory");
+    q->sock = s;
+    q->resolver = rs;
+    q->loop = s->h->loop;
+    snprintf(q->host, sizeof q->host, "%s", host);
+    snprintf(q->port, sizeof q->port, "%d", port);
+    pthread_t tid;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&tid, &attr, resolve_thread, q);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        free(q);
+        lua_pushnil(L);
+        lua_pushliteral(L, "cannot start the resolver thread");
+        return 2;
+    }
+    rs->pending++;
+    s->resolving = q;
+    return begin_wait(L, t, s, OP_RESOLVE, 0);
+}
+
+/* ---- send ---------------------------------------------------------------------- */
+
+/* Writes what it can; returns 1 when all is sent, 0 to wait, -1 on error. */
+static int send_some(lbk_sock *s, int *err)
+{
+    while (s->send_off < s->send_len) {
+        ssize_t n = send(s->fd, s->send_data + s->send_off, s->send_len - s->send_off, MSG_NOSIGNAL);
+        if (n > 0) { s->send_off += (size_t)n; continue; }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
+        *err = errno;
+        return -1;
+    }
+    return 1;
+}
+
+/* sock:send(data) → bytes | nil, err */
+static int l_send(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    size_t len;
+    const char *data = luaL_checklstring(L, 2, &len);
+    busy(L, s);
+    if (s->fd < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    lbk_task *t = sched_current(s->h, L, "sock:send");
+    s->send_data = data;
+    s->send_len = len;
+    s->send_off = 0;
+    int err = 0, rc = send_some(s, &err);
+    if (rc == 1) {
+        lua_pushinteger(L, (lua_Integer)len);
+        return 1;
+    }
+    if (rc < 0) {
+        close_fd(s);
+        lua_pushnil(L);
+        lua_pushstring(L, errno_text(err));
+        return 2;
+    }
+    lua_pushvalue(L, 2);   /* the string must outlive the wait */
+    s->send_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    return begin_wait(L, t, s, OP_SEND, EV_WRITE);
+}
+
+/* ---- receive --------------------------------------------------------------------- */
+
+static int buf_reserve(lbk_sock *s, size_t want)
+{
+    if (s->off > 0 && s->off == s->len) s->off = s->len = 0;
+    if (s->cap - s->len >= want) return 0;
+    if (s->off > 0) {   /* compact before growing */
+        memmove(s->buf, s->buf + s->off, s->len - s->off);
+        s->len -= s->off;
+        s->off = 0;
+        if (s->cap - s->len >= want) return 0;
+    }
+    size_t cap = s->cap ? s->cap : READ_CHUNK;
+    while (cap - s->len < want) cap *= 2;
+    char *grown = realloc(s->buf, cap);
+    if (!grown) return -1;
+    s->buf = grown;
+    s->cap = cap;
+    return 0;
+}
+
+/* Reads what the socket has; 1 if anything arrived, 0 on EAGAIN, -1 error. */
+static int fill(lbk_sock *s, int *err)
+{
+    if (buf_reserve(s, READ_CHUNK) != 0) { *err = ENOMEM; return -1; }
+    for (;;) {
+        ssize_t n = recv(s->fd, s->buf + s->len, s->cap - s->len, 0);
+        if (n > 0) { s->len += (size_t)n; return 1; }
+        if (n == 0) { s->eof = 1; return 1; }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+        *err = errno;
+        return -1;
+    }
+}
+
+/* Pushes the result on L when the buffer satisfies the pending receive:
+ * returns the count of values, or 0 when more bytes are needed. */
+static int try_satisfy(lbk_sock *s, lua_State *L)
+{
+    const char *data = s->buf + s->off;
+    size_t have = s->len - s->off;
+    switch (s->recv_kind) {
+    case RECV_LINE: {
+        const char *nl = have ? memchr(data, '\n', have) : NULL;
+        if (nl) {
+            size_t n = (size_t)(nl - data);
+            lua_pushlstring(L, data, n > 0 && data[n - 1] == '\r' ? n - 1 : n);
+            s->off += n + 1;
+            return 1;
+        }
+        break;
+    }
+    case RECV_BYTES:
+        if (have >= s->recv_want) {
+            lua_pushlstring(L, data, s->recv_want);
+            s->off += s->recv_want;
+            return 1;
+        }
+        break;
+    case RECV_ALL:
+        if (s->eof) {
+            lua_pushlstring(L, data, have);
+            s->off = s->len;
+            return 1;
+        }
+        return 0;
+    }
+    if (s->eof) {   /* nil, "closed", partial */
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        lua_pushlstring(L, data, have);
+        s->off = s->len;
+        return 3;
+    }
+    return 0;
+}
+
+/* Reads until the receive is satisfied or the socket would block. Returns the
+ * count of values pushed on L, or 0 to wait. */
+static int progress_recv(lbk_sock *s, lua_State *L)
+{
+    for (;;) {
+        int n = try_satisfy(s, L);
+        if (n) return n;
+        int err = 0, rc = fill(s, &err);
+        if (rc == 0) return 0;
+        if (rc < 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, errno_text(err));
+            lua_pushlstring(L, s->buf + s->off, s->len - s->off);
+            close_fd(s);
+            return 3;
+        }
+    }
+}
+
+/* sock:receive("*l" | "*a" | n) → data | nil, err, partial */
+static int l_receive(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    busy(L, s);
+    if (lua_type(L, 2) == LUA_TNUMBER) {
+        lua_Number n = lua_tonumber(L, 2);
+        if (n < 0) return luaL_argerror(L, 2, "byte count must not be negative");
+        s->recv_kind = RECV_BYTES;
+        s->recv_want = (size_t)n;
+    } else {
+        const char *p = luaL_optstring(L, 2, "*l");
+        if (!strcmp(p, "*l") || !strcmp(p, "l")) s->recv_kind = RECV_LINE;
+        else if (!strcmp(p, "*a") || !strcmp(p, "a")) s->recv_kind = RECV_ALL;
+        else return luaL_argerror(L, 2, "expected \"*l\", \"*a\" or a byte count");
+    }
+    if (s->fd < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    lbk_task *t = sched_current(s->h, L, "sock:receive");
+    int n = progress_recv(s, L);
+    if (n) return n;
+    return begin_wait(L, t, s, OP_RECV, EV_READ);
+}
+
+/* ---- readiness ---------------------------------------------------------------------- */
+
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    lbk_sock *s = w->data;
+    if (!s->waiter) {
+        ev_io_stop(loop, w);
+        return;
+    }
+    lua_State *co = s->waiter->co;
+    switch (s->op) {
+    case OP_CONNECT:
+        finish_connect(s);
+        return;
+    case OP_SEND: {
+        int err = 0, rc = send_some(s, &err);
+        if (rc == 0) return;
+        if (rc < 0) return op_fail(s, errno_text(err), 1);
+        lua_pushinteger(co, (lua_Integer)s->send_len);
+        return op_done(s, 1);
+    }
+    case OP_RECV: {
+        int n = progress_recv(s, co);
+        if (n) op_done(s, n);
+        return;
+    }
+    default:
+        ev_io_stop(loop, w);
+    }
+}
+
+/* ---- the rest of the API -------------------------------------------------------------- */
+
+/* sock:settimeout(ms) */
+static int l_settimeout(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    lua_Number ms = luaL_checknumber(L, 2);
+    s->timeout = ms < 0 ? -1 : ms / 1000.0;
+    return 0;
+}
+
+/* sock:setkeepalive([idle_ms [, pool_size]]) → 1 | nil, err */
+static int l_setkeepalive(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    double idle = luaL_optnumber(L, 2, DEFAULT_IDLE * 1000) / 1000.0;
+    int size = (int)luaL_optinteger(L, 3, DEFAULT_POOL_SIZE);
+    busy(L, s);
+    if (s->fd < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    if (s->len > s->off || s->eof) {
+        close_fd(s);
+        lua_pushnil(L);
+        lua_pushstring(L, s->eof ? "closed" : "unread data in buffer");
+        return 2;
+    }
+    int fd = s->fd;
+    ev_io_stop(s->h->loop, &s->io);
+    s->fd = -1;
+    s->h->nsocks--;
+    detach_from_req(s);
+    if (size < 1 || pool_put(s->h, s->key, fd, s->reused, idle, size) != 0) close(fd);
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
+static int l_getreusedtimes(lua_State *L)
+{
+    lua_pushinteger(L, check_sock(L)->reused);
+    return 1;
+}
+
+static int l_close(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    busy(L, s);
+    if (s->fd < 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closed");
+        return 2;
+    }
+    close_fd(s);
+    lua_pushinteger(L, 1);
+    return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    close_fd(s);
+    free(s->buf);
+    s->buf = NULL;
+    s->cap = 0;
+    return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+    lbk_sock *s = check_sock(L);
+    lua_pushfstring(L, "lubeck.Socket (%s): %p", s->fd >= 0 ? s->key : "closed", (void *)s);
+    return 1;
+}
+
+/* tcp() → a new, unconnected socket */
+static int l_tcp(lua_State *L)
+{
+    lbk_gen *g = gen_of(L);
+    lbk_sock *s = lua_newuserdata(L, sizeof *s);
+    memset(s, 0, sizeof *s);
+    s->h = g->host;
+    s->fd = -1;
+    s->timeout = DEFAULT_TIMEOUT;
+    s->self_ref = s->send_ref = LUA_NOREF;
+    ev_init(&s->io, io_cb);
+    s->io.data = s;
+    luaL_getmetatable(L, SOCK_MT);
+    lua_setmetatable(L, -2);
+    return 1;
+}
+
+void cosocket_req_ended(lbk_req *r)
+{
+    while (r->socks) {
+        lbk_sock *s = r->socks;
+        close_fd(s);
+        detach_from_req(s);   /* also when it never got a descriptor */
+    }
+}
+
+void cosocket_open(lua_State *L, lbk_gen *g)
+{
+    if (luaL_newmetatable(L, SOCK_MT)) {
+        static const luaL_Reg methods[] = {
+            { "connect", l_connect }, { "send", l_send }, { "receive", l_receive },
+            { "settimeout", l_settimeout }, { "setkeepalive", l_setkeepalive },
+            { "getreusedtimes", l_getreusedtimes }, { "close", l_close }, { NULL, NULL }
+        };
+        lua_newtable(L);
+        luaL_register(L, NULL, methods);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, l_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_pushcfunction(L, l_tostring);
+        lua_setfield(L, -2, "__tostring");
+    }
+    lua_pop(L, 1);
+    lua_pushlightuserdata(L, g);
+    lua_pushcclosure(L, l_tcp, 1);
+    lua_setfield(L, -2, "tcp");
+}
+
+void cosocket_free_all(lubeck *h)
+{
+    while (h->pool) pooled_drop(h->pool);
+    if (h->resolver) {
+        ev_async_stop(h->loop, &h->resolver->async);
+        /* A lookup still on its thread will touch the resolver: leave it be. */
+        if (h->resolver->pending == 0) {
+            pthread_mutex_destroy(&h->resolver->lock);
+            free(h->resolver);
+        }
+        h->resolver = NULL;
+    }
+}

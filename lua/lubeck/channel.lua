@@ -1,0 +1,40 @@
+-- lubeck.channel(name): pub/sub between the requests of a host. Values travel
+-- as JSON (so they reach every generation, and every worker), which means a
+-- published value must be JSON-encodable: nil, booleans, numbers, strings and
+-- tables of those.
+local core = require "lubeck.core"
+local cjson = require("cjson").new()
+
+local setmetatable, type, error, tostring = setmetatable, type, error, tostring
+local encode, decode = cjson.encode, cjson.decode
+local channel_wait, channel_publish = core.channel_wait, core.channel_publish
+
+local _M = {}
+local Channel = {}
+Channel.__index = Channel
+Channel.__tostring = function(self) return "lubeck.channel(" .. self.name .. ")" end
+
+function _M.new(name)
+    if type(name) ~= "string" or name == "" then
+        error("lubeck.channel: name must be a non-empty string", 2)
+    end
+    return setmetatable({ name = name }, Channel)
+end
+
+-- Wakes every waiter; returns how many were woken in this worker.
+function Channel:publish(value)
+    local ok, payload = pcall(encode, { value })
+    if not ok then error("channel:publish: value is not JSON-encodable: " .. tostring(payload), 2) end
+    return channel_publish(self.name, payload)
+end
+
+-- Waits for the next publish: value | nil, "timeout" | nil, "closed".
+function Channel:wait(timeout)
+    local payload, err = channel_wait(self.name, timeout)
+    if not payload then return nil, err end
+    local value = decode(payload)[1]
+    if value == cjson.null then value = nil end
+    return value
+end
+
+return _M

@@ -1,0 +1,168 @@
+"""End-to-end harness: a real Mongrel2 (Debian's mongrel2-core) started by
+`lubeck serve` on a free loopback port, driven over HTTP. Every process a test
+starts is stopped when it ends."""
+import http.client
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.environ.get("LUBECK_BUILD", os.path.join(ROOT, "build"))
+LUBECK = os.path.join(BUILD, "lubeck")
+APPS = os.path.join(ROOT, "tests", "e2e", "apps")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers          # list of (name, value), names as sent
+        self.body = body
+
+    def header(self, name):
+        """All values of a header joined by ', ' (None when absent)."""
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return ", ".join(values) if values else None
+
+    def header_list(self, name):
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+
+class Process:
+    """A command whose stdout and stderr are collected line by line."""
+
+    def __init__(self, argv, env=None, cwd=None):
+        self.argv = argv
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, cwd=cwd, start_new_session=True)
+        self.out, self.err = [], []
+        self._cv = threading.Condition()
+        for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
+            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+
+    def _pump(self, stream, sink):
+        for line in iter(stream.readline, b""):
+            with self._cv:
+                sink.append(line.decode("utf-8", "replace").rstrip("\n"))
+                self._cv.notify_all()
+
+    def wait_for(self, predicate, timeout=15, what="output"):
+        deadline = time.time() + timeout
+        with self._cv:
+            while True:
+                hit = predicate(self.out, self.err)
+                if hit:
+                    return hit
+                left = deadline - time.time()
+                if left <= 0 or self.proc.poll() is not None:
+                    raise AssertionError("timed out waiting for %s\nstdout:\n%s\nstderr:\n%s" % (
+                        what, "\n".join(self.out), "\n".join(self.err)))
+                self._cv.wait(min(left, 0.1))
+
+    def wait_line(self, needle, stream="out", timeout=15):
+        def find(out, err):
+            lines = out if stream == "out" else err
+            return next((l for l in lines if needle in l), None)
+        return self.wait_for(find, timeout, repr(needle))
+
+    def signal(self, sig):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout=15):
+        self.signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            return self.proc.wait()
+
+
+class Server:
+    """`lubeck serve APP` on a free port, with its run folder in tmp_path."""
+
+    def __init__(self, app, run_dir, args=()):
+        self.port = free_port()
+        self.app = app
+        self.run_dir = str(run_dir)
+        self.process = Process([LUBECK, "serve", app, "--port", str(self.port),
+                                "--run-dir", self.run_dir] + list(args))
+        self.process.wait_line("serving", timeout=20)
+
+    def request(self, method, path, body=None, headers=None, timeout=10, version=None):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if version == "HTTP/1.0":
+            conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
+        try:
+            conn.request(method, path, body=body, headers=headers or {})
+            r = conn.getresponse()
+            data = r.read()
+            return Response(r.status, r.reason, r.getheaders(), data)
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def raw(self, data, timeout=5):
+        """Sends raw bytes on a new connection; returns everything read until close
+        or timeout."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(data)
+            chunks = []
+            try:
+                while True:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    chunks.append(b)
+            except socket.timeout:
+                pass
+            return b"".join(chunks)
+
+    @property
+    def stdout(self):
+        return self.process.out
+
+    @property
+    def stderr(self):
+        return self.process.err
+
+    def stop(self):
+        return self.process.stop()
+
+
+@pytest.fixture
+def serve(tmp_path):
+    """serve(app_name_or_path, *args) → a running Server; stopped at teardown."""
+    started = []
+
+    def start(app, *args):
+        path = app if os.path.isabs(app) else os.path.join(APPS, app)
+        if not os.path.isdir(path):
+            path = os.path.join(ROOT, app)
+        server = Server(path, tmp_path / ("run%d" % len(started)), args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Runs every test suite against the build in $1 (default: build) and ends with
+# one line "total: N passed, N failed". Exit status 1 if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${1:-build}
+PY=/usr/bin/python3          # Debian's, which has python3-zmq and pytest
+passed=0
+failed=0
+log=$(mktemp -d)
+trap 'rm -rf "$log"' EXIT
+
+count() {   # count NAME PASSED FAILED
+    echo "== $1: $2 passed, $3 failed"
+    passed=$((passed + $2))
+    failed=$((failed + $3))
+}
+
+echo "== C unit tests (ctest)"
+ctest --test-dir "$BUILD" --output-on-failure 2>&1 | tee "$log/ctest"
+total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log/ctest")
+bad=$(sed -n 's/.*, \([0-9]*\) tests failed out of.*/\1/p' "$log/ctest")
+count "C units" $(( ${total:-0} - ${bad:-0} )) "${bad:-1}"
+
+echo "== Lua specs (busted on LuaJIT)"
+LUA_PATH="$PWD/lua/?.lua;$PWD/lua/?/init.lua;$PWD/tests/spec/?.lua;;" \
+LUA_CPATH="$PWD/$BUILD/lua/?.so;;" LUBECK_BUILD="$PWD/$BUILD" \
+    busted --lua=luajit -o TAP tests/spec 2>&1 | tee "$log/busted"
+ok=$(grep -c '^ok ' "$log/busted")
+notok=$(grep -c '^not ok ' "$log/busted")
+grep -q '^1\.\.' "$log/busted" || notok=$((notok + 1))   # busted itself failed
+count "Lua specs" "$ok" "$notok"
+
+echo "== fuzz targets over their corpora (clang, ASan+UBSan)"
+if command -v clang >/dev/null; then
+    if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLUBECK_FUZZ=ON -DLUBECK_TESTS=OFF \
+            -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$log/fuzz-cmake" 2>&1 &&
+       cmake --build build-fuzz -j2 >"$log/fuzz-build" 2>&1; then
+        ok=0; bad=0
+        for target in build-fuzz/fuzz_*; do
+            name=$(basename "$target")
+            if "$target" -runs=0 "tests/fuzz/corpus/$name" >"$log/$name" 2>&1; then
+                ok=$((ok + 1))
+            else
+                bad=$((bad + 1)); echo "FAILED: $name"; tail -30 "$log/$name"
+            fi
+        done
+        count "fuzz corpora" "$ok" "$bad"
+    else
+        tail -30 "$log/fuzz-build"; count "fuzz corpora" 0 1
+    fi
+else
+    echo "clang missing: fuzz corpora skipped"
+fi
+
+echo "== end to end through Mongrel2 (pytest)"
+LUBECK_BUILD="$PWD/$BUILD" "$PY" -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log/pytest"
+ok=$(grep -Eo '[0-9]+ passed' "$log/pytest" | tail -1 | grep -Eo '[0-9]+')
+bad=$(grep -Eo '[0-9]+ (failed|errors?)' "$log/pytest" | awk '{s += $1} END {print s + 0}')
+[ -n "$ok$bad" ] || bad=1
+count "end to end" "${ok:-0}" "${bad:-0}"
+
+echo "total: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
