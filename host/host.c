@@ -201,8 +201,9 @@ static void cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
 static void answer_timeout(lubeck *h, lbk_req *r)
 {
     lbk_gen *g = r->gen;
-    log_warn("%.*s %.*s timed out after %gs: answered 504", (int)r->m2.method.n, r->m2.method.p,
-             (int)r->m2.path.n, r->m2.path.p, g->request_timeout);
+    log_warn("%.*s %.*s timed out after %gs: %s", (int)r->m2.method.n, r->m2.method.p,
+             (int)r->m2.path.n, r->m2.path.p, g->request_timeout,
+             r->done ? "cancelling the threads it spawned" : "answered 504");
     if (r->done) return;
     /* The app shapes the 504 page (HTML or JSON); if even that fails, a bare one. */
     lua_State *L = g->L;
@@ -289,6 +290,7 @@ void host_close_conn(lubeck *h, lbk_req *r)
 
 static void access_log(lubeck *h, lbk_req *r)
 {
+    if (h->quiet) return;
     char line[512];
     double ms = (ev_time() - r->started) * 1000.0;
     int n = snprintf(line, sizeof line, "%.*s %.*s %.*s %d %zu %.2fms\n",
@@ -690,6 +692,29 @@ int host_reload(lubeck *h)
     if (old) gen_release(old);
     log_info("reloaded %s", h->app);
     return 0;
+}
+
+int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud)
+{
+    char err[4096];
+    h->gen = gen_load(h, h->app, err, sizeof err);
+    if (!h->gen) {
+        host_set_error(h, "%s", err);
+        return -1;
+    }
+    h->send_fn = send_fn;
+    h->send_ud = ud;
+    h->started = 1;
+    return 0;
+}
+
+void host_inject(lubeck *h, const void *frame, size_t len)
+{
+    zmq_msg_t msg;
+    if (zmq_msg_init_size(&msg, len) != 0) return;
+    memcpy(zmq_msg_data(&msg), frame, len);
+    on_frame(h, &msg);
+    zmq_msg_close(&msg);
 }
 
 static void close_pull(lubeck *h)

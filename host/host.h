@@ -100,6 +100,7 @@ struct lubeck {
     struct lbk_resolver *resolver;
     lbk_native *natives;
     int nnatives;
+    int quiet;                   /* no access log (the in-process test client) */
     lbk_send_fn send_fn;
     void *send_ud;
     char lua_dir[1024];
@@ -129,6 +130,11 @@ void host_req_add_task(lbk_req *r, lbk_task *t);
 /* A task's coroutine returned (failed: raised; its error is on top of t->co). */
 void host_task_ended(lubeck *h, lbk_task *t, int failed);
 void host_park(lubeck *h, lbk_req *r);
+/* Without sockets: loads the app and sends replies to send_fn (lubeck.test). */
+int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
+/* Handles one frame as if Mongrel2 had sent it. */
+void host_inject(lubeck *h, const void *frame, size_t len);
+
 /* Loads the app again into a new generation; new requests go to it, running ones
  * finish on the old. On failure the old one keeps serving. 0 or -1. */
 int host_reload(lubeck *h);

@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# Compares lubeck with the thinnest possible handler (null-handler), two ways:
+#   zmq  lubeck-bench plays Mongrel2 over ZeroMQ, so only the handler's own cost
+#        shows (DESIGN.md "Performance model");
+#   wrk  a real Mongrel2 in front and wrk over HTTP: what a user sees end to end.
+# Every row is measured in this run, and compared with the null row of this run:
+# a ratio means something, a bare time on an unknown machine does not.
+#
+# usage: tests/bench/run.sh [BUILD_DIR]          (default: build)
+# env:   DURATION=5  seconds per measurement
+#        WINDOW=100  requests lubeck-bench keeps in flight
+#        WRK_CONNECTIONS=50
+#        M2_ACCESS_LOG=1   0 turns Mongrel2's access log off (it costs Mongrel2 ~30%)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "run.sh: no build dir '${1:-build}'" >&2; exit 2; }
+DURATION=${DURATION:-5}
+WINDOW=${WINDOW:-100}
+WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
+M2_ACCESS_LOG=${M2_ACCESS_LOG:-1}
+
+for tool in lubeck-bench null-handler; do
+    [[ -x $BUILD/$tool ]] || { echo "run.sh: $BUILD/$tool missing; build first" >&2; exit 2; }
+done
+for tool in mongrel2 m2sh wrk curl python3; do
+    command -v "$tool" >/dev/null || { echo "run.sh: $tool not installed" >&2; exit 2; }
+done
+
+TMP=$(mktemp -d /tmp/lubeck-bench.XXXXXX)
+PIDS=()
+
+# Stops one process we started: TERM, then KILL if it is still there after 5 s.
+stop_pid() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Prints N free loopback ports, all different (held open together while chosen).
+free_ports() {
+    python3 - "$1" <<'EOF'
+import socket, sys
+socks = []
+for _ in range(int(sys.argv[1])):
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    socks.append(s)
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+EOF
+}
+
+# The handler of a row, connected to SEND/RECV, in the background; sets HANDLER_PID.
+# Its stdout (lubeck's access lines) goes to /dev/null, stderr to LOG.
+start_handler() {
+    local row=$1 send=$2 recv=$3 log=$4
+    case $row in
+        null)  "$BUILD/null-handler" --send "$send" --recv "$recv" >/dev/null 2>"$log" & ;;
+        *)     "$BUILD/lubeck" run "$(app_of "$row")" --send "$send" --recv "$recv" >/dev/null 2>"$log" & ;;
+    esac
+    HANDLER_PID=$!
+    PIDS+=("$HANDLER_PID")
+}
+
+# Why a row cannot run, or nothing.
+skip_reason() {
+    case $1 in
+        null) ;;
+        hello|class)
+            if [[ ! -x $BUILD/lubeck ]]; then echo "skipped: $BUILD/lubeck missing"
+            elif [[ ! -f $(app_of "$1")/app.lua ]]; then echo "skipped: $(app_of "$1")/app.lua missing"
+            fi ;;
+    esac
+}
+
+app_of() { [[ $1 == class ]] && echo "$ROOT/tests/bench/apps/classy" || echo "$ROOT/apps/hello"; }
+path_of() { [[ $1 == class ]] && echo '/hello/world?greeting=hey' || echo /; }
+
+# "key=value ..." → value
+field() { tr ' ' '\n' <<<"$1" | sed -n "s/^$2=//p"; }
+
+# wrk prints latencies as 812.00us, 4.89ms or 1.02s; this gives microseconds.
+to_us() {
+    awk -v t="$1" 'BEGIN {
+        v = t + 0
+        if (t ~ /us$/) u = v; else if (t ~ /ms$/) u = v * 1000;
+        else if (t ~ /m$/) u = v * 60e6; else if (t ~ /s$/) u = v * 1e6; else u = v
+        printf "%.0f", u }'
+}
+
+declare -A ZRPS ZP50 ZP99 WRPS WP99 NOTE
+
+# ---- zmq: lubeck-bench → handler ------------------------------------------------------
+
+measure_zmq() {
+    local row=$1 ports send recv line
+    read -r -a ports <<<"$(free_ports 2)"
+    send=tcp://127.0.0.1:${ports[0]} recv=tcp://127.0.0.1:${ports[1]}
+    start_handler "$row" "$send" "$recv" "$TMP/$row.zmq.err"
+    if line=$("$BUILD/lubeck-bench" --send "$send" --recv "$recv" --window "$WINDOW" \
+                  --duration "$DURATION" --path "$(path_of "$row")" 2>"$TMP/$row.bench.err"); then
+        echo "zmq   $row: $line"
+        ZRPS[$row]=$(field "$line" rps) ZP50[$row]=$(field "$line" p50_us)
+        ZP99[$row]=$(field "$line" p99_us)
+        [[ $(field "$line" errors) == 0 ]] || NOTE[$row]+=" zmq errors=$(field "$line" errors);"
+    else
+        echo "zmq   $row: failed: $(tail -n 1 "$TMP/$row.bench.err")"
+        tail -n 5 "$TMP/$row.zmq.err" | sed 's/^/      handler: /'
+        NOTE[$row]+=" zmq run failed;"
+    fi
+    stop_pid "$HANDLER_PID"
+}
+
+# ---- wrk: wrk → Mongrel2 → handler ---------------------------------------------------
+
+# Writes a one-route Mongrel2 config into DIR, loads it and starts mongrel2 in the
+# foreground (daemonize 0). As root, chroot="/" keeps every path absolute; its own
+# control_port keeps parallel runs from colliding on /run/control.
+start_mongrel2() {
+    local dir=$1 http=$2 send=$3 recv=$4 uuid i
+    uuid=$(cat /proc/sys/kernel/random/uuid)
+    mkdir -p "$dir"
+    cat >"$dir/conf" <<EOF
+bench = Server(
+    uuid="$uuid",
+    name="bench",
+    chroot="/",
+    access_log="$dir/access.log",
+    error_log="$dir/error.log",
+    pid_file="$dir/mongrel2.pid",
+    control_port="ipc://$dir/control",
+    default_host="localhost",
+    bind_addr="127.0.0.1",
+    port=$http,
+    hosts=[Host(name="localhost", routes={
+        "/": Handler(send_spec="$send", send_ident="$(cat /proc/sys/kernel/random/uuid)",
+                     recv_spec="$recv", recv_ident="")
+    })]
+)
+settings = {"server.daemonize": 0, "disable.access_logging": $((M2_ACCESS_LOG ? 0 : 1))}
+servers = [bench]
+EOF
+    (cd "$dir" && LOGNAME=${LOGNAME:-root} m2sh load -config conf -db db.sqlite >"$dir/m2sh.out" 2>&1) ||
+        { echo "run.sh: m2sh load failed:"; cat "$dir/m2sh.out"; return 1; } >&2
+    (cd / && exec mongrel2 "$dir/db.sqlite" "$uuid") >"$dir/mongrel2.out" 2>&1 &
+    M2_PID=$!
+    PIDS+=("$M2_PID")
+    for ((i = 0; i < 100; i++)); do     # Mongrel2 retries a busy bind for 10 s
+        (exec 3<>"/dev/tcp/127.0.0.1/$http") 2>/dev/null && return 0
+        kill -0 "$M2_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    echo "run.sh: mongrel2 did not start listening on $http:" >&2
+    tail -n 5 "$dir/mongrel2.out" "$dir/error.log" >&2 2>/dev/null || true
+    return 1
+}
+
+measure_wrk() {
+    local row=$1 ports http send recv dir url code out rps p99 non2xx sockerr
+    read -r -a ports <<<"$(free_ports 3)"
+    http=${ports[0]} send=tcp://127.0.0.1:${ports[1]} recv=tcp://127.0.0.1:${ports[2]}
+    dir=$TMP/m2-$row
+    if ! start_mongrel2 "$dir" "$http" "$send" "$recv"; then
+        NOTE[$row]+=" mongrel2 failed;"
+        return
+    fi
+    start_handler "$row" "$send" "$recv" "$TMP/$row.wrk.err"
+    url="http://127.0.0.1:$http$(path_of "$row")"
+    # One request first: it waits inside Mongrel2 until the handler is connected,
+    # and shows that the row answers what it should before we time it.
+    code=$(curl -sS -m 10 -H 'Cookie: session=abc' -o "$TMP/$row.body" -w '%{http_code}' "$url" \
+               2>"$TMP/$row.curl.err") || code=000
+    if [[ $code != 000 ]]; then
+        echo "check $row: GET $(path_of "$row") → $code $(head -c 100 "$TMP/$row.body" | tr -s '\r\n' ' ')"
+        [[ $code == [23]?? ]] || NOTE[$row]+=" check answered $code;"
+    else
+        echo "check $row: GET $(path_of "$row") failed: $(head -n 1 "$TMP/$row.curl.err")"
+        tail -n 5 "$TMP/$row.wrk.err" | sed 's/^/      handler: /'
+        NOTE[$row]+=" no answer through Mongrel2, wrk not run;"
+        stop_pid "$HANDLER_PID"
+        stop_pid "$M2_PID"
+        return
+    fi
+    out=$(wrk -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" --latency -H 'Cookie: session=abc' "$url" 2>&1) ||
+        NOTE[$row]+=" wrk failed: $(tail -n 1 <<<"$out");"
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    WRPS[$row]=$rps
+    [[ -z $p99 ]] || WP99[$row]=$(to_us "$p99")
+    echo "wrk   $row: rps=$rps p99=$p99"
+    non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
+    sockerr=$(grep -m1 'Socket errors:' <<<"$out" || true)
+    [[ -z $non2xx ]] || NOTE[$row]+=" wrk non-2xx/3xx=$non2xx;"
+    [[ -z $sockerr ]] || NOTE[$row]+=" wrk${sockerr#*Socket errors};"
+    stop_pid "$HANDLER_PID"
+    stop_pid "$M2_PID"
+}
+
+# ---- the run ---------------------------------------------------------------------------
+
+ROWS=(null hello class)
+declare -A LABEL=([null]="null" [hello]="lubeck hello" [class]="lubeck class")
+
+echo "lubeck bench: ${DURATION}s per measurement; zmq window $WINDOW; wrk -t1 -c$WRK_CONNECTIONS;" \
+     "Mongrel2 access log $([[ $M2_ACCESS_LOG == 0 ]] && echo off || echo on); $(nproc) CPUs"
+# Other work on the machine skews rows measured at different moments; say so.
+read -r load _ </proc/loadavg
+if awk -v l="$load" -v n="$(nproc)" 'BEGIN {exit !(l > 0.5 * n)}'; then
+    echo "warning: load average $load on $(nproc) CPUs before starting; expect noisy ratios"
+fi
+for row in "${ROWS[@]}"; do
+    reason=$(skip_reason "$row")
+    if [[ -n $reason ]]; then
+        echo "${LABEL[$row]}: $reason"
+        continue
+    fi
+    measure_zmq "$row"
+    measure_wrk "$row"
+done
+
+ratio() {   # row value / null value, or "-" when either is missing
+    local v=${1:-} base=${2:-}
+    [[ -n $v && -n $base && $base != 0 ]] && awk -v a="$v" -v b="$base" 'BEGIN {printf "%.2f", a / b}' || echo -
+}
+
+echo
+printf '%-13s %10s %10s %10s %10s %10s %11s %10s\n' "" "zmq rps" "zmq p50_us" "zmq p99_us" \
+    "zmq ratio" "wrk rps" "wrk p99_us" "wrk ratio"
+for row in "${ROWS[@]}"; do
+    printf '%-13s %10s %10s %10s %10s %10s %11s %10s\n' "${LABEL[$row]}" \
+        "${ZRPS[$row]:--}" "${ZP50[$row]:--}" "${ZP99[$row]:--}" \
+        "$(ratio "${ZRPS[$row]:-}" "${ZRPS[null]:-}")" \
+        "${WRPS[$row]:--}" "${WP99[$row]:--}" \
+        "$(ratio "${WRPS[$row]:-}" "${WRPS[null]:-}")"
+done
+echo "ratio = the row's requests/s divided by null's, both from this run."
+for row in "${ROWS[@]}"; do
+    [[ -z ${NOTE[$row]:-} ]] || echo "note: ${LABEL[$row]}:${NOTE[$row]%;}"
+done
