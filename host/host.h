@@ -37,7 +37,8 @@ struct lbk_req {
     size_t body_bytes;
     unsigned head_sent : 1;      /* a status line has gone out */
     unsigned done : 1;           /* the response is complete: later writes are dropped */
-    unsigned streaming : 1;      /* chunked response in progress */
+    unsigned streaming : 1;      /* a streamed response is in progress */
+    unsigned stream_raw : 1;     /* ... to HTTP/1.0: unframed bytes, ended by the close */
     unsigned is_head : 1;        /* HEAD request: bodies are not sent */
     unsigned keep_alive : 1;     /* the client connection stays open after the reply */
     unsigned parked : 1;         /* in the conn map and the deadline list */

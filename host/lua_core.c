@@ -11,6 +11,7 @@
 
 #include "channel.h"
 #include "cosocket.h"
+#include "crypto.h"
 #include "form.h"
 #include "log.h"
 #include "reply.h"
@@ -72,21 +73,20 @@ static int l_method_bit(lua_State *L)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-/* req_info(handle) → method, path, query, uri, version, remote_addr, conn_id, sender */
+/* req_info(handle) → query, uri, version, remote_addr, conn_id, sender
+ * (method and path come with the entry call) */
 static int l_req_info(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
     if (!r) return luaL_error(L, "this request has ended");
     m2_request *m = &r->m2;
-    push_slice(L, m->method);
-    push_slice(L, m->path);
     if (m->query.p) push_slice(L, m->query); else lua_pushliteral(L, "");
     if (m->uri.p) push_slice(L, m->uri); else push_slice(L, m->path);
     push_slice(L, m->version);
     push_slice(L, m->remote_addr);
     lua_pushnumber(L, m->conn_id);
     push_slice(L, m->sender);
-    return 8;
+    return 6;
 }
 
 static int is_client_header(slice key)
@@ -489,6 +489,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    crypto_open(L, g);
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);

@@ -63,12 +63,25 @@ int reply_status_has_body(int status)
     return !(status < 200 || status == 204 || status == 304);
 }
 
-/* RFC 9110 token characters. */
+/* RFC 9110 token characters: ALPHA, DIGIT and !#$%&'*+-.^_`|~ */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
 static int is_tchar(unsigned char c)
 {
-    if (c >= '0' && c <= '9') return 1;
-    if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return 1;
-    return c && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+    return tchar[c];
 }
 
 int reply_header_ok(slice name, slice value)
@@ -134,6 +147,8 @@ size_t reply_head_size(const reply_spec *s)
     }
     if (s->chunked)
         n += sizeof CHUNKED - 1;
+    else if (s->until_close)
+        ;
     else if (reply_status_has_body(s->status))
         n += sizeof CONTENT_LENGTH - 1 + digits(s->content_length) + 2;
     if (s->conn == REPLY_CONN_CLOSE) n += sizeof CONN_CLOSE - 1;
@@ -173,11 +188,15 @@ size_t reply_write_head(char *out, const reply_spec *s)
     }
     if (s->chunked) {
         o = put(o, CHUNKED, sizeof CHUNKED - 1);
+    } else if (s->until_close) {
+        /* no framing: the end of the connection ends the body */
     } else if (reply_status_has_body(s->status)) {
         o = put(o, CONTENT_LENGTH, sizeof CONTENT_LENGTH - 1);
         char num[24];
-        int n = snprintf(num, sizeof num, "%zu", s->content_length);
-        o = put(o, num, (size_t)n);
+        int n = 0;
+        size_t v = s->content_length;
+        do { num[sizeof num - ++n] = (char)('0' + v % 10); v /= 10; } while (v);
+        o = put(o, num + sizeof num - n, (size_t)n);
         o = put(o, "\r\n", 2);
     }
     if (s->conn == REPLY_CONN_CLOSE) o = put(o, CONN_CLOSE, sizeof CONN_CLOSE - 1);

@@ -15,6 +15,7 @@ typedef struct reply_spec {
     int nheaders;                /* pairs */
     size_t content_length;       /* ignored when chunked */
     int chunked;                 /* streaming head: Transfer-Encoding: chunked */
+    int until_close;             /* streaming to HTTP/1.0: no length, the close ends it */
     reply_conn conn;
     double now;                  /* wall-clock seconds, for Date */
 } reply_spec;

@@ -71,8 +71,25 @@ local function params_of(route, ...)
     return params
 end
 
-local function run_function(resp, route, req, app, ...)
+local HTML_HEADERS = { "Content-Type", Response.HTML_TYPE }
+local JSON_HEADERS = { "Content-Type", Response.JSON_TYPE }
+local respond = core.respond
+local json_encode = require("cjson").new().encode
+
+-- A function handler that returns a string or a table (the common case) is
+-- answered straight from its result, without building a response object.
+local function run_function(route, req, app, ...)
     local ok, a, b, c = xpcall(route.handler, on_error, req, ...)
+    if ok and b == nil then
+        local ta = type(a)
+        if ta == "string" then
+            if respond(req._handle, 200, a, HTML_HEADERS) ~= nil then return end
+        elseif ta == "table" then
+            local encoded, body = pcall(json_encode, a)
+            if encoded and respond(req._handle, 200, body, JSON_HEADERS) ~= nil then return end
+        end
+    end
+    local resp = Response.new(req, app)
     if ok then
         ok, a = xpcall(resp.apply_result, on_error, resp, a, b, c)
     end
@@ -97,30 +114,26 @@ local running = {}
 
 function _M.entry(app)
     local routes = app.routes
-    return function(handle, index, ...)
-        local req = Request.new(handle)
+    return function(handle, method, path, index, ...)
+        local req = Request.new(handle, method, path)
         local route = routes[index]
         if route then
-            req.params = #route.names > 0 and params_of(route, ...) or {}
+            if route.names[1] ~= nil then req.params = params_of(route, ...) end
             if route.kind == "function" then
-                local resp = Response.new(req, app)
-                running[handle] = resp
-                run_function(resp, route, req, app, ...)
-            else
-                local inst = handler.new_instance(route.handler, req, app)
-                running[handle] = inst
-                run_class(inst, route, req, app, ...)
+                return run_function(route, req, app, ...)
             end
+            local inst = handler.new_instance(route.handler, req, app)
+            running[handle] = inst
+            run_class(inst, route, req, app, ...)
             running[handle] = nil
             return
         end
-        req.params = {}
         local resp = Response.new(req, app)
         if index == 0 then
             return resp:send_error(404)
         end
         local allow = allow_list((...))
-        if req.method == "OPTIONS" then
+        if method == "OPTIONS" then
             resp:set_header("Allow", allow)
             resp:set_status(204)
             return resp:finish()
@@ -133,10 +146,10 @@ end
 -- (the host then wakes the handler with nil, "timeout").
 function _M.on_timeout(app)
     return function(handle)
-        local resp = running[handle]
-        if type(resp) == "table" then
-            resp:send_error(504)
-        end
+        -- A class handler's own write_error shapes the page; a function route
+        -- gets the default one.
+        local resp = running[handle] or Response.new({ _handle = handle }, app)
+        resp:send_error(504)
     end
 end
 

@@ -4,7 +4,7 @@
 local core = require "lubeck.core"
 local cjson = require("cjson").new()
 
-local setmetatable, rawget, rawset, type, pcall, pairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, tostring
+local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, sub, concat = string.lower, string.find, string.sub, table.concat
 local req_info, req_headers, req_header, req_body = core.req_info, core.req_headers, core.req_header, core.req_body
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
@@ -76,13 +76,30 @@ Request.__index = function(req, key)
     return Request[key]
 end
 
-function _M.new(handle)
-    local method, path, query, uri, version, remote_addr, conn_id, sender = req_info(handle)
-    return setmetatable({
-        _handle = handle,
-        method = method, path = path, query = query, uri = uri, version = version,
-        remote_addr = remote_addr, conn_id = conn_id, sender = sender,
-    }, Request)
+-- The rest of the request line and connection, read from C on first use.
+local function load_info(req)
+    local query, uri, version, remote_addr, conn_id, sender = req_info(req._handle)
+    rawset(req, "query", query)
+    rawset(req, "uri", uri)
+    rawset(req, "version", version)
+    rawset(req, "remote_addr", remote_addr)
+    rawset(req, "conn_id", conn_id)
+    rawset(req, "sender", sender)
+end
+
+for _, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender" }) do
+    lazy[key] = function(req)
+        load_info(req)
+        return rawget(req, key)
+    end
+end
+
+function lazy.params()
+    return {}
+end
+
+function _M.new(handle, method, path)
+    return setmetatable({ _handle = handle, method = method, path = path }, Request)
 end
 
 -- The values of a header joined by ", " (nil when absent).

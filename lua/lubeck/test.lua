@@ -43,7 +43,8 @@ function _M.client(app_dir, opts)
     opts = opts or {}
     local host, err = testhost.new(app_dir, opts.debug)
     if not host then error(err, 2) end
-    return setmetatable({ host = host, cookies = {}, next_conn = 1, remote_addr = opts.remote_addr or "127.0.0.1" }, Client)
+    return setmetatable({ host = host, cookies = {}, next_conn = 1, inbox = {}, methods = {},
+        remote_addr = opts.remote_addr or "127.0.0.1" }, Client)
 end
 
 local function cookie_header(jar)
@@ -85,13 +86,20 @@ function Client:frame(method, path, opts)
     return format("%s %d %s %d:%s,%d:%s,", SENDER, conn, bare, #hjson, hjson, #body, body), conn
 end
 
+-- A reply frame → the conn ids it targets ("12 13") and the bytes it carries
+-- ("" is Mongrel2's close).
+local function split_frame(f)
+    local idlen_at = find(f, " ", 1, true)
+    local len, rest = match(f, "^(%d+):()", idlen_at + 1)
+    len = tonumber(len)
+    return sub(f, rest, rest + len - 1), sub(f, rest + len + 2)   -- past "IDS, "
+end
+
 -- Reply frames → the HTTP bytes they carry, and whether the connection closed.
 local function payloads(frames)
     local out, closed = {}, false
     for _, f in ipairs(frames) do
-        local idlen_at = find(f, " ", 1, true)
-        local len, rest = match(f, "^(%d+):()", idlen_at + 1)
-        local payload = sub(f, rest + tonumber(len) + 2)   -- past "IDS, "
+        local _, payload = split_frame(f)
         if payload == "" then closed = true else out[#out + 1] = payload end
     end
     return concat(out), closed
@@ -150,16 +158,79 @@ function Client:update_cookies(res)
     end
 end
 
--- request(method, path [, { headers=, body=, form=, json=, timeout= }]) → res
-function Client:request(method, path, opts)
-    opts = opts or {}
-    local frame = self:frame(method, path, opts)
-    local frames = self.host:request(frame, opts.timeout)
-    local raw, closed = payloads(frames)
-    local res = parse_response(raw, closed, method)
-    res.frames = frames
+-- Whether raw (and a close) holds a whole response to a method request.
+local function complete(raw, closed, method)
+    if closed then return true end
+    local head_end = find(raw, "\r\n\r\n", 1, true)
+    if not head_end then return false end
+    local head = lower(sub(raw, 1, head_end + 1))
+    local status = tonumber(match(head, "^http/%d%.%d (%d%d%d)"))
+    if method == "HEAD" or not status or status < 200 or status == 204 or status == 304 then
+        return true
+    end
+    local body = sub(raw, head_end + 4)
+    if find(head, "\r\ntransfer%-encoding:%s*chunked") then return dechunk(body) ~= nil end
+    local length = match(head, "\r\ncontent%-length:%s*(%d+)")
+    if length then return #body >= tonumber(length) end
+    return false   -- the end is the close
+end
+
+local POLL = 0.002   -- seconds of loop per look at what arrived
+
+-- Files the frames the host sent under the connections they target.
+function Client:collect(frames)
+    local inbox = self.inbox
+    for _, f in ipairs(frames) do
+        local ids, payload = split_frame(f)
+        for id in gmatch(ids, "%d+") do
+            id = tonumber(id)
+            local box = inbox[id]
+            if not box then box = { frames = {}, parts = {}, closed = false }; inbox[id] = box end
+            box.frames[#box.frames + 1] = f
+            if payload == "" then box.closed = true else box.parts[#box.parts + 1] = payload end
+        end
+    end
+end
+
+-- Runs the host until conn's response is complete (or nothing is left running,
+-- or timeout seconds pass) and returns it; other connections' frames stay filed.
+function Client:response(conn, timeout, method)
+    method = method or (self.methods[conn])
+    local box = self.inbox[conn]
+    local polls = (timeout or 30) / POLL
+    self:collect(self.host:run(0))   -- what a handler that never waited answered
+    for _ = 1, polls do
+        box = self.inbox[conn]
+        if box and complete(concat(box.parts), box.closed, method) then break end
+        if self.host:inflight() == 0 then break end
+        self:collect(self.host:run(POLL))
+    end
+    box = self.inbox[conn] or { frames = {}, parts = {}, closed = false }
+    self.inbox[conn] = nil
+    self.methods[conn] = nil
+    local res = parse_response(concat(box.parts), box.closed, method)
+    res.frames = box.frames
+    res.conn_id = conn
     self:update_cookies(res)
     return res
+end
+
+-- Hands a frame to the host. The host reads its clock when a request arrives
+-- (deadlines, timers), so bring it up to date first: a test may have slept.
+function Client:send_frame(frame)
+    self:collect(self.host:run(0.0001))
+    self.host:send(frame)
+end
+
+-- request(method, path [, { headers=, body=, form=, json=, timeout=, conn_id= }]) → res
+-- Returns once this request's response is complete, while other requests (see
+-- start) go on waiting.
+function Client:request(method, path, opts)
+    opts = opts or {}
+    local frame, conn = self:frame(method, path, opts)
+    self.inbox[conn] = nil
+    self:send_frame(frame)
+    return self:response(conn, opts.timeout, method)
 end
 
 for _, m in ipairs({ "get", "post", "put", "patch", "delete", "head", "options" }) do
@@ -171,19 +242,31 @@ end
 function Client:disconnect(conn_id)
     local body = '{"type":"disconnect"}'
     local hdrs = '{"METHOD":"JSON"}'
-    self.host:send(format("%s %d @* %d:%s,%d:%s,", SENDER, conn_id, #hdrs, hdrs, #body, body))
+    self:send_frame(format("%s %d @* %d:%s,%d:%s,", SENDER, conn_id, #hdrs, hdrs, #body, body))
 end
 
--- Sends a request and returns at once; client:run(seconds) then lets it go on.
+-- Sends a request and returns its conn id at once; client:run(seconds) lets it
+-- go on, client:response(conn_id) waits for its answer.
 function Client:start(method, path, opts)
     local frame, conn = self:frame(method, path, opts)
-    self.host:send(frame)
+    self.inbox[conn] = nil
+    self.methods[conn] = method
+    self:send_frame(frame)
     return conn
 end
 
+-- Lets timers and waiting requests run for up to seconds (less once nothing is
+-- left running); returns the bytes sent meanwhile to any connection, and
+-- whether a connection was closed. They also stay filed for client:response.
 function Client:run(seconds)
-    local raw, closed = payloads(self.host:run(seconds))
-    return raw, closed
+    local frames = self.host:run(seconds)
+    self:collect(frames)
+    return payloads(frames)
+end
+
+-- The number of requests still running in the host.
+function Client:inflight()
+    return self.host:inflight()
 end
 
 function Client:reload()
