@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus.h"
 #include "scheduler.h"
 
 #define CHANNEL_BUCKETS 256
@@ -108,6 +109,7 @@ static int l_channel_publish(lua_State *L)
     size_t name_len, len;
     const char *name = luaL_checklstring(L, 1, &name_len);
     const char *payload = luaL_checklstring(L, 2, &len);
+    bus_send_channel(g->host, name, name_len, payload, len);   /* the other workers */
     lua_pushinteger(L, channel_publish(g->host, name, name_len, payload, len));
     return 1;
 }

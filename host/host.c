@@ -5,6 +5,9 @@
 
 #include <errno.h>
 #include <lauxlib.h>
+#include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include "thread.h"
 #include "channel.h"
 #include "cosocket.h"
+#include "bus.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
 #define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
@@ -77,6 +81,11 @@ static lbk_req *req_alloc(lubeck *h)
 
 static void req_free(lubeck *h, lbk_req *r)
 {
+    if (r->upload_path) {        /* the handler owned the upload: it ends here */
+        unlink(r->upload_path);
+        free(r->upload_path);
+        r->upload_path = NULL;
+    }
     zmq_msg_close(&r->msg);
     r->live = 0;
     r->conn_next = h->free_reqs;
@@ -182,7 +191,7 @@ static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
     }
 }
 
-static void cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
+void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
 {
     if (!h->conns) return;
     /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
@@ -535,6 +544,63 @@ static int is_upload_start(const m2_request *m)
     return m2_header_get(m, "transfer-encoding", 17) != NULL;
 }
 
+int host_set_upload_dir(lubeck *h, const char *dir)
+{
+    char real[PATH_MAX];
+    if (!dir || !realpath(dir, real)) return -1;
+    char *copy = strdup(real);
+    if (!copy) return -1;
+    free(h->upload_dir);
+    h->upload_dir = copy;
+    return 0;
+}
+
+/* A message with x-mongrel2-upload-done names a file for the handler. A client
+ * can send that header itself, so the file is taken only when start and done
+ * agree, it is a regular file inside the upload folder, and its size is the
+ * request's Content-Length. Returns NULL (r->upload_path set) or why not. */
+static const char *upload_accept(lubeck *h, lbk_req *r)
+{
+    slice start = r->m2.upload_start, done = r->m2.upload_done;
+    if (!h->upload_dir) return "no upload folder is configured (lubeck run --upload-dir DIR)";
+    if (!start.p || start.n != done.n || memcmp(start.p, done.p, done.n) != 0)
+        return "x-mongrel2-upload-start and x-mongrel2-upload-done differ";
+    char path[PATH_MAX], real[PATH_MAX];
+    if (done.n == 0 || done.n >= sizeof path || memchr(done.p, '\0', done.n)) return "bad upload path";
+    memcpy(path, done.p, done.n);
+    path[done.n] = '\0';
+    size_t dl = strlen(h->upload_dir);
+    struct stat st;
+    if (!realpath(path, real) || strncmp(real, h->upload_dir, dl) != 0 || real[dl] != '/')
+        return "the upload path is not inside the upload folder";
+    if (lstat(real, &st) != 0 || !S_ISREG(st.st_mode)) return "the upload is not a regular file";
+    const m2_header *cl = m2_header_get(&r->m2, "content-length", 14);
+    if (cl) {
+        char num[32];
+        size_t n = cl->value.n < sizeof num - 1 ? cl->value.n : sizeof num - 1;
+        memcpy(num, cl->value.p, n);
+        num[n] = '\0';
+        char *end;
+        unsigned long long want = strtoull(num, &end, 10);
+        if (end == num || *end || (unsigned long long)st.st_size != want)
+            return "the upload's size is not its Content-Length";
+    }
+    r->upload_path = strdup(real);
+    return r->upload_path ? NULL : "out of memory";
+}
+
+static void refuse_upload(lubeck *h, lbk_req *r, const char *why)
+{
+    log_warn("%.*s %.*s: upload refused: %s", (int)r->m2.method.n, r->m2.method.p,
+             (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p, why);
+    r->started = ev_now(h->loop);
+    r->keep_alive = 0;
+    reply_spec spec = { .status = 400 };
+    host_reply_defaults(h, r, &spec);
+    host_respond(h, r, &spec, SLICE_LIT("Bad Request: upload refused\n"));
+    req_free(h, r);
+}
+
 static void on_frame(lubeck *h, zmq_msg_t *msg)
 {
     lbk_req *r = req_alloc(h);
@@ -552,7 +618,9 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     }
     switch (r->m2.kind) {
     case M2_DISCONNECT:
-        cancel_conn(h, r->m2.sender, r->m2.conn_id);
+        /* Mongrel2 hands notices to any worker: the owner may be another one. */
+        bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
+        host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
         req_free(h, r);
         return;
     case M2_CREDITS:
@@ -565,6 +633,10 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     if (is_upload_start(&r->m2)) {
         req_free(h, r);
         return;
+    }
+    if (r->m2.upload_done.p) {
+        const char *why = upload_accept(h, r);
+        if (why) return refuse_upload(h, r, why);
     }
     dispatch(h, r);
 }
@@ -827,6 +899,7 @@ void lubeck_free(lubeck *h)
     free(h->conns);
     channel_free_all(h);
     cosocket_free_all(h);
+    bus_close(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
     for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);
@@ -834,5 +907,6 @@ void lubeck_free(lubeck *h)
     free(h->app);
     free(h->send_spec);
     free(h->recv_spec);
+    free(h->upload_dir);
     free(h);
 }

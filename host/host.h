@@ -46,6 +46,7 @@ struct lbk_req {
     lbk_req *conn_next;          /* conn map chain; free list link when not live */
     lbk_req *dl_prev, *dl_next;  /* deadline list, ordered by receipt */
     double deadline;
+    char *upload_path;           /* a checked Mongrel2 upload (real path): unlinked when the request ends */
 };
 
 /* A Lua state loaded from the app folder. Reload builds a new one beside the
@@ -93,6 +94,7 @@ struct lubeck {
     lbk_req **conns;             /* conn id → parked requests (open hashing) */
     uint32_t conns_mask;
     lbk_req *dl_head, *dl_tail;
+    struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
     struct lbk_channel **channels;   /* channel.c's hash table */
     int nchannel_waiters;
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
@@ -106,6 +108,7 @@ struct lubeck {
     void *send_ud;
     char lua_dir[1024];
     char err[512];
+    char *upload_dir;            /* real path of Mongrel2's upload.temp_store folder; NULL: uploads refused */
 };
 
 /* host.c: replies. Each returns 0, or -1 when the request can no longer be
@@ -136,6 +139,9 @@ int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
 /* Handles one frame as if Mongrel2 had sent it. */
 void host_inject(lubeck *h, const void *frame, size_t len);
 
+/* Cancels the parked requests of a Mongrel2 connection (it went away). */
+void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id);
+
 /* Loads the app again into a new generation; new requests go to it, running ones
  * finish on the old. On failure the old one keeps serving. 0 or -1. */
 int host_reload(lubeck *h);
@@ -147,6 +153,11 @@ void gen_release(lbk_gen *g);   /* retire; closes once no coroutine is left */
 
 /* lua_core.c */
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g);
+/* lua_model.c: adds the model, multipart and upload functions to the table on top */
+void model_open(lua_State *L, lbk_gen *g);
+/* host.c: where Mongrel2 writes async uploads (its upload.temp_store folder);
+ * only files inside it are handed to handlers. 0, or -1 if dir does not resolve. */
+int host_set_upload_dir(lubeck *h, const char *dir);
 
 /* paths.c */
 int paths_lua_dir(char *out, size_t outlen);

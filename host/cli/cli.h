@@ -1,10 +1,11 @@
 /* The lubeck command line: main.c parses and dispatches; serve.c runs Mongrel2
  * beside the host; m2conf.c writes Mongrel2 configs; runner.c runs a host until a
- * signal stops it. */
+ * signal stops it; master.c runs several as workers; watch.c is --reload. */
 #ifndef LUBECK_CLI_H
 #define LUBECK_CLI_H
 
 #include <stddef.h>
+#include <ev.h>
 
 typedef struct cli_options {
     const char *app;
@@ -18,7 +19,20 @@ typedef struct cli_options {
     char send_specs[2048];       /* run: ';'-separated */
     char recv_specs[2048];
     const char *sender_id;
+    const char *upload_dir;      /* Mongrel2's upload.temp_store folder (serve: RUN/tmp) */
+    double watchdog;             /* seconds without a heartbeat before a worker is killed */
 } cli_options;
+
+/* What a worker process gets from its master (NULL fields when alone). */
+typedef struct worker_link {
+    volatile double *heartbeat;  /* written twice a second: the master's watchdog reads it */
+    const char *bus_in, *bus_out;
+} worker_link;
+
+/* --reload: calls changed(ud) after files under dir change. */
+typedef struct app_watch app_watch;
+app_watch *watch_start(struct ev_loop *loop, const char *dir, void (*changed)(void *ud), void *ud);
+void watch_stop(app_watch *w);
 
 typedef struct m2conf_params {
     const char *app_dir;         /* absolute */
@@ -40,8 +54,19 @@ void m2conf_uuid(char out[37]);
  * Mongrel2 there). */
 int runner_run(const cli_options *o, const char *send, const char *recv,
                void (*on_ready)(void *ud), void (*on_stopped)(void *ud), void *ud);
+/* The same, as one worker of a master (master.c). */
+int runner_run_worker(const cli_options *o, const char *send, const char *recv,
+                      const worker_link *link);
+/* Runs o->workers worker processes under a master: restarts, watchdog, bus,
+ * reload, graceful stop. Same callbacks as runner_run. */
+int master_run(const cli_options *o, const char *send, const char *recv,
+               void (*on_ready)(void *ud), void (*on_stopped)(void *ud), void *ud);
 /* Ends runner_run's loop early with this status (used when Mongrel2 dies). */
 void runner_abort(int status);
+int runner_abort_status(void);
+
+/* Loads the app in a throw-away state: 0, or -1 with "file:line: message". */
+int app_check(const cli_options *o, char *err, size_t errlen);
 
 int serve_main(cli_options *o);
 int m2conf_main(cli_options *o);

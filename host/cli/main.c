@@ -12,10 +12,14 @@
 #include "lubeck.h"
 
 static const char USAGE[] =
-    "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N] [--reload] [--debug]\n"
-    "                            [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
+    "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N|auto] [--reload]\n"
+    "                            [--debug] [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
+    "                            [--watchdog SECONDS]\n"
     "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
-    "                          [--sender-id ID] [--workers N] [--reload] [--debug] [--drain SECONDS]\n"
+    "                          [--sender-id ID] [--workers N|auto] [--reload] [--debug] [--drain SECONDS]\n"
+    "                          [--watchdog SECONDS]\n"
+    "                          [--upload-dir DIR]   (Mongrel2's upload.temp_store folder; without\n"
+    "                          it, async uploads are refused with 400)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
@@ -64,6 +68,9 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
             if (!strcmp(v, "auto")) o->workers = (int)sysconf(_SC_NPROCESSORS_ONLN);
             else if (parse_number(v, 1, 1024, &num)) return usage_error("bad --workers: %s", v);
             else o->workers = (int)num;
+        } else if (!strcmp(a, "--watchdog")) {
+            if (parse_number(v, 0.5, 86400, &num)) return usage_error("bad --watchdog: %s", v);
+            o->watchdog = num;
         } else if (!strcmp(a, "--drain")) {
             if (parse_number(v, 0, 86400, &num)) return usage_error("bad --drain: %s", v);
             o->drain = num;
@@ -72,6 +79,7 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
             o->max_body = (long)num;
         } else if (!strcmp(a, "--run-dir")) o->run_dir = v;
         else if (!strcmp(a, "--sender-id")) o->sender_id = v;
+        else if (!strcmp(a, "--upload-dir")) o->upload_dir = v;
         else if (!strcmp(a, "--send")) {
             if (append_spec(o->send_specs, sizeof o->send_specs, v)) return usage_error("too many --send: %s", v);
             nsend++;
@@ -83,30 +91,32 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
     }
     if (!strcmp(cmd, "run") && (nsend == 0 || nsend != nrecv))
         return usage_error("%s needs --send and --recv in pairs", "run");
-    if (o->workers > 1)
-        return usage_error("%s: only --workers 1 is supported so far", cmd);
     return 0;
+}
+
+int app_check(const cli_options *o, char *err, size_t errlen)
+{
+    lubeck_config cfg = { .app = o->app, .debug = o->debug };
+    lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, errlen);
+    if (!h) return -1;
+    lbk_gen *g = gen_load(h, o->app, err, errlen);
+    if (g) {
+        snprintf(err, errlen, "%d routes", router_count(g->router));
+        gen_release(g);
+    }
+    lubeck_free(h);
+    return g ? 0 : -1;
 }
 
 /* Loads the app as serve would, without sockets: file:line errors, exit 1. */
 static int check_main(cli_options *o)
 {
     char err[4096];
-    lubeck_config cfg = { .app = o->app };
-    lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, sizeof err);
-    if (!h) {
-        fprintf(stderr, "lubeck: %s\n", err);
-        return 1;
-    }
-    lbk_gen *g = gen_load(h, o->app, err, sizeof err);
-    if (!g) {
+    if (app_check(o, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n", err);
-        lubeck_free(h);
         return 1;
     }
-    printf("%s: ok (%d routes)\n", o->app, router_count(g->router));
-    gen_release(g);
-    lubeck_free(h);
+    printf("%s: ok (%s)\n", o->app, err);
     return 0;
 }
 
@@ -132,12 +142,13 @@ int main(int argc, char **argv)
 
     cli_options o = {
         .app = argv[2], .host = "127.0.0.1", .port = 6767, .workers = 1,
-        .drain = 10, .max_body = 1 << 20,
+        .drain = 10, .max_body = 1 << 20, .watchdog = 10,
     };
     int rc = parse_options(cmd, argc - 3, argv + 3, &o);
     if (rc) return rc;
     if (!strcmp(cmd, "check")) return check_main(&o);
     if (!strcmp(cmd, "m2conf")) return m2conf_main(&o);
     if (!strcmp(cmd, "serve")) return serve_main(&o);
+    if (o.workers > 1) return master_run(&o, o.send_specs, o.recv_specs, NULL, NULL, NULL);
     return runner_run(&o, o.send_specs, o.recv_specs, NULL, NULL, NULL);
 }

@@ -1,19 +1,26 @@
 /* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (no new
- * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app. */
+ * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app.
+ * Alone it also watches the app folder (--reload); as a worker it beats a
+ * heartbeat for its master and joins the master's bus. */
 #include "cli.h"
 
 #include <signal.h>
 #include <stdio.h>
 
-#include "lubeck.h"
+#include "bus.h"
 #include "host.h"
+#include "lubeck.h"
+
+#define HEARTBEAT_EVERY 0.5
 
 static struct {
     lubeck *host;
     double drain, stop_started;
     int status;
     ev_signal sigint, sigterm, sighup;
-    ev_timer drain_poll;
+    ev_timer drain_poll, heartbeat;
+    volatile double *beat;
+    app_watch *watch;
     void (*on_stopped)(void *);
     void *ud;
 } R;
@@ -26,6 +33,9 @@ static void finish(struct ev_loop *loop)
     ev_signal_stop(loop, &R.sigterm);
     ev_signal_stop(loop, &R.sighup);
     ev_timer_stop(loop, &R.drain_poll);
+    ev_timer_stop(loop, &R.heartbeat);
+    watch_stop(R.watch);
+    R.watch = NULL;
     ev_break(loop, EVBREAK_ALL);
 }
 
@@ -53,9 +63,24 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_timer_start(loop, &R.drain_poll);
 }
 
+static void reload(void *ud)
+{
+    if (R.host && !R.stop_started) host_reload(R.host);
+}
+
 static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
-    host_reload(R.host);
+    reload(NULL);
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    *R.beat = ev_now(loop);
+}
+
+int runner_abort_status(void)
+{
+    return R.status;
 }
 
 void runner_abort(int status)
@@ -65,7 +90,7 @@ void runner_abort(int status)
     ev_break(EV_DEFAULT, EVBREAK_ALL);
 }
 
-int runner_run(const cli_options *o, const char *send, const char *recv,
+static int run(const cli_options *o, const char *send, const char *recv, const worker_link *link,
                void (*on_ready)(void *), void (*on_stopped)(void *), void *ud)
 {
     struct ev_loop *loop = EV_DEFAULT;
@@ -85,6 +110,8 @@ int runner_run(const cli_options *o, const char *send, const char *recv,
         lubeck_free(R.host);
         return 1;
     }
+    if (link && link->bus_in && bus_connect(R.host, link->bus_in, link->bus_out) != 0)
+        fprintf(stderr, "lubeck: %s (channels stay within this worker)\n", lubeck_error(R.host));
     R.drain = o->drain;
     R.on_stopped = on_stopped;
     R.ud = ud;
@@ -94,9 +121,28 @@ int runner_run(const cli_options *o, const char *send, const char *recv,
     ev_signal_start(loop, &R.sigint);
     ev_signal_start(loop, &R.sigterm);
     ev_signal_start(loop, &R.sighup);
+    if (link && link->heartbeat) {
+        R.beat = link->heartbeat;
+        *R.beat = ev_now(loop);
+        ev_timer_init(&R.heartbeat, heartbeat_cb, HEARTBEAT_EVERY, HEARTBEAT_EVERY);
+        ev_timer_start(loop, &R.heartbeat);
+    }
+    if (!link && o->reload) R.watch = watch_start(loop, o->app, reload, NULL);
     if (on_ready) on_ready(ud);
     ev_run(loop, 0);
     lubeck_free(R.host);
     R.host = NULL;
     return R.status;
+}
+
+int runner_run(const cli_options *o, const char *send, const char *recv,
+               void (*on_ready)(void *), void (*on_stopped)(void *), void *ud)
+{
+    return run(o, send, recv, NULL, on_ready, on_stopped, ud);
+}
+
+int runner_run_worker(const cli_options *o, const char *send, const char *recv,
+                      const worker_link *link)
+{
+    return run(o, send, recv, link, NULL, NULL, NULL);
 }

@@ -244,7 +244,11 @@ int serve_main(cli_options *o)
         fprintf(stderr, "cannot run mongrel2: %s\n", strerror(errno));
         _exit(127);
     }
-    rc = runner_run(o, send, recv, start_mongrel2, stop_mongrel2, &s);
+    static char upload_dir[4300];   /* Mongrel2's upload.temp_store is RUN/tmp/upload.XXXXXX */
+    snprintf(upload_dir, sizeof upload_dir, "%s/tmp", s.run);
+    o->upload_dir = upload_dir;
+    if (o->workers > 1) rc = master_run(o, send, recv, start_mongrel2, stop_mongrel2, &s);
+    else rc = runner_run(o, send, recv, start_mongrel2, stop_mongrel2, &s);
     stop_mongrel2(&s);
     return rc;
 }

@@ -10,8 +10,7 @@ function _M.load(app_dir, debug_mode)
     local path = app_dir .. "/app.lua"
     local chunk, err = loadfile(path)
     if not chunk then error(err, 0) end
-    local ok, app = xpcall(chunk, debug.traceback)
-    if not ok then error(app, 0) end
+    local app = chunk()   -- an error here reaches the host with its traceback
     if not App.is_app(app) then
         error(path .. ": must end with 'return app', where app = lubeck.app{...} (it returned "
             .. type(app) .. ")", 0)

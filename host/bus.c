@@ -1,0 +1,251 @@
+#include "bus.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "channel.h"
+#include "log.h"
+
+/* Messages are three parts: a kind byte with the sender's pid, then two
+ * payload parts: 'C' (channel name, payload) or 'D' (Mongrel2 sender, conn id). */
+typedef struct bus_header {
+    char kind;
+    int32_t origin;
+} bus_header;
+
+struct lbk_bus {
+    void *pub, *sub;
+    ev_io io;
+    ev_idle more;
+    ev_prepare check;
+};
+
+static void send3(lubeck *h, char kind, const void *a, size_t alen, const void *b, size_t blen)
+{
+    if (!h->bus) return;
+    bus_header hd = { kind, (int32_t)getpid() };
+    void *pub = h->bus->pub;
+    if (zmq_send(pub, &hd, sizeof hd, ZMQ_SNDMORE) < 0 || zmq_send(pub, a, alen, ZMQ_SNDMORE) < 0 ||
+        zmq_send(pub, b, blen, 0) < 0)
+        log_error_limited("bus: send failed: %s", zmq_strerror(errno));
+}
+
+void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len)
+{
+    send3(h, 'C', name, name_len, payload, len);
+}
+
+void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id)
+{
+    send3(h, 'D', sender.p, sender.n, &conn_id, sizeof conn_id);
+}
+
+/* Receives one whole message into parts; returns the part count or -1. */
+static int recv_parts(void *sock, zmq_msg_t parts[3])
+{
+    int n = 0, more = 1;
+    while (more) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            for (int i = 0; i < n && i < 3; i++) zmq_msg_close(&parts[i]);
+            return -1;
+        }
+        more = zmq_msg_more(&m);
+        if (n < 3) parts[n] = m; else zmq_msg_close(&m);
+        n++;
+    }
+    return n;
+}
+
+static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
+{
+    if (n != 3 || zmq_msg_size(&parts[0]) != sizeof(bus_header)) {
+        log_error_limited("bus: dropped a malformed message");
+        return;
+    }
+    bus_header hd;
+    memcpy(&hd, zmq_msg_data(&parts[0]), sizeof hd);
+    if (hd.origin == (int32_t)getpid()) return;   /* done locally already */
+    const char *a = zmq_msg_data(&parts[1]), *b = zmq_msg_data(&parts[2]);
+    size_t alen = zmq_msg_size(&parts[1]), blen = zmq_msg_size(&parts[2]);
+    if (hd.kind == 'C') {
+        channel_publish(h, a, alen, b, blen);
+    } else if (hd.kind == 'D' && blen == sizeof(uint32_t)) {
+        uint32_t id;
+        memcpy(&id, b, sizeof id);
+        host_cancel_conn(h, slice_make(a, alen), id);
+    }
+}
+
+static void drain_bus(lubeck *h)
+{
+    for (int i = 0; i < 256; i++) {
+        zmq_msg_t parts[3];
+        int n = recv_parts(h->bus->sub, parts);
+        if (n < 0) {
+            ev_idle_stop(h->loop, &h->bus->more);
+            return;
+        }
+        on_bus_message(h, parts, n);
+        for (int k = 0; k < n && k < 3; k++) zmq_msg_close(&parts[k]);
+        if (!h->bus) return;
+    }
+    ev_idle_start(h->loop, &h->bus->more);
+}
+
+static void bus_io_cb(struct ev_loop *loop, ev_io *w, int revents) { drain_bus(w->data); }
+static void bus_more_cb(struct ev_loop *loop, ev_idle *w, int revents) { drain_bus(w->data); }
+
+/* ZMQ_FD is edge-triggered: look again before blocking. */
+static void bus_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    lubeck *h = w->data;
+    int events = 0;
+    size_t len = sizeof events;
+    if (zmq_getsockopt(h->bus->sub, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN))
+        ev_idle_start(loop, &h->bus->more);
+}
+
+int bus_connect(lubeck *h, const char *in_spec, const char *out_spec)
+{
+    if (!h->zctx) return -1;
+    struct lbk_bus *b = calloc(1, sizeof *b);
+    if (!b) return -1;
+    b->pub = zmq_socket(h->zctx, ZMQ_PUB);
+    b->sub = zmq_socket(h->zctx, ZMQ_SUB);
+    int zero = 0;
+    zmq_setsockopt(b->pub, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(b->pub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(b->sub, ZMQ_SUBSCRIBE, "", 0);
+    int fd;
+    size_t len = sizeof fd;
+    if (zmq_connect(b->pub, in_spec) != 0 || zmq_connect(b->sub, out_spec) != 0 ||
+        zmq_getsockopt(b->sub, ZMQ_FD, &fd, &len) != 0) {
+        host_set_error(h, "bus: %s", zmq_strerror(errno));
+        zmq_close(b->pub);
+        zmq_close(b->sub);
+        free(b);
+        return -1;
+    }
+    ev_io_init(&b->io, bus_io_cb, fd, EV_READ);
+    b->io.data = h;
+    ev_idle_init(&b->more, bus_more_cb);
+    b->more.data = h;
+    ev_prepare_init(&b->check, bus_check_cb);
+    b->check.data = h;
+    ev_io_start(h->loop, &b->io);
+    ev_prepare_start(h->loop, &b->check);
+    h->bus = b;
+    return 0;
+}
+
+void bus_close(lubeck *h)
+{
+    struct lbk_bus *b = h->bus;
+    if (!b) return;
+    ev_io_stop(h->loop, &b->io);
+    ev_idle_stop(h->loop, &b->more);
+    ev_prepare_stop(h->loop, &b->check);
+    zmq_close(b->pub);
+    zmq_close(b->sub);
+    free(b);
+    h->bus = NULL;
+}
+
+/* ---- the master's forwarder ------------------------------------------------ */
+
+struct bus_forwarder {
+    struct ev_loop *loop;
+    void *ctx, *xsub, *xpub;
+    ev_io in_io, out_io;
+    ev_prepare check;
+};
+
+/* Moves every pending message (all parts) from one socket to the other. */
+static void forward(void *from, void *to)
+{
+    for (;;) {
+        zmq_msg_t m;
+        zmq_msg_init(&m);
+        if (zmq_msg_recv(&m, from, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&m);
+            return;
+        }
+        int more = zmq_msg_more(&m);
+        if (zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0) < 0) zmq_msg_close(&m);
+    }
+}
+
+static void forward_all(bus_forwarder *f)
+{
+    forward(f->xsub, f->xpub);   /* messages */
+    forward(f->xpub, f->xsub);   /* subscriptions */
+}
+
+static void fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents) { forward_all(w->data); }
+
+static void fwd_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    bus_forwarder *f = w->data;
+    int events = 0;
+    size_t len = sizeof events;
+    for (int i = 0; i < 8; i++) {
+        int pending = 0;
+        if (zmq_getsockopt(f->xsub, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN)) pending = 1;
+        if (zmq_getsockopt(f->xpub, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN)) pending = 1;
+        if (!pending) return;
+        forward_all(f);
+    }
+}
+
+bus_forwarder *bus_forwarder_start(struct ev_loop *loop, const char *in_spec, const char *out_spec,
+                                   char *err, size_t errlen)
+{
+    bus_forwarder *f = calloc(1, sizeof *f);
+    if (!f) { snprintf(err, errlen, "out of memory"); return NULL; }
+    f->loop = loop;
+    f->ctx = zmq_ctx_new();
+    f->xsub = zmq_socket(f->ctx, ZMQ_XSUB);
+    f->xpub = zmq_socket(f->ctx, ZMQ_XPUB);
+    int zero = 0, fd_in, fd_out;
+    size_t len = sizeof fd_in;
+    zmq_setsockopt(f->xpub, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(f->xsub, ZMQ_LINGER, &zero, sizeof zero);
+    zmq_setsockopt(f->xpub, ZMQ_LINGER, &zero, sizeof zero);
+    if (zmq_bind(f->xsub, in_spec) != 0 || zmq_bind(f->xpub, out_spec) != 0 ||
+        zmq_getsockopt(f->xsub, ZMQ_FD, &fd_in, &len) != 0 ||
+        zmq_getsockopt(f->xpub, ZMQ_FD, &fd_out, &len) != 0) {
+        snprintf(err, errlen, "bus: cannot bind %s / %s: %s", in_spec, out_spec, zmq_strerror(errno));
+        zmq_close(f->xsub);
+        zmq_close(f->xpub);
+        zmq_ctx_term(f->ctx);
+        free(f);
+        return NULL;
+    }
+    ev_io_init(&f->in_io, fwd_io_cb, fd_in, EV_READ);
+    ev_io_init(&f->out_io, fwd_io_cb, fd_out, EV_READ);
+    ev_prepare_init(&f->check, fwd_check_cb);
+    f->in_io.data = f->out_io.data = f->check.data = f;
+    ev_io_start(loop, &f->in_io);
+    ev_io_start(loop, &f->out_io);
+    ev_prepare_start(loop, &f->check);
+    return f;
+}
+
+void bus_forwarder_stop(bus_forwarder *f)
+{
+    if (!f) return;
+    ev_io_stop(f->loop, &f->in_io);
+    ev_io_stop(f->loop, &f->out_io);
+    ev_prepare_stop(f->loop, &f->check);
+    zmq_close(f->xsub);
+    zmq_close(f->xpub);
+    zmq_ctx_term(f->ctx);
+    free(f);
+}

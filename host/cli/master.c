@@ -1,0 +1,232 @@
+/* --workers N: a master process forks N workers, each with its own ZeroMQ
+ * context and Lua state, all connected to the same Mongrel2 specs (Mongrel2
+ * spreads requests over them). The master restarts a worker that dies (backing
+ * off when one dies at once), kills one whose heartbeat stops (a handler stuck
+ * in a CPU loop cannot be interrupted from inside LuaJIT), runs the bus that
+ * carries channels and disconnect notices between workers, forwards SIGHUP and
+ * --reload changes, and on SIGTERM waits for every worker to drain. */
+#include "cli.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bus.h"
+
+#define WATCHDOG_EVERY 0.25
+#define FAST_DEATH 2.0           /* a worker that dies sooner than this backs off */
+#define MAX_BACKOFF 5.0
+
+typedef struct worker {
+    pid_t pid;                   /* 0 when not running */
+    double started, backoff;
+    ev_timer restart;
+} worker;
+
+static struct {
+    const cli_options *o;
+    const char *send, *recv;
+    worker *workers;
+    int n;
+    volatile double *beats;      /* shared with the workers: their last heartbeat */
+    bus_forwarder *bus;
+    char bus_in[96], bus_out[96];
+    ev_signal sigint, sigterm, sighup;
+    ev_child child;
+    ev_timer watchdog;
+    app_watch *watch;
+    int stopping;
+    void (*on_stopped)(void *);
+    void *ud;
+} M;
+
+static void spawn(int i)
+{
+    struct ev_loop *loop = EV_DEFAULT;
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "lubeck: cannot start worker %d: %s\n", i, strerror(errno));
+        return;
+    }
+    if (pid == 0) {
+        /* The worker forgets the master's loop and signal handlers and builds
+         * its own (its own zmq context too, inside runner). Stopping the
+         * watchers first clears libev's record of the signals, so the worker's
+         * loop installs its own handlers. */
+        ev_signal_stop(loop, &M.sigint);
+        ev_signal_stop(loop, &M.sigterm);
+        ev_signal_stop(loop, &M.sighup);
+        ev_child_stop(loop, &M.child);
+        ev_loop_destroy(loop);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
+        worker_link link = { &M.beats[i], M.bus_in, M.bus_out };
+        _exit(runner_run_worker(M.o, M.send, M.recv, &link));
+    }
+    M.workers[i].pid = pid;
+    M.workers[i].started = ev_time();
+    M.beats[i] = ev_time();   /* grace while it loads the app */
+}
+
+static int running(void)
+{
+    int n = 0;
+    for (int i = 0; i < M.n; i++) n += M.workers[i].pid != 0;
+    return n;
+}
+
+static void finish(struct ev_loop *loop)
+{
+    if (M.on_stopped) M.on_stopped(M.ud);
+    M.on_stopped = NULL;
+    ev_break(loop, EVBREAK_ALL);
+}
+
+static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    int i;
+    for (i = 0; i < M.n; i++)
+        if (&M.workers[i].restart == w) break;
+    if (i < M.n && !M.stopping && !M.workers[i].pid) spawn(i);
+}
+
+static void describe_exit(int status, char *out, size_t len)
+{
+    if (WIFEXITED(status)) snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(out, len, "was killed by signal %d (%s)", WTERMSIG(status),
+                                           strsignal(WTERMSIG(status)));
+    else snprintf(out, len, "stopped (status %d)", status);
+}
+
+static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
+{
+    int i;
+    for (i = 0; i < M.n; i++)
+        if (M.workers[i].pid == w->rpid) break;
+    if (i == M.n) return;   /* not a worker (e.g. serve's mongrel2) */
+    worker *wk = &M.workers[i];
+    wk->pid = 0;
+    char how[96];
+    describe_exit(w->rstatus, how, sizeof how);
+    if (M.stopping) {
+        if (!WIFEXITED(w->rstatus) || WEXITSTATUS(w->rstatus) != 0)
+            fprintf(stderr, "lubeck: worker %d (pid %d) %s while stopping\n", i, w->rpid, how);
+        if (running() == 0) finish(loop);
+        return;
+    }
+    double lived = ev_now(loop) - wk->started;
+    wk->backoff = lived < FAST_DEATH ? (wk->backoff ? wk->backoff * 2 : 0.25) : 0;
+    if (wk->backoff > MAX_BACKOFF) wk->backoff = MAX_BACKOFF;
+    fprintf(stderr, "lubeck: worker %d (pid %d) %s after %.1fs; restarting it%s\n", i, w->rpid, how,
+            lived, wk->backoff ? " after a pause" : "");
+    ev_timer_set(&wk->restart, wk->backoff, 0);
+    ev_timer_start(loop, &wk->restart);
+}
+
+static void watchdog_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    double now = ev_time();
+    for (int i = 0; i < M.n; i++) {
+        worker *wk = &M.workers[i];
+        if (!wk->pid || now - M.beats[i] <= M.o->watchdog) continue;
+        fprintf(stderr, "lubeck: worker %d (pid %d) sent no heartbeat for %.1fs (a handler that "
+                        "never yields?): killing it\n", i, wk->pid, now - M.beats[i]);
+        kill(wk->pid, SIGKILL);
+        M.beats[i] = now;   /* one kill per silence */
+    }
+}
+
+static void signal_all(int sig)
+{
+    for (int i = 0; i < M.n; i++)
+        if (M.workers[i].pid) kill(M.workers[i].pid, sig);
+}
+
+static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (M.stopping) {
+        fprintf(stderr, "lubeck: stopping now\n");
+        signal_all(SIGKILL);
+        return finish(loop);
+    }
+    M.stopping = 1;
+    for (int i = 0; i < M.n; i++) ev_timer_stop(loop, &M.workers[i].restart);
+    if (running() == 0) return finish(loop);
+    signal_all(SIGTERM);   /* each drains its own requests */
+}
+
+static void reload_all(void *ud)
+{
+    signal_all(SIGHUP);
+}
+
+static void hup_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    reload_all(NULL);
+}
+
+int master_run(const cli_options *o, const char *send, const char *recv,
+               void (*on_ready)(void *), void (*on_stopped)(void *), void *ud)
+{
+    struct ev_loop *loop = EV_DEFAULT;
+    M.o = o;
+    M.send = send;
+    M.recv = recv;
+    M.n = o->workers;
+    M.on_stopped = on_stopped;
+    M.ud = ud;
+    M.workers = calloc((size_t)M.n, sizeof *M.workers);
+    M.beats = mmap(NULL, (size_t)M.n * sizeof *M.beats, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (!M.workers || M.beats == MAP_FAILED) {
+        fprintf(stderr, "lubeck: out of memory for %d workers\n", M.n);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    char err[4096];
+    /* A broken app fails here, once, instead of in every worker. */
+    if (app_check(o, err, sizeof err) != 0) {
+        fprintf(stderr, "lubeck: %s\n", err);
+        return 1;
+    }
+    snprintf(M.bus_in, sizeof M.bus_in, "ipc://@lubeck-%d-bus-in", (int)getpid());
+    snprintf(M.bus_out, sizeof M.bus_out, "ipc://@lubeck-%d-bus-out", (int)getpid());
+    M.bus = bus_forwarder_start(loop, M.bus_in, M.bus_out, err, sizeof err);
+    if (!M.bus) fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
+
+    ev_child_init(&M.child, child_cb, 0, 0);
+    ev_child_start(loop, &M.child);
+    ev_signal_init(&M.sigint, stop_cb, SIGINT);
+    ev_signal_init(&M.sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&M.sighup, hup_cb, SIGHUP);
+    ev_signal_start(loop, &M.sigint);
+    ev_signal_start(loop, &M.sigterm);
+    ev_signal_start(loop, &M.sighup);
+    for (int i = 0; i < M.n; i++) {
+        ev_init(&M.workers[i].restart, restart_cb);
+        spawn(i);
+    }
+    ev_timer_init(&M.watchdog, watchdog_cb, WATCHDOG_EVERY, WATCHDOG_EVERY);
+    ev_timer_start(loop, &M.watchdog);
+    if (o->reload) M.watch = watch_start(loop, o->app, reload_all, NULL);
+    fprintf(stderr, "lubeck: master %d started %d workers\n", (int)getpid(), M.n);
+    if (on_ready) on_ready(ud);
+
+    ev_run(loop, 0);
+
+    signal_all(SIGKILL);   /* only left after a second signal or an abort */
+    watch_stop(M.watch);
+    ev_timer_stop(loop, &M.watchdog);
+    ev_child_stop(loop, &M.child);
+    bus_forwarder_stop(M.bus);
+    munmap((void *)M.beats, (size_t)M.n * sizeof *M.beats);
+    free(M.workers);
+    return runner_abort_status();
+}
