@@ -5,11 +5,14 @@
 #include "crypto.h"
 
 #include <lauxlib.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "scheduler.h"
 
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
 #define MAC_BYTES crypto_auth_hmacsha256_BYTES
@@ -190,18 +193,206 @@ static int l_b64url_decode(lua_State *L)
     return 1;
 }
 
-/* hash_password(pw) → "$argon2id$v=19$m=...": interactive limits, a fresh salt.
- * It takes tens of milliseconds and 64 MiB by design. */
+/* ---- passwords ----------------------------------------------------------------
+ * argon2id with libsodium's interactive limits takes tens of milliseconds and
+ * 64 MiB per call, by design. Inside a request the work goes to a small pool of
+ * threads (at most PW_THREADS hashes at once, which also bounds the memory) and
+ * only the calling coroutine waits; elsewhere (the app's top level, a bare Lua
+ * state) it runs in place. */
+
+#define PW_THREADS 4
+
+typedef struct pw_job {
+    ev_async done;               /* the worker signals the loop through it */
+    struct ev_loop *loop;
+    lbk_task *task;              /* the waiting task; NULL once it stopped waiting */
+    int verify;                  /* 0: hash pw; 1: check pw against hash */
+    char *pw;                    /* owned: wiped and freed with the job */
+    size_t pwlen;
+    char hash[crypto_pwhash_STRBYTES];
+    int rc;                      /* libsodium's result */
+    struct pw_job *next;         /* queue link */
+} pw_job;
+
+/* The pool: worker threads take jobs from one queue. Shared by every host of
+ * the process, hence the lock. */
+static pthread_mutex_t pw_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pw_cond = PTHREAD_COND_INITIALIZER;
+static pw_job *pw_head, *pw_tail;
+static int pw_threads, pw_idle;
+
+static int pw_hash(char out[crypto_pwhash_STRBYTES], const char *pw, size_t len)
+{
+    return crypto_pwhash_str_alg(out, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+                                 crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13);
+}
+
+static int pw_hash_ok(const char *hash, size_t hlen)
+{
+    size_t plen = strlen(crypto_pwhash_argon2id_STRPREFIX);
+    return hlen < crypto_pwhash_STRBYTES && strlen(hash) == hlen &&
+           strncmp(hash, crypto_pwhash_argon2id_STRPREFIX, plen) == 0;
+}
+
+static void pw_run(pw_job *job)
+{
+    job->rc = job->verify ? crypto_pwhash_str_verify(job->hash, job->pw, job->pwlen)
+                          : pw_hash(job->hash, job->pw, job->pwlen);
+}
+
+static void *pw_worker(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        pthread_mutex_lock(&pw_lock);
+        pw_idle++;
+        while (!pw_head) pthread_cond_wait(&pw_cond, &pw_lock);
+        pw_idle--;
+        pw_job *job = pw_head;
+        pw_head = job->next;
+        if (!pw_head) pw_tail = NULL;
+        pthread_mutex_unlock(&pw_lock);
+        pw_run(job);
+        /* The job belongs to the loop again from here on: no touching it. */
+        ev_async_send(job->loop, &job->done);
+    }
+    return NULL;
+}
+
+/* Queues job; returns 0, or -1 when no worker could be started. */
+static int pw_submit(pw_job *job)
+{
+    int rc = 0;
+    pthread_mutex_lock(&pw_lock);
+    if (pw_idle == 0 && pw_threads < PW_THREADS) {
+        pthread_t th;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        if (pthread_create(&th, &attr, pw_worker, NULL) == 0) pw_threads++;
+        else if (pw_threads == 0) rc = -1;
+        pthread_attr_destroy(&attr);
+    }
+    if (rc == 0) {
+        job->next = NULL;
+        if (pw_tail) pw_tail->next = job; else pw_head = job;
+        pw_tail = job;
+        pthread_cond_signal(&pw_cond);
+    }
+    pthread_mutex_unlock(&pw_lock);
+    return rc;
+}
+
+static void pw_free(pw_job *job)
+{
+    if (job->pw) {
+        sodium_memzero(job->pw, job->pwlen);
+        free(job->pw);
+    }
+    sodium_memzero(job->hash, sizeof job->hash);
+    free(job);
+}
+
+/* Pushes a finished job's results; returns their count. */
+static int pw_push(lua_State *L, pw_job *job)
+{
+    if (job->verify) {
+        lua_pushboolean(L, job->rc == 0);
+        return 1;
+    }
+    if (job->rc != 0) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "hash_password: out of memory");
+        return 2;
+    }
+    lua_pushstring(L, job->hash);
+    return 1;
+}
+
+static void pw_done_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    pw_job *job = (pw_job *)w;   /* done is the first member */
+    ev_async_stop(loop, &job->done);
+    lbk_task *t = job->task;
+    if (t && t->wait == WAIT_OTHER && t->wait_on == job) {
+        int n = pw_push(t->co, job);
+        pw_free(job);
+        sched_complete(t, n);
+        return;
+    }
+    pw_free(job);
+}
+
+/* The waiting task gave up (its request was cancelled): the worker finishes
+ * and pw_done_cb frees the job. */
+static void pw_undo(lbk_task *t)
+{
+    pw_job *job = t->wait_on;
+    if (job) job->task = NULL;
+}
+
+/* The task running on L when it may wait, else NULL. */
+static lbk_task *pw_task(lua_State *L)
+{
+    lbk_gen *g = lua_touserdata(L, lua_upvalueindex(1));
+    if (!g || !g->host) return NULL;
+    lbk_task *t = g->host->current;
+    return t && t->co == L ? t : NULL;
+}
+
+/* Runs a job on the pool and suspends the calling task until it is done;
+ * without a task (or a thread), runs it here. */
+static int pw_call(lua_State *L, pw_job *job)
+{
+    lbk_task *t = pw_task(L);
+    if (t) {
+        job->loop = t->gen->host->loop;
+        job->task = t;
+        ev_async_init(&job->done, pw_done_cb);
+        int rc = sched_wait(L, t, job, -1, pw_undo, 0);
+        if (t->wait == WAIT_OTHER && t->wait_on == job) {   /* really waiting */
+            ev_async_start(job->loop, &job->done);
+            if (pw_submit(job) == 0) return rc;
+            /* no thread: undo the wait and work in place */
+            ev_async_stop(job->loop, &job->done);
+            t->wait = WAIT_NONE;
+            t->wait_on = NULL;
+            t->undo_fn = NULL;
+            lua_settop(L, 0);
+        } else {
+            pw_free(job);    /* refused: the request was cancelled; rc values are pushed */
+            return rc;
+        }
+    }
+    pw_run(job);
+    int n = pw_push(L, job);
+    pw_free(job);
+    return n;
+}
+
+static pw_job *pw_new(lua_State *L, const char *pw, size_t len)
+{
+    pw_job *job = calloc(1, sizeof *job);
+    char *copy = malloc(len ? len : 1);
+    if (!job || !copy) {
+        free(job);
+        free(copy);
+        luaL_error(L, "out of memory");
+        return NULL;
+    }
+    memcpy(copy, pw, len);
+    job->pw = copy;
+    job->pwlen = len;
+    return job;
+}
+
+/* hash_password(pw) → "$argon2id$v=19$m=...": interactive limits, a fresh salt */
 static int l_hash_password(lua_State *L)
 {
     size_t len;
     const char *pw = luaL_checklstring(L, 1, &len);
-    char out[crypto_pwhash_STRBYTES];
-    if (crypto_pwhash_str_alg(out, pw, len, crypto_pwhash_OPSLIMIT_INTERACTIVE,
-                              crypto_pwhash_MEMLIMIT_INTERACTIVE, crypto_pwhash_ALG_ARGON2ID13) != 0)
-        return luaL_error(L, "hash_password: out of memory");
-    lua_pushstring(L, out);
-    return 1;
+    pw_job *job = pw_new(L, pw, len);
+    return pw_call(L, job);
 }
 
 /* verify_password(pw, hash) → boolean (false for a hash that is not argon2id) */
@@ -210,11 +401,14 @@ static int l_verify_password(lua_State *L)
     size_t len, hlen;
     const char *pw = luaL_checklstring(L, 1, &len);
     const char *hash = luaL_checklstring(L, 2, &hlen);
-    int ok = hlen < crypto_pwhash_STRBYTES && strlen(hash) == hlen &&
-             strncmp(hash, crypto_pwhash_argon2id_STRPREFIX, strlen(crypto_pwhash_argon2id_STRPREFIX)) == 0 &&
-             crypto_pwhash_str_verify(hash, pw, len) == 0;
-    lua_pushboolean(L, ok);
-    return 1;
+    if (!pw_hash_ok(hash, hlen)) {
+        lua_pushboolean(L, 0);
+        return 1;
+    }
+    pw_job *job = pw_new(L, pw, len);
+    job->verify = 1;
+    memcpy(job->hash, hash, hlen + 1);
+    return pw_call(L, job);
 }
 
 static const luaL_Reg crypto_functions[] = {
@@ -235,7 +429,8 @@ void crypto_open(lua_State *L, lbk_gen *g)
     (void)g;
     if (sodium_init() < 0) luaL_error(L, "libsodium failed to initialise");
     for (const luaL_Reg *f = crypto_functions; f->name; f++) {
-        lua_pushcfunction(L, f->func);
+        lua_pushlightuserdata(L, g);
+        lua_pushcclosure(L, f->func, 1);
         lua_setfield(L, -2, f->name);
     }
 }

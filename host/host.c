@@ -601,6 +601,23 @@ static void refuse_upload(lubeck *h, lbk_req *r, const char *why)
     req_free(h, r);
 }
 
+/* `lubeck serve` asks through Mongrel2 whether the whole path answers before it
+ * prints the URL; the app never sees that request. */
+static int answer_probe(lubeck *h, lbk_req *r)
+{
+    const m2_header *probe = m2_header_get(&r->m2, "x-lubeck-probe", 14);
+    if (!probe || !slice_eq(probe->value, h->probe_token)) return 0;
+    int quiet = h->quiet;
+    h->quiet = 1;
+    r->started = ev_now(h->loop);
+    reply_spec spec = { .status = 204 };
+    host_reply_defaults(h, r, &spec);
+    host_respond(h, r, &spec, SLICE_LIT(""));
+    h->quiet = quiet;
+    req_free(h, r);
+    return 1;
+}
+
 static void on_frame(lubeck *h, zmq_msg_t *msg)
 {
     lbk_req *r = req_alloc(h);
@@ -634,6 +651,7 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
         req_free(h, r);
         return;
     }
+    if (h->probe_token[0] && answer_probe(h, r)) return;
     if (r->m2.upload_done.p) {
         const char *why = upload_accept(h, r);
         if (why) return refuse_upload(h, r, why);

@@ -104,6 +104,7 @@ struct lubeck {
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */
+    char probe_token[40];        /* serve's readiness probe carries it: answered 204 here */
     lbk_send_fn send_fn;
     void *send_ud;
     char lua_dir[1024];

@@ -489,6 +489,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    model_open(L, g);
     crypto_open(L, g);
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");

@@ -558,16 +558,18 @@ static const char *fmt_num(char *buf, size_t len, double v)
     return buf;
 }
 
+/* unit: "characters" or "items" (or NULL for a value); singular for 1 */
 static int bounds_ok(walker *w, const model_field *f, double v, const char *unit)
 {
     char b[40];
+    int ulen = unit ? (int)strlen(unit) : 0;
     if (f->has_min && v < f->min) {
-        if (unit) report(w, "must have at least %s %s", fmt_num(b, sizeof b, f->min), unit);
+        if (unit) report(w, "must have at least %s %.*s", fmt_num(b, sizeof b, f->min), ulen - (f->min == 1), unit);
         else report(w, "must be at least %s", fmt_num(b, sizeof b, f->min));
         return 0;
     }
     if (f->has_max && v > f->max) {
-        if (unit) report(w, "must have at most %s %s", fmt_num(b, sizeof b, f->max), unit);
+        if (unit) report(w, "must have at most %s %.*s", fmt_num(b, sizeof b, f->max), ulen - (f->max == 1), unit);
         else report(w, "must be at most %s", fmt_num(b, sizeof b, f->max));
         return 0;
     }

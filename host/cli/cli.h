@@ -21,6 +21,7 @@ typedef struct cli_options {
     const char *sender_id;
     const char *upload_dir;      /* Mongrel2's upload.temp_store folder (serve: RUN/tmp) */
     double watchdog;             /* seconds without a heartbeat before a worker is killed */
+    char probe_token[37];        /* serve: requests carrying it are answered by the host */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */

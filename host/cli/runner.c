@@ -105,6 +105,12 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         fprintf(stderr, "lubeck: %s\n", err);
         return 1;
     }
+    if (o->upload_dir && host_set_upload_dir(R.host, o->upload_dir) != 0) {
+        fprintf(stderr, "lubeck: --upload-dir %s: no such folder\n", o->upload_dir);
+        lubeck_free(R.host);
+        return 1;
+    }
+    snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
     if (lubeck_start(R.host) != 0) {
         fprintf(stderr, "lubeck: %s\n", lubeck_error(R.host));
         lubeck_free(R.host);

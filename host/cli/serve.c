@@ -26,7 +26,9 @@ typedef struct serve_state {
     pid_t mongrel2;
     ev_child child;
     ev_timer probe;
-    double probe_started;
+    ev_io probe_io;
+    int probe_sent;
+    double probe_started, probe_attempt;
     int announced;
 } serve_state;
 
@@ -111,30 +113,77 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     runner_abort(1);
 }
 
-static int port_answers(const char *host, int port)
+/* The probe: a request through Mongrel2 to the host and back, which the host
+ * answers itself (204) when it carries this run's token. It proves Mongrel2
+ * listens and both ZeroMQ connections are up, so the URL is printed only when
+ * a browser's request would be answered. Non-blocking: the host that must
+ * answer runs on this same loop. */
+static void probe_retry(serve_state *s, struct ev_loop *loop);
+
+static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    inet_pton(AF_INET, host, &a.sin_addr);
-    int ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0) close(fd);
-    return ok;
+    serve_state *s = w->data;
+    if (!s->probe_sent) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        char req[256];
+        int n = snprintf(req, sizeof req, "GET / HTTP/1.0\r\nX-Lubeck-Probe: %s\r\n\r\n", s->o->probe_token);
+        if (err || send(w->fd, req, (size_t)n, MSG_NOSIGNAL) != n) return probe_retry(s, loop);
+        s->probe_sent = 1;
+        ev_io_stop(loop, w);
+        ev_io_set(w, w->fd, EV_READ);
+        ev_io_start(loop, w);
+        return;
+    }
+    char buf[64];
+    ssize_t n = recv(w->fd, buf, sizeof buf - 1, 0);
+    if (n < 0 && errno == EAGAIN) return;
+    buf[n > 0 ? n : 0] = 0;
+    if (n < 12 || strncmp(buf + 9, "204", 3) != 0) return probe_retry(s, loop);
+    ev_io_stop(loop, w);
+    close(w->fd);
+    ev_timer_stop(loop, &s->probe);
+    printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
+    fflush(stdout);
 }
 
+static void probe_start(serve_state *s, struct ev_loop *loop)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)s->o->port) };
+    inet_pton(AF_INET, s->o->host, &a.sin_addr);
+    if (fd < 0) return;
+    connect(fd, (struct sockaddr *)&a, sizeof a);
+    s->probe_sent = 0;
+    ev_io_init(&s->probe_io, probe_io_cb, fd, EV_WRITE);
+    s->probe_io.data = s;
+    ev_io_start(loop, &s->probe_io);
+}
+
+static void probe_retry(serve_state *s, struct ev_loop *loop)
+{
+    ev_io_stop(loop, &s->probe_io);
+    close(s->probe_io.fd);
+    s->probe_io.fd = -1;
+}
+
+/* Every 50 ms until the probe is answered: start a new attempt if none is on. */
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     serve_state *s = w->data;
-    if (!port_answers(s->o->host, s->o->port)) {
-        if (ev_now(loop) - s->probe_started > 15) {
-            fprintf(stderr, "lubeck: mongrel2 did not open port %d within 15s\n", s->o->port);
-            ev_timer_stop(loop, w);
-            runner_abort(1);
-        }
+    if (ev_now(loop) - s->probe_started > 15) {
+        fprintf(stderr, "lubeck: no answer through mongrel2 on port %d within 15s\n", s->o->port);
+        ev_timer_stop(loop, w);
+        probe_retry(s, loop);
+        runner_abort(1);
         return;
     }
-    ev_timer_stop(loop, w);
-    printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
-    fflush(stdout);
+    /* An attempt that got no answer in a second is dropped and made again. */
+    if (ev_is_active(&s->probe_io) && ev_now(loop) - s->probe_attempt < 1.0) return;
+    if (ev_is_active(&s->probe_io)) probe_retry(s, loop);
+    s->probe_attempt = ev_now(loop);
+    probe_start(s, loop);
 }
 
 static void start_mongrel2(void *ud)
@@ -150,10 +199,37 @@ static void start_mongrel2(void *ud)
     ev_timer_start(loop, &s->probe);
 }
 
+/* Client connections Mongrel2 holds open on port (ESTABLISHED in /proc/net/tcp*). */
+static int open_connections(int port)
+{
+    const char *tables[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+    int n = 0;
+    for (int t = 0; t < 2; t++) {
+        FILE *f = fopen(tables[t], "r");
+        if (!f) continue;
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            unsigned local_port, state;
+            /* "  0: 0100007F:1A6F 0100007F:C350 01 ..." */
+            if (sscanf(line, " %*d: %*[0-9A-Fa-f]:%x %*[0-9A-Fa-f]:%*x %x", &local_port, &state) == 2 &&
+                (int)local_port == port && state == 1)
+                n++;
+        }
+        fclose(f);
+    }
+    return n;
+}
+
 static void stop_mongrel2(void *ud)
 {
     serve_state *s = ud;
     if (s->mongrel2 <= 0) return;
+    /* The last replies may still be on their way through Mongrel2: give the
+     * clients up to a second to receive them and hang up. */
+    for (int i = 0; i < 50 && open_connections(s->o->port) > 0; i++) {
+        struct timespec ts = { 0, 20 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+    }
     ev_child_stop(EV_DEFAULT, &s->child);
     kill(s->mongrel2, SIGTERM);
     /* Mongrel2 exits promptly on its first SIGTERM; give it 5 s, then force it. */
@@ -205,6 +281,7 @@ int serve_main(cli_options *o)
     snprintf(recv, sizeof recv, "tcp://127.0.0.1:%d", recv_port);
     m2conf_uuid(handler_uuid);
     m2conf_uuid(server_uuid);
+    m2conf_uuid(o->probe_token);
     m2conf_params p = {
         .app_dir = s.app, .run_dir = s.run, .host = o->host, .port = o->port,
         .send_spec = send, .recv_spec = recv, .handler_uuid = handler_uuid,

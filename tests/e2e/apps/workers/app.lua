@@ -1,0 +1,27 @@
+-- Workers, reload and graceful stop (tests/e2e/test_workers.py).
+local lubeck = require "lubeck"
+
+local app = lubeck.app{ name = "workers" }
+
+local function pid()
+    local f = assert(io.open("/proc/self/stat"))
+    local n = f:read("*n")
+    f:close()
+    return n
+end
+
+app:get("/", function() return "version 0" end) -- reload-test
+app:get("/pid", function() return tostring(pid()) end)
+app:get("/slow", function() lubeck.sleep(1); return "slow done" end)
+app:get("/spin", function() while true do end end)
+
+local room = lubeck.channel("room")
+app:get("/poll", function()
+    local v, err = room:wait(10)
+    return { value = v, err = err, pid = pid() }
+end)
+app:get("/say", function(req)
+    return { woken_here = room:publish(req:arg("m")), pid = pid() }
+end)
+
+return app
