@@ -13,6 +13,7 @@ App.__index = App
 local OPTIONS = {
     cookie_secret = "string", template_dir = "string", login_url = "string",
     debug = "boolean", request_timeout = "number", name = "string",
+    session_store = "table", template_engine = "table",
 }
 
 function App.new(opts)
@@ -33,7 +34,25 @@ function App.new(opts)
         end
         app[k] = v
     end
+    -- Sessions are signed: an app that declares a store must have a secret.
+    if app.session_store ~= nil then
+        if type(app.session_store.load) ~= "function" or type(app.session_store.save) ~= "function" then
+            error("lubeck.app{...}: session_store must be a store such as require(\"lubeck.session\").redis{...}", 2)
+        end
+        if type(app.cookie_secret) ~= "string" or app.cookie_secret == "" then
+            error("lubeck.app{...}: session_store needs a cookie_secret (sessions are signed with it)", 2)
+        end
+    end
+    if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
+        error("lubeck.app{...}: template_engine must be { compile = function(source, name) ... end }", 2)
+    end
     return app
+end
+
+-- The HTML of a template in app.template_dir, for function routes:
+--   app:get("/", function(req) return app:render("index.html", { name = "x" }) end)
+function App:render(name, ctx)
+    return require("lubeck.template").for_app(self):render(name, ctx)
 end
 
 function App.is_app(v)
@@ -86,6 +105,13 @@ for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
         local app = add_route(self, pattern, target, methods, 3)
         return app
     end
+end
+
+-- REST routes for a model (lubeck.resource): GET/POST path, GET/PUT/PATCH/DELETE
+-- path/:id; store defaults to an in-memory one.
+function App:resource(path, m, store)
+    local app = require("lubeck.resource").add(self, path, m, store, 3)
+    return app
 end
 
 -- Mongrel2 broadcast: sends data as is (no HTTP head) to each connection of

@@ -2,8 +2,11 @@
 --   local Hello = lubeck.Handler:extend(SomeMixin)
 --   function Hello:get(name) return "hi " .. name end
 local Response = require "lubeck.response"
+local session = require "lubeck.session"
+local template = require "lubeck.template"
+local csrf = require "lubeck.csrf"
 
-local setmetatable, pairs, ipairs, type, error, select, concat = setmetatable, pairs, ipairs, type, error, select, table.concat
+local setmetatable, pairs, ipairs, type, error, select, concat, rawset = setmetatable, pairs, ipairs, type, error, select, table.concat, rawset
 
 local _M = {}
 
@@ -57,8 +60,32 @@ function _M.allow(cls)
     return concat(names, ", ")
 end
 
+-- Instance fields made on first use: self.session. An instance's metatable
+-- looks methods up in its class, then these.
+local lazy_fields = { session = session.load }
+local instance_mts = setmetatable({}, { __mode = "k" })
+
+local function instance_mt(cls)
+    local mt = instance_mts[cls]
+    if not mt then
+        mt = { __index = function(inst, k)
+            local v = cls[k]
+            if v == nil then
+                local make = lazy_fields[k]
+                if make then
+                    v = make(inst)
+                    rawset(inst, k, v)
+                end
+            end
+            return v
+        end }
+        instance_mts[cls] = mt
+    end
+    return mt
+end
+
 function _M.new_instance(cls, req, app)
-    local inst = setmetatable(Response.new(req, app), cls)
+    local inst = setmetatable(Response.new(req, app), instance_mt(cls))
     inst.params = req.params
     inst._json_errors = cls._json_errors
     return inst
@@ -67,6 +94,14 @@ end
 -- Runs prepare, then the method the request asks for. Returns what the method
 -- returned (the pipeline turns it into the response).
 function _M.run(inst, cls, req, ...)
+    -- checks mixins add (CSRF): each may end the request
+    local checks = inst._checks
+    if checks then
+        for i = 1, #checks do
+            checks[i](inst)
+            if inst._finished then return end
+        end
+    end
     if type(inst.prepare) == "function" then
         inst:prepare()
         if inst._finished then return end
@@ -87,12 +122,37 @@ function _M.run(inst, cls, req, ...)
     return fn(inst, ...)
 end
 
+-- Renders a template of the app (lubeck.template) and finishes the response.
+-- Besides ctx, templates see render, escape, csrf_token(), csrf_field(),
+-- current_user (when the class has one), handler and req.
+function Handler:render(name, ctx, status)
+    local helpers = {
+        handler = self, req = self.req,
+        csrf_token = function() return csrf.token(self) end,
+        csrf_field = function() return csrf.field(self) end,
+    }
+    if type(self.current_user) == "function" then helpers.current_user = self:current_user() end
+    local html = template.for_app(self.app):render(name, ctx, helpers)
+    if status then self:set_status(status) end
+    if not self:get_header("Content-Type") then self:set_header("Content-Type", Response.HTML_TYPE) end
+    self:finish(html)
+end
+
+-- Saves self.session when it changed (the response calls it before the head).
+Handler._before_head = session.save
+
 function Handler:get_argument(name, default)
     return self.req:arg(name, default)
 end
 
 function Handler:get_arguments(name)
     return self.req:arg_list(name)
+end
+
+-- The request's JSON body (or form) checked against a model (lubeck.model):
+-- the cleaned value, or the request ends with 400 and the field errors.
+function Handler:validate(m)
+    return require("lubeck.model").validate_request(self.req, m)
 end
 
 _M.Handler = Handler

@@ -5,9 +5,15 @@ local core = require "lubeck.core"
 local cjson = require("cjson").new()
 
 local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
-local lower, find, sub, concat = string.lower, string.find, string.sub, table.concat
+local lower, find, sub, concat, gsub = string.lower, string.find, string.sub, table.concat, string.gsub
 local req_info, req_headers, req_header, req_body = core.req_info, core.req_headers, core.req_header, core.req_body
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
+local multipart_parse, req_upload = core.multipart_parse, core.req_upload
+local errors = require "lubeck.errors"
+
+-- Form bodies past these limits are answered 400 instead of parsed.
+local MAX_FORM_BYTES = 8 * 1024 * 1024     -- an urlencoded body, or a multipart body's fields
+local MAX_FORM_FIELDS = 10000
 
 cjson.decode_max_depth(200)
 
@@ -31,8 +37,36 @@ function lazy.headers(req)
     return setmetatable(req_headers(req._handle), headers_mt)
 end
 
+-- A Mongrel2 async upload's body is read from its temp file, the first time.
 function lazy.body(req)
+    local path = req_upload(req._handle)
+    if path then
+        local f, err = io.open(path, "rb")
+        if not f then errors.abort(500, "cannot read the upload: " .. tostring(err)) end
+        local body = f:read("*a")
+        f:close()
+        return body
+    end
     return req_body(req._handle)
+end
+
+local function is_multipart(ctype)
+    return ctype and find(lower(ctype), "multipart/form-data", 1, true) ~= nil
+end
+
+-- { fields = { name = {value, ...} }, files = { name = file } } of a multipart
+-- body; a malformed one ends the request with 400.
+function lazy._multipart(req)
+    local ctype = req_header(req._handle, "content-type")
+    if not is_multipart(ctype) then return { fields = {}, files = {} } end
+    local fields, files = multipart_parse(req.body, ctype)
+    if not fields then errors.abort(400, "Bad Request: " .. files .. "\n") end
+    local bytes = 0
+    for _, values in pairs(fields) do
+        for i = 1, #values do bytes = bytes + #values[i] end
+    end
+    if bytes > MAX_FORM_BYTES then errors.abort(400, "Bad Request: form fields too large\n") end
+    return { fields = fields, files = files }
 end
 
 -- Several Cookie headers (Mongrel2 hands them over as a list) are one cookie
@@ -44,16 +78,37 @@ function lazy.cookies(req)
     return parse_cookies(raw)
 end
 
+-- Multipart files: { filename=, content_type=, body= }. A Mongrel2 async upload
+-- that is not multipart: files.file = { filename=, content_type=, path= }, the
+-- filename from Content-Disposition or else the last segment of the path.
 function lazy.files(req)
-    return {}
+    local path = req_upload(req._handle)
+    local ctype = req_header(req._handle, "content-type")
+    if path and not is_multipart(ctype) then
+        local disp = req_header(req._handle, "content-disposition") or ""
+        local name = disp:match('filename="([^"]*)"') or disp:match("filename=([^;%s]+)")
+            or req.path:match("([^/]+)$") or "upload"
+        return { file = { filename = name, content_type = ctype or "application/octet-stream", path = path } }
+    end
+    return req._multipart.files
 end
 
 -- name → list of values, from the query string then an urlencoded body.
 function lazy._arg_lists(req)
     local lists = parse_urlencoded(req.query)
     local ctype = req_header(req._handle, "content-type")
+    local form
     if ctype and find(lower(ctype), "application/x-www-form-urlencoded", 1, true) then
-        local form = parse_urlencoded(req.body)
+        local body = req.body
+        local _, amps = gsub(body, "&", "")
+        if #body > MAX_FORM_BYTES or amps >= MAX_FORM_FIELDS then
+            errors.abort(400, "Bad Request: form too large\n")
+        end
+        form = parse_urlencoded(body)
+    elseif is_multipart(ctype) then
+        form = req._multipart.fields
+    end
+    if form then
         for name, values in pairs(form) do
             local list = lists[name]
             if list then

@@ -593,8 +593,6 @@ def test_form_body_is_not_parsed_without_the_form_content_type(srv):
     assert got["a"] is False and got["b"] == "q"
 
 
-@pytest.mark.xfail(strict=True, reason="multipart/form-data is not parsed: req:arg and "
-                   "req.files ignore multipart bodies (API.md §5)")
 def test_multipart_form(srv):
     boundary = "XyZzY"
     body = ("--%s\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nfrom form\r\n"
@@ -676,10 +674,6 @@ def test_one_mib_body_round_trip(srv):
     assert r.body == body
 
 
-@pytest.mark.xfail(strict=True, reason="Mongrel2 hands every chunked body (and any body over "
-                   "--max-body) over as an async upload; the host answers the upload-done "
-                   "message but req.body is empty (never read from the temp file), and the "
-                   "temp file is left in RUN_DIR/tmp")
 def test_chunked_request_body(srv):
     conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=5)
     try:

@@ -1,0 +1,34 @@
+-- A JSON todo API on app:resource, with a small page that uses it:
+--   build/lubeck serve apps/todo   then open http://127.0.0.1:6767/
+-- Set TODO_REDIS=host:port to keep the todos in Redis instead of in memory.
+local lubeck = require "lubeck"
+local model = require "lubeck.model"
+local resource = require "lubeck.resource"
+
+local app = lubeck.app{ name = "todo" }
+
+local Todo = model.define("Todo", {
+    title = model.string{ required = true, min = 1, max = 200 },
+    done = model.boolean{ default = false },
+    order = model.integer{ min = 0 },
+    due = model.datetime{},
+    tags = model.list(model.string{ min = 1, max = 20 }, { max = 10 }),
+    owner = model.email{ private = true },
+})
+
+local store
+local redis_at = os.getenv("TODO_REDIS")
+if redis_at then
+    local host, port = redis_at:match("^([^:]+):(%d+)$")
+    store = resource.redis_store{ host = host, port = tonumber(port), prefix = "todo" }
+end
+
+app:resource("/todos", Todo, store)
+
+app:get("/", function(req)
+    return 302, "", { Location = "/static/index.html" }
+end)
+
+app:get("/schema", function() return Todo:schema() end)
+
+return app
