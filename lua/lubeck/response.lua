@@ -4,6 +4,7 @@
 local core = require "lubeck.core"
 local cjson = require("cjson").new()
 local errors = require "lubeck.errors"
+local session = require "lubeck.session"
 
 local type, tostring, error, setmetatable, pairs, concat = type, tostring, error, setmetatable, pairs, table.concat
 local lower, format, date, find, gsub, byte = string.lower, string.format, os.date, string.find, string.gsub, string.byte
@@ -139,6 +140,16 @@ function Response:set_cookie(name, value, opts)
     self:add_header("Set-Cookie", concat(parts, "; "))
 end
 
+-- Signed with the app's cookie_secret (see lubeck.session); a tampered or
+-- expired one reads as nil.
+function Response:set_secure_cookie(name, value, opts)
+    return session.set_secure_cookie(self, name, value, opts, 2)
+end
+
+function Response:get_secure_cookie(name, max_age_days)
+    return session.get_secure_cookie(self, name, max_age_days, 2)
+end
+
 function Response:clear_cookie(name, opts)
     local o = { path = opts and opts.path, domain = opts and opts.domain, max_age = 0, expires = 0 }
     self:set_cookie(name, "", o)
@@ -168,11 +179,22 @@ local function checked(ok, err)
     return ok
 end
 
+-- Runs the class's _before_head hook (saving the session) once, just before
+-- the head leaves.
+local function before_head(self)
+    local hook = self._before_head
+    if hook and not self._before_head_done then
+        self._before_head_done = true
+        hook(self)
+    end
+end
+
 -- Sends the head and what is written so far; the response streams from now on.
 function Response:flush()
     if self._finished then return false end
     local handle = self.req._handle
     if not self._streaming then
+        before_head(self)
         default_content_type(self)
         -- Streaming only once the head is out: a refused header still leaves
         -- room for a clean error page.
@@ -196,6 +218,7 @@ function Response:finish(chunk)
         stream_end(handle)
         return
     end
+    before_head(self)
     local body = concat(self._buffer)
     if body ~= "" then default_content_type(self) end
     -- Finished only once sent: when a header is refused, the error page that
