@@ -386,6 +386,57 @@ static int json_header_entry(void *ud, slice key, slice value, const char **err)
     return add_header(ud, key, value, err);
 }
 
+/* The fast path for what Mongrel2 actually writes: compact JSON, string or
+ * list-of-strings values, no escapes. It reads each string once, eight bytes
+ * at a time, with no callbacks. Anything else (white space, an escape, a bare
+ * scalar, a malformed byte) returns 0 and the general reader above starts over
+ * and decides. */
+static int json_compact(char *p, char *end, m2_request *req)
+{
+    const char *ignored;
+    if (p >= end || *p++ != '{') return 0;
+    if (p < end && *p == '}') return p + 1 == end;
+    for (;;) {
+        if (p >= end || *p != '"') return 0;
+        char *key = p + 1, *q = json_scan(key, end);
+        if (q >= end || *q != '"' || q + 2 >= end || q[1] != ':') return 0;
+        slice k = slice_make(key, (size_t)(q - key));
+        p = q + 2;
+        int list = *p == '[';
+        if (list) {
+            p++;
+            if (p < end && *p == ']') goto next_member;   /* an empty list: no entry */
+        }
+        for (;;) {
+            if (p >= end || *p != '"') return 0;
+            char *value = p + 1;
+            q = json_scan(value, end);
+            if (q >= end || *q != '"') return 0;
+            if (add_header(req, k, slice_make(value, (size_t)(q - value)), &ignored) < 0) return 0;
+            p = q + 1;
+            if (!list) break;
+            if (p < end && *p == ',') { p++; continue; }
+            if (p < end && *p == ']') break;
+            return 0;
+        }
+        if (list) {
+next_member:
+            p++;
+        }
+        if (p < end && *p == ',') { p++; continue; }
+        return p < end && *p == '}' && p + 1 == end;
+    }
+}
+
+/* Undoes a partial fast-path read before the general reader runs. */
+static void forget_headers(m2_request *req)
+{
+    const slice none = { NULL, 0 };
+    req->headers.n = 0;
+    req->method = req->version = req->uri = req->query = req->remote_addr = none;
+    req->url_scheme = req->pattern = req->upload_start = req->upload_done = none;
+}
+
 /* ---- tnetstring headers -------------------------------------------------- */
 
 /* Walks the payload of a tnetstring dict: key (string) followed by a value, which
@@ -546,9 +597,15 @@ int m2_parse(char *frame, size_t len, m2_request *req, const char **err)
     req->body = slice_make(body, body_n);
 
     /* The framing is sound: now read the headers themselves. */
-    int rc = req->encoding == M2_JSON
-        ? json_walk_object(hdr, hdr_n, 1, json_header_entry, req, err)
-        : tnet_walk_dict(hdr, hdr_n, req, err);
+    int rc;
+    if (req->encoding == M2_TNETSTRING) {
+        rc = tnet_walk_dict(hdr, hdr_n, req, err);
+    } else if (json_compact(hdr, hdr + hdr_n, req)) {
+        rc = 0;
+    } else {
+        forget_headers(req);
+        rc = json_walk_object(hdr, hdr_n, 1, json_header_entry, req, err);
+    }
     if (rc < 0)
         return -1;
 
