@@ -129,13 +129,15 @@ static int l_req_headers(lua_State *L)
     return 1;
 }
 
-/* req_header(handle, name) → the values of a client header joined by ", ", or nil */
+/* req_header(handle, name [, sep=", "]) → the values of a client header joined
+ * by sep (Cookie headers join with "; "), or nil */
 static int l_req_header(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
     if (!r) return luaL_error(L, "this request has ended");
-    size_t len;
+    size_t len, sep_len;
     const char *name = luaL_checklstring(L, 2, &len);
+    const char *sep = luaL_optlstring(L, 3, ", ", &sep_len);
     m2_headers *hs = &r->m2.headers;
     luaL_Buffer b;
     int found = 0;
@@ -143,7 +145,7 @@ static int l_req_header(lua_State *L)
         m2_header *e = &hs->v[i];
         if (e->key.n != len || strncasecmp(e->key.p, name, len) != 0 || !is_client_header(e->key))
             continue;
-        if (found++ == 0) luaL_buffinit(L, &b); else luaL_addlstring(&b, ", ", 2);
+        if (found++ == 0) luaL_buffinit(L, &b); else luaL_addlstring(&b, sep, sep_len);
         luaL_addlstring(&b, e->value.p, e->value.n);
     }
     if (found) luaL_pushresult(&b); else lua_pushnil(L);

@@ -72,9 +72,8 @@ end
 -- Several Cookie headers (Mongrel2 hands them over as a list) are one cookie
 -- list: join them with "; ", not the ", " that req:header uses.
 function lazy.cookies(req)
-    local raw = req.headers.cookie
+    local raw = req_header(req._handle, "cookie", "; ")
     if raw == nil then return {} end
-    if type(raw) == "table" then raw = concat(raw, "; ") end
     return parse_cookies(raw)
 end
 
