@@ -589,16 +589,25 @@ static const char *upload_accept(lubeck *h, lbk_req *r)
     return r->upload_path ? NULL : "out of memory";
 }
 
+/* Answers a request in C, before any Lua runs: refusals the host decides on its
+ * own (limits, bad uploads) and serve's probe. The connection is closed after
+ * a refusal, since the client may still be sending. */
+static void answer_directly(lubeck *h, lbk_req *r, int status, slice body, const slice *headers,
+                           int nheaders)
+{
+    r->started = ev_now(h->loop);
+    if (status >= 400) r->keep_alive = 0;
+    reply_spec spec = { .status = status, .headers = headers, .nheaders = nheaders };
+    host_reply_defaults(h, r, &spec);
+    host_respond(h, r, &spec, body);
+    req_free(h, r);
+}
+
 static void refuse_upload(lubeck *h, lbk_req *r, const char *why)
 {
     log_warn("%.*s %.*s: upload refused: %s", (int)r->m2.method.n, r->m2.method.p,
              (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p, why);
-    r->started = ev_now(h->loop);
-    r->keep_alive = 0;
-    reply_spec spec = { .status = 400 };
-    host_reply_defaults(h, r, &spec);
-    host_respond(h, r, &spec, SLICE_LIT("Bad Request: upload refused\n"));
-    req_free(h, r);
+    answer_directly(h, r, 400, SLICE_LIT("Bad Request: upload refused\n"), NULL, 0);
 }
 
 /* `lubeck serve` asks through Mongrel2 whether the whole path answers before it
@@ -609,13 +618,33 @@ static int answer_probe(lubeck *h, lbk_req *r)
     if (!probe || !slice_eq(probe->value, h->probe_token)) return 0;
     int quiet = h->quiet;
     h->quiet = 1;
-    r->started = ev_now(h->loop);
-    reply_spec spec = { .status = 204 };
-    host_reply_defaults(h, r, &spec);
-    host_respond(h, r, &spec, SLICE_LIT(""));
+    answer_directly(h, r, 204, SLICE_LIT(""), NULL, 0);
     h->quiet = quiet;
-    req_free(h, r);
     return 1;
+}
+
+/* The host's own limits (all configurable, see lubeck_limits): a request past
+ * them is answered here. Returns 1 when it was. */
+static int over_limits(lubeck *h, lbk_req *r)
+{
+    if (h->max_inflight > 0 && h->inflight >= h->max_inflight) {
+        log_error_limited("%d requests in flight (--max-inflight): answering 503", h->inflight);
+        static const slice retry[] = { SLICE_LIT("Retry-After"), SLICE_LIT("1") };
+        answer_directly(h, r, 503, SLICE_LIT("Service Unavailable: too busy, retry shortly\n"), retry, 1);
+        return 1;
+    }
+    if (h->max_headers > 0 && r->m2.headers.n > h->max_headers) {
+        log_warn("%.*s %.*s: %d headers (--max-headers %d): answered 431", (int)r->m2.method.n,
+                 r->m2.method.p, (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p,
+                 r->m2.headers.n, h->max_headers);
+        answer_directly(h, r, 431, SLICE_LIT("Request Header Fields Too Large\n"), NULL, 0);
+        return 1;
+    }
+    if (h->max_body > 0 && r->m2.body.n > h->max_body) {
+        answer_directly(h, r, 413, SLICE_LIT("Payload Too Large\n"), NULL, 0);
+        return 1;
+    }
+    return 0;
 }
 
 static void on_frame(lubeck *h, zmq_msg_t *msg)
@@ -652,6 +681,7 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
         return;
     }
     if (h->probe_token[0] && answer_probe(h, r)) return;
+    if (over_limits(h, r)) return;
     if (r->m2.upload_done.p) {
         const char *why = upload_accept(h, r);
         if (why) return refuse_upload(h, r, why);
@@ -725,6 +755,8 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
         return NULL;
     }
     h->loop = loop;
+    h->max_inflight = 10000;
+    h->max_headers = 256;
     h->app = strdup(cfg->app);
     h->send_spec = dup_or_null(cfg->send_spec);
     h->recv_spec = dup_or_null(cfg->recv_spec);
@@ -896,6 +928,46 @@ const char *lubeck_error(const lubeck *h)
     return h->err;
 }
 
+/* lubeck_free on a request still running: stops every watcher its coroutines
+ * started (socket I/O, wait timers) and undoes their waits (channel waiter
+ * lists, thread joins), while every generation is still open. */
+static void abandon_waits(lubeck *h, lbk_req *r)
+{
+    cosocket_req_ended(r);
+    for (lbk_task *t = r->tasks; t; t = t->req_next) {
+        ev_timer_stop(h->loop, &t->timer);
+        if (t->wait == WAIT_OTHER && t->undo_fn) t->undo_fn(t);
+        t->wait = WAIT_NONE;
+        t->undo_fn = NULL;
+        t->wait_on = NULL;
+    }
+}
+
+/* Then frees its tasks; a retired generation closes with its last one (its
+ * coroutines go with its Lua state). */
+static void abandon_tasks(lubeck *h, lbk_req *r)
+{
+    while (r->tasks) {
+        lbk_task *t = r->tasks;
+        r->tasks = t->req_next;
+        lbk_gen *g = t->gen;
+        g->tasks--;
+        h->ntasks--;
+        free(t);
+        if (g->retired && g->tasks == 0) gen_release(g);
+    }
+    r->ntasks = 0;
+    r->task = NULL;
+    if (r->upload_path) {
+        unlink(r->upload_path);
+        free(r->upload_path);
+        r->upload_path = NULL;
+    }
+}
+
+/* Leaves nothing behind on the caller's loop: every watcher the host started
+ * is stopped, requests still running are abandoned (their clients get no
+ * answer) and all memory is freed. */
 void lubeck_free(lubeck *h)
 {
     if (!h) return;
@@ -903,10 +975,17 @@ void lubeck_free(lubeck *h)
     ev_prepare_stop(h->loop, &h->prepare);
     ev_timer_stop(h->loop, &h->deadline_timer);
     ev_idle_stop(h->loop, &h->ready_idle);
-    /* Requests still running are abandoned with their generation. */
+    h->ready_head = h->ready_tail = NULL;
+    for (uint32_t i = 0; i < h->nreqs; i++)
+        if (h->reqs[i]->live) abandon_waits(h, h->reqs[i]);
+    for (uint32_t i = 0; i < h->nreqs; i++)
+        if (h->reqs[i]->live) abandon_tasks(h, h->reqs[i]);
     if (h->gen) {
+        /* Every task belongs to a request, so none is left; should one be, its
+         * struct is lost but its coroutine still goes with the state. */
         h->gen->tasks = 0;
         gen_release(h->gen);
+        h->gen = NULL;
     }
     for (uint32_t i = 0; i < h->nreqs; i++) {
         if (h->reqs[i]->live) zmq_msg_close(&h->reqs[i]->msg);

@@ -104,6 +104,9 @@ struct lubeck {
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */
+    int max_inflight;            /* more requests in flight: 503 + Retry-After (0: no limit) */
+    int max_headers;             /* more headers: 431 */
+    size_t max_body;             /* a larger inline body: 413 */
     char probe_token[40];        /* serve's readiness probe carries it: answered 204 here */
     lbk_send_fn send_fn;
     void *send_ud;

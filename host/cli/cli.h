@@ -22,6 +22,8 @@ typedef struct cli_options {
     const char *upload_dir;      /* Mongrel2's upload.temp_store folder (serve: RUN/tmp) */
     double watchdog;             /* seconds without a heartbeat before a worker is killed */
     char probe_token[37];        /* serve: requests carrying it are answered by the host */
+    int max_inflight, max_headers;   /* 0: the host's defaults */
+    int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */

@@ -14,12 +14,12 @@
 static const char USAGE[] =
     "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N|auto] [--reload]\n"
     "                            [--debug] [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
-    "                            [--watchdog SECONDS]\n"
+    "                            [--watchdog SECONDS] [--max-inflight N] [--max-headers N]\n"
     "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
     "                          [--sender-id ID] [--workers N|auto] [--reload] [--debug] [--drain SECONDS]\n"
-    "                          [--watchdog SECONDS]\n"
-    "                          [--upload-dir DIR]   (Mongrel2's upload.temp_store folder; without\n"
-    "                          it, async uploads are refused with 400)\n"
+    "                          [--watchdog SECONDS] [--max-body BYTES] [--max-inflight N]\n"
+    "                          [--max-headers N] [--upload-dir DIR]   (Mongrel2's upload.temp_store\n"
+    "                          folder; without it, async uploads are refused with 400)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
@@ -77,6 +77,13 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
         } else if (!strcmp(a, "--max-body")) {
             if (parse_number(v, 0, 1e12, &num)) return usage_error("bad --max-body: %s", v);
             o->max_body = (long)num;
+            o->max_body_given = 1;
+        } else if (!strcmp(a, "--max-inflight")) {
+            if (parse_number(v, 1, 1e7, &num)) return usage_error("bad --max-inflight: %s", v);
+            o->max_inflight = (int)num;
+        } else if (!strcmp(a, "--max-headers")) {
+            if (parse_number(v, 1, 1e5, &num)) return usage_error("bad --max-headers: %s", v);
+            o->max_headers = (int)num;
         } else if (!strcmp(a, "--run-dir")) o->run_dir = v;
         else if (!strcmp(a, "--sender-id")) o->sender_id = v;
         else if (!strcmp(a, "--upload-dir")) o->upload_dir = v;

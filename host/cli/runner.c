@@ -111,6 +111,9 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         return 1;
     }
     snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
+    if (o->max_inflight) R.host->max_inflight = o->max_inflight;
+    if (o->max_headers) R.host->max_headers = o->max_headers;
+    if (o->max_body_given) R.host->max_body = (size_t)o->max_body;
     if (lubeck_start(R.host) != 0) {
         fprintf(stderr, "lubeck: %s\n", lubeck_error(R.host));
         lubeck_free(R.host);

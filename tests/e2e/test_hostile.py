@@ -1,0 +1,224 @@
+"""Hostile input and faults, end to end through a real Mongrel2: each case
+asserts what the client receives and that a normal request right after still
+gets 200 (issue: reliability and security)."""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from conftest import APPS, LUBECK, Process, Server, free_port
+
+APP = os.path.join(APPS, "hostile")
+
+
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory):
+    server = Server(APP, tmp_path_factory.mktemp("hostile-run"), ["--max-body", "1000000"])
+    yield server
+    server.stop()
+
+
+def still_serving(server):
+    r = server.get("/")
+    assert (r.status, r.text) == (200, "ok")
+
+
+def test_a_header_value_with_crlf_never_reaches_the_head(srv):
+    r = srv.get("/echo-header?v=a%0d%0aSet-Cookie:%20evil=1")
+    assert r.status == 500
+    assert r.header("Set-Cookie") is None and r.header("X-Echo") is None
+    assert any("X-Echo" in l for l in srv.stderr)
+    still_serving(srv)
+
+
+def test_garbage_cookies_are_tolerated(srv):
+    # (control bytes never get this far: Mongrel2 answers 400 to them itself)
+    r = srv.get("/cookies", headers={"Cookie": 'a=1; ;;; =x; b; "quoted; c="unterminated; %%=%%; a=2'})
+    assert r.status == 200
+    assert json.loads(r.text)["a"] == "1"
+    still_serving(srv)
+
+
+def test_json_nested_100000_deep_is_a_400(srv):
+    body = "[" * 100000 + "]" * 100000
+    r = srv.post("/json", body=body, headers={"Content-Type": "application/json"})
+    assert r.status == 400
+    assert "depth" in r.text or "nest" in r.text
+    still_serving(srv)
+
+
+def test_invalid_utf8_json_is_a_400_or_accepted_without_crash(srv):
+    r = srv.post("/json", body=b'{"a":"\xff\xfe"}', headers={"Content-Type": "application/json"})
+    assert r.status in (200, 400)
+    still_serving(srv)
+
+
+def test_100000_form_arguments_are_refused(srv):
+    body = "&".join("a=%d" % i for i in range(100000))
+    r = srv.post("/form", body=body, headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 400
+    still_serving(srv)
+
+
+def test_a_100_mb_body_goes_to_disk_once(srv):
+    """Above --max-body Mongrel2 writes the body to its upload store; the host
+    hands the handler the file, never the 100 MB in memory."""
+    size = 100 * 1024 * 1024
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as s:
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                  b"Content-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n" % size)
+        chunk = b"x" * (1 << 20)
+        for _ in range(100):
+            s.sendall(chunk)
+        data = b""
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    assert json.loads(body) == {"size": size}
+    still_serving(srv)
+
+
+def test_a_failure_in_prepare_is_a_500(srv):
+    r = srv.get("/fail?where=prepare")
+    assert r.status == 500 and "boom" not in r.text
+    assert any("boom in prepare" in l for l in srv.stderr)
+    still_serving(srv)
+
+
+def test_a_failure_in_on_finish_is_logged_after_the_response(srv):
+    r = srv.get("/fail?where=on_finish")
+    assert (r.status, r.text) == (200, "fine")
+    srv.process.wait_line("boom in on_finish", stream="err")
+    still_serving(srv)
+
+
+def test_a_failing_spawned_thread_reports_to_its_waiter(srv):
+    r = srv.get("/fail?where=thread")
+    assert r.status == 200
+    assert json.loads(r.text) == {"thread_ok": False, "thread_err": "boom in a thread"}
+    srv.process.wait_line("error in a spawned thread", stream="err")
+    still_serving(srv)
+
+
+def test_past_max_inflight_requests_get_503_with_retry_after(tmp_path):
+    server = Server(APP, tmp_path / "run", ["--max-inflight", "4"])
+    try:
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(lambda _: server.get("/slow"), range(10)))
+        statuses = sorted(r.status for r in results)
+        assert statuses.count(200) >= 4 and statuses.count(503) >= 1, statuses
+        busy = next(r for r in results if r.status == 503)
+        assert busy.header("Retry-After") == "1"
+        still_serving(server)
+    finally:
+        server.stop()
+
+
+def test_too_many_headers_get_431(tmp_path):
+    server = Server(APP, tmp_path / "run", ["--max-headers", "20"])
+    try:
+        headers = {"X-H%d" % i: "v" for i in range(30)}
+        assert server.get("/", headers=headers).status == 431
+        still_serving(server)
+    finally:
+        server.stop()
+
+
+def test_a_full_disk_for_the_access_log_does_not_stop_serving(tmp_path):
+    port = free_port()
+    with open("/dev/full", "w") as full:
+        proc = subprocess.Popen([LUBECK, "serve", APP, "--port", str(port), "--run-dir",
+                                 str(tmp_path / "run")], stdout=full, stderr=subprocess.PIPE,
+                                start_new_session=True)
+    try:
+        import http.client
+        deadline = time.time() + 20
+        status = None
+        while time.time() < deadline and status != 200:
+            try:
+                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                c.request("GET", "/")
+                status = c.getresponse().status
+                c.close()
+            except OSError:
+                time.sleep(0.2)
+        assert status == 200
+        for _ in range(50):   # every access line fails to be written
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", "/")
+            assert c.getresponse().status == 200
+            c.close()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+
+
+def test_the_host_reconnects_when_mongrel2_restarts(tmp_path):
+    """`lubeck run` against a Mongrel2 the test runs itself: stop Mongrel2, start
+    it again on the same specs, and the host serves again with no help."""
+    run = tmp_path / "m2"
+    for d in ("logs", "run", "tmp"):
+        (run / d).mkdir(parents=True)
+    port, send, recv = free_port(), free_port(), free_port()
+    conf = subprocess.run([LUBECK, "m2conf", APP, "--port", str(port)], capture_output=True,
+                          text=True, check=True).stdout
+    conf = conf.replace("tcp://127.0.0.1:9997", "tcp://127.0.0.1:%d" % send)
+    conf = conf.replace("tcp://127.0.0.1:9996", "tcp://127.0.0.1:%d" % recv)
+    default_run = os.path.join(APP, ".lubeck")
+    conf = conf.replace(default_run, str(run))
+    (run / "m2.conf").write_text(conf)
+    db = str(run / "config.sqlite")
+    env = dict(os.environ, LOGNAME="lubeck")
+    subprocess.run(["m2sh", "load", "-config", str(run / "m2.conf"), "-db", db], check=True,
+                   env=env, capture_output=True)
+    uuid = next(l for l in conf.splitlines() if "uuid=" in l).split("uuid='")[1].split("'")[0]
+
+    def start_m2():
+        return subprocess.Popen(["mongrel2", db, uuid], cwd="/", stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def get():
+        import http.client
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
+        try:
+            c.request("GET", "/")
+            r = c.getresponse()
+            return r.status, r.read()
+        finally:
+            c.close()
+
+    def wait_ok():
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                if get() == (200, b"ok"):
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return False
+
+    m2 = start_m2()
+    host = Process([LUBECK, "run", APP, "--send", "tcp://127.0.0.1:%d" % send,
+                    "--recv", "tcp://127.0.0.1:%d" % recv])
+    try:
+        assert wait_ok()
+        m2.send_signal(signal.SIGTERM)
+        m2.wait(10)
+        m2 = start_m2()
+        assert wait_ok(), "the host did not serve again after Mongrel2 restarted"
+    finally:
+        host.stop()
+        m2.send_signal(signal.SIGTERM)
+        m2.wait(10)
