@@ -150,6 +150,67 @@ class Server:
         return self.process.stop()
 
 
+class Mongrel2:
+    """A Mongrel2 of the test's own (for `lubeck run`): the config `lubeck m2conf`
+    prints, moved to free ports and to run_dir."""
+
+    def __init__(self, app, run_dir):
+        self.run = str(run_dir)
+        for d in ("logs", "run", "tmp"):
+            os.makedirs(os.path.join(self.run, d), exist_ok=True)
+        self.port, send, recv = free_port(), free_port(), free_port()
+        self.send_spec = "tcp://127.0.0.1:%d" % send
+        self.recv_spec = "tcp://127.0.0.1:%d" % recv
+        conf = subprocess.run([LUBECK, "m2conf", app, "--port", str(self.port)],
+                              capture_output=True, text=True, check=True).stdout
+        conf = conf.replace("tcp://127.0.0.1:9997", self.send_spec)
+        conf = conf.replace("tcp://127.0.0.1:9996", self.recv_spec)
+        conf = conf.replace(os.path.join(os.path.realpath(app), ".lubeck"), self.run)
+        with open(os.path.join(self.run, "m2.conf"), "w") as f:
+            f.write(conf)
+        self.db = os.path.join(self.run, "config.sqlite")
+        subprocess.run(["m2sh", "load", "-config", os.path.join(self.run, "m2.conf"), "-db", self.db],
+                       check=True, capture_output=True, env=dict(os.environ, LOGNAME="lubeck"))
+        self.uuid = conf.split("uuid='")[1].split("'")[0]
+        self.proc = None
+        self.start()
+
+    def start(self):
+        self.proc = subprocess.Popen(["mongrel2", self.db, self.uuid], cwd="/",
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def get(self, path, timeout=3):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            return Response(r.status, r.reason, r.getheaders(), r.read())
+        finally:
+            conn.close()
+
+    def wait_ok(self, path="/", timeout=20):
+        """True once a GET of path answers 200 (both ZeroMQ links are up)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                if self.get(path).status == 200:
+                    return True
+            except OSError:
+                pass
+            time.sleep(0.2)
+        return False
+
+
 @pytest.fixture
 def serve(tmp_path):
     """serve(app_name_or_path, *args) → a running Server; stopped at teardown."""

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APPS, LUBECK, Process, Server, free_port
+from conftest import APPS, LUBECK, Mongrel2, Process, Server, free_port
 
 APP = os.path.join(APPS, "hostile")
 
@@ -167,58 +167,31 @@ def test_a_full_disk_for_the_access_log_does_not_stop_serving(tmp_path):
 def test_the_host_reconnects_when_mongrel2_restarts(tmp_path):
     """`lubeck run` against a Mongrel2 the test runs itself: stop Mongrel2, start
     it again on the same specs, and the host serves again with no help."""
-    run = tmp_path / "m2"
-    for d in ("logs", "run", "tmp"):
-        (run / d).mkdir(parents=True)
-    port, send, recv = free_port(), free_port(), free_port()
-    conf = subprocess.run([LUBECK, "m2conf", APP, "--port", str(port)], capture_output=True,
-                          text=True, check=True).stdout
-    conf = conf.replace("tcp://127.0.0.1:9997", "tcp://127.0.0.1:%d" % send)
-    conf = conf.replace("tcp://127.0.0.1:9996", "tcp://127.0.0.1:%d" % recv)
-    default_run = os.path.join(APP, ".lubeck")
-    conf = conf.replace(default_run, str(run))
-    (run / "m2.conf").write_text(conf)
-    db = str(run / "config.sqlite")
-    env = dict(os.environ, LOGNAME="lubeck")
-    subprocess.run(["m2sh", "load", "-config", str(run / "m2.conf"), "-db", db], check=True,
-                   env=env, capture_output=True)
-    uuid = next(l for l in conf.splitlines() if "uuid=" in l).split("uuid='")[1].split("'")[0]
-
-    def start_m2():
-        return subprocess.Popen(["mongrel2", db, uuid], cwd="/", stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
-
-    def get():
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=3)
-        try:
-            c.request("GET", "/")
-            r = c.getresponse()
-            return r.status, r.read()
-        finally:
-            c.close()
-
-    def wait_ok():
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            try:
-                if get() == (200, b"ok"):
-                    return True
-            except OSError:
-                pass
-            time.sleep(0.2)
-        return False
-
-    m2 = start_m2()
-    host = Process([LUBECK, "run", APP, "--send", "tcp://127.0.0.1:%d" % send,
-                    "--recv", "tcp://127.0.0.1:%d" % recv])
+    m2 = Mongrel2(APP, tmp_path / "m2")
+    host = Process([LUBECK, "run", APP, "--send", m2.send_spec, "--recv", m2.recv_spec])
     try:
-        assert wait_ok()
-        m2.send_signal(signal.SIGTERM)
-        m2.wait(10)
-        m2 = start_m2()
-        assert wait_ok(), "the host did not serve again after Mongrel2 restarted"
+        assert m2.wait_ok()
+        m2.stop()
+        m2.start()
+        assert m2.wait_ok(), "the host did not serve again after Mongrel2 restarted"
     finally:
         host.stop()
-        m2.send_signal(signal.SIGTERM)
-        m2.wait(10)
+        m2.stop()
+
+
+def test_one_host_serves_two_mongrel2_servers(tmp_path):
+    """Several --send/--recv pairs: each reply goes back to the Mongrel2 that
+    sent the request (recv_ident = send_ident, PROTOCOL.md §0)."""
+    a = Mongrel2(APP, tmp_path / "a")
+    b = Mongrel2(APP, tmp_path / "b")
+    host = Process([LUBECK, "run", APP, "--send", a.send_spec, "--recv", a.recv_spec,
+                    "--send", b.send_spec, "--recv", b.recv_spec])
+    try:
+        assert a.wait_ok() and b.wait_ok()
+        for _ in range(10):
+            assert a.get("/").text == "ok"
+            assert b.get("/").text == "ok"
+    finally:
+        host.stop()
+        a.stop()
+        b.stop()
