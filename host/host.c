@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "bus.h"
+#include "shared.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
 #define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
@@ -768,6 +769,15 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
         lubeck_free(h);
         return NULL;
     }
+    /* Alone, a host has its own zone for lubeck.shared; a worker is given its
+     * master's (host_use_shared_zone) before it starts. */
+    h->shared = shared_zone_new(SHARED_DEFAULT_SLOTS);
+    h->own_shared = 1;
+    if (!h->shared) {
+        snprintf(err, errlen, "cannot map memory for lubeck.shared");
+        lubeck_free(h);
+        return NULL;
+    }
     sched_init(h);
     ev_prepare_init(&h->prepare, prepare_cb);
     h->prepare.data = h;
@@ -831,6 +841,13 @@ static int open_sockets(lubeck *h)
     ev_io_init(&h->pull_io, pull_cb, fd, EV_READ);
     h->pull_io.data = h;
     return 0;
+}
+
+void host_use_shared_zone(lubeck *h, struct shared_zone *z)
+{
+    if (h->own_shared) shared_zone_free(h->shared);
+    h->shared = z;
+    h->own_shared = 0;
 }
 
 int lubeck_start(lubeck *h)
@@ -996,6 +1013,7 @@ void lubeck_free(lubeck *h)
     free(h->conns);
     channel_free_all(h);
     cosocket_free_all(h);
+    if (h->own_shared) shared_zone_free(h->shared);
     bus_close(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);

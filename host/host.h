@@ -95,6 +95,8 @@ struct lubeck {
     uint32_t conns_mask;
     lbk_req *dl_head, *dl_tail;
     struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
+    struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
+    int own_shared;              /* made by this host (else by the master) */
     struct lbk_channel **channels;   /* channel.c's hash table */
     int nchannel_waiters;
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
@@ -142,6 +144,9 @@ void host_park(lubeck *h, lbk_req *r);
 int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
 /* Handles one frame as if Mongrel2 had sent it. */
 void host_inject(lubeck *h, const void *frame, size_t len);
+
+/* A worker uses its master's lubeck.shared zone (before lubeck_start). */
+void host_use_shared_zone(lubeck *h, struct shared_zone *z);
 
 /* Cancels the parked requests of a Mongrel2 connection (it went away). */
 void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id);

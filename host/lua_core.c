@@ -16,6 +16,7 @@
 #include "log.h"
 #include "reply.h"
 #include "scheduler.h"
+#include "shared.h"
 #include "thread.h"
 
 #define MAX_REPLY_HEADERS 256
@@ -491,6 +492,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    shared_open(L, g->host);
     model_open(L, g);
     crypto_open(L, g);
     lua_pushboolean(L, g->host->debug);

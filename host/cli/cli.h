@@ -30,6 +30,7 @@ typedef struct cli_options {
 typedef struct worker_link {
     volatile double *heartbeat;  /* written twice a second: the master's watchdog reads it */
     const char *bus_in, *bus_out;
+    struct shared_zone *shared;  /* lubeck.shared, made by the master before the fork */
 } worker_link;
 
 /* --reload: calls changed(ud) after files under dir change. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "shared.h"
 
 #define WATCHDOG_EVERY 0.25
 #define FAST_DEATH 2.0           /* a worker that dies sooner than this backs off */
@@ -36,6 +37,7 @@ static struct {
     int n;
     volatile double *beats;      /* shared with the workers: their last heartbeat */
     bus_forwarder *bus;
+    shared_zone *shared;
     char bus_in[96], bus_out[96];
     ev_signal sigint, sigterm, sighup;
     ev_child child;
@@ -67,7 +69,7 @@ static void spawn(int i)
         ev_child_stop(loop, &M.child);
         ev_loop_destroy(loop);
         prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
-        worker_link link = { &M.beats[i], M.bus_in, M.bus_out };
+        worker_link link = { &M.beats[i], M.bus_in, M.bus_out, M.shared };
         _exit(runner_run_worker(M.o, M.send, M.recv, &link));
     }
     M.workers[i].pid = pid;
@@ -199,6 +201,7 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     snprintf(M.bus_in, sizeof M.bus_in, "ipc://@lubeck-%d-bus-in", (int)getpid());
     snprintf(M.bus_out, sizeof M.bus_out, "ipc://@lubeck-%d-bus-out", (int)getpid());
     M.bus = bus_forwarder_start(loop, M.bus_in, M.bus_out, err, sizeof err);
+    M.shared = shared_zone_new(SHARED_DEFAULT_SLOTS);
     if (!M.bus) fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
 
     ev_child_init(&M.child, child_cb, 0, 0);
@@ -226,6 +229,7 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     ev_timer_stop(loop, &M.watchdog);
     ev_child_stop(loop, &M.child);
     bus_forwarder_stop(M.bus);
+    shared_zone_free(M.shared);
     munmap((void *)M.beats, (size_t)M.n * sizeof *M.beats);
     free(M.workers);
     return runner_abort_status();

@@ -111,6 +111,7 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         return 1;
     }
     snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
+    if (link && link->shared) host_use_shared_zone(R.host, link->shared);
     if (o->max_inflight) R.host->max_inflight = o->max_inflight;
     if (o->max_headers) R.host->max_headers = o->max_headers;
     if (o->max_body_given) R.host->max_body = (size_t)o->max_body;

@@ -8,6 +8,7 @@ local App = require "lubeck.app"
 local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
 local channel = require "lubeck.channel"
+local shared = require "lubeck.shared"
 
 local _M = {
     _VERSION = core.version,
@@ -20,6 +21,7 @@ local _M = {
     spawn = core.spawn,
     tcp = core.tcp,
     channel = channel.new,
+    shared = shared.new,
     stats = core.stats,
 }
 

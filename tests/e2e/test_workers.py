@@ -146,3 +146,20 @@ def test_a_handler_that_never_yields_is_killed_by_the_watchdog(tmp_path):
         assert all(server.get("/").status == 200 for _ in range(10))
     finally:
         server.stop()
+
+
+def test_a_shared_dict_is_one_table_for_all_workers(tmp_path):
+    server = Server(APP_SRC, tmp_path / "run", ["--workers", "2"])
+    try:
+        answers = []
+        with ThreadPoolExecutor(8) as pool:
+            while len(answers) < 200 and (len(answers) < 40 or len({a["pid"] for a in answers}) < 2):
+                answers += pool.map(lambda _: json.loads(server.get("/count").text), range(40))
+        assert len({a["pid"] for a in answers}) == 2
+        assert sorted(a["n"] for a in answers) == list(range(1, len(answers) + 1))   # none lost
+        assert json.loads(server.get("/cache?k=x&v=hello&ttl=0.5").text) == {"value": "hello"}
+        assert [json.loads(server.get("/cache?k=x").text) for _ in range(4)] == [{"value": "hello"}] * 4
+        time.sleep(0.7)
+        assert json.loads(server.get("/cache?k=x").text) == {}   # expired everywhere
+    finally:
+        server.stop()

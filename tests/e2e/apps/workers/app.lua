@@ -24,4 +24,14 @@ app:get("/say", function(req)
     return { woken_here = room:publish(req:arg("m")), pid = pid() }
 end)
 
+local counters = lubeck.shared("counters")
+app:get("/count", function()
+    return { n = counters:incr("hits", 1, 0), pid = pid() }
+end)
+app:get("/cache", function(req)
+    local key, value, ttl = req:arg("k"), req:arg("v"), tonumber(req:arg("ttl"))
+    if value then assert(counters:set(key, value, ttl)) end
+    return { value = counters:get(key) }
+end)
+
 return app

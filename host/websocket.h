@@ -1,0 +1,42 @@
+/* WebSockets through Mongrel2 (PROTOCOL.md §5): Mongrel2 parses the client's
+ * frames and hands each whole message over with METHOD WEBSOCKET; the host
+ * answers the handshake, builds every server frame, answers pings, echoes
+ * closes, and keeps one session per connection: the handshake request's
+ * coroutine, which lives as long as the connection (lua/lubeck/websocket.lua). */
+#ifndef LUBECK_WEBSOCKET_H
+#define LUBECK_WEBSOCKET_H
+
+#include <stdint.h>
+
+#include "host.h"
+
+enum {
+    WS_OP_CONT = 0x0, WS_OP_TEXT = 0x1, WS_OP_BINARY = 0x2,
+    WS_OP_CLOSE = 0x8, WS_OP_PING = 0x9, WS_OP_PONG = 0xA,
+};
+#define WS_MAX_HEADER 10
+
+/* Writes the header of one unmasked, final server frame (2, 4 or 10 bytes: the
+ * 7-, 16- or 64-bit length form); returns its size. */
+size_t websocket_frame_header(unsigned char out[WS_MAX_HEADER], int opcode, uint64_t len);
+/* 1 when s is well-formed UTF-8 (no overlong forms, surrogates or code points
+ * past U+10FFFF), else 0. */
+int websocket_utf8_valid(const char *s, size_t n);
+
+/* host.c: a frame with METHOD WEBSOCKET. Returns 0 when m is not one (route it
+ * as usual), 1 when it was taken: handed to the connection's session, passed to
+ * the other workers over the bus, or dropped with a log line. */
+int websocket_frame(lubeck *h, const m2_request *m);
+/* bus.c: a WEBSOCKET frame another worker received; handled when this worker
+ * owns its connection, ignored otherwise. */
+void websocket_bus_frame(lubeck *h, const char *frame, size_t len);
+/* host.c: the session request ended: forget its connection. */
+void websocket_req_ended(lubeck *h, lbk_req *r);
+/* host.c, lubeck_stop: every connection gets a close frame (1001 going away). */
+void websocket_stop_all(lubeck *h);
+void websocket_free_all(lubeck *h);
+
+/* lua_core.c: adds the ws_* functions to the lubeck.core table on top. */
+void websocket_open(lua_State *L, lbk_gen *g);
+
+#endif
