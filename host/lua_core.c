@@ -74,20 +74,31 @@ static int l_method_bit(lua_State *L)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-/* req_info(handle) → query, uri, version, remote_addr, conn_id, sender
- * (method and path come with the entry call) */
-static int l_req_info(lua_State *L)
+/* req_field(handle, i) → one of query, uri, version, remote_addr, conn_id,
+ * sender (i = 1..6), read when a handler first asks for it */
+static int l_req_field(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
     if (!r) return luaL_error(L, "this request has ended");
     m2_request *m = &r->m2;
-    if (m->query.p) push_slice(L, m->query); else lua_pushliteral(L, "");
-    if (m->uri.p) push_slice(L, m->uri); else push_slice(L, m->path);
-    push_slice(L, m->version);
-    push_slice(L, m->remote_addr);
-    lua_pushnumber(L, m->conn_id);
-    push_slice(L, m->sender);
-    return 6;
+    switch (luaL_checkinteger(L, 2)) {
+    case 1: if (m->query.p) push_slice(L, m->query); else lua_pushliteral(L, ""); break;
+    case 2: push_slice(L, m->uri.p ? m->uri : m->path); break;
+    case 3: push_slice(L, m->version); break;
+    case 4: push_slice(L, m->remote_addr); break;
+    case 5: lua_pushnumber(L, m->conn_id); break;
+    case 6: push_slice(L, m->sender); break;
+    default: return luaL_argerror(L, 2, "no such field");
+    }
+    return 1;
+}
+
+/* req_has_body(handle) → whether a body came inline or as an upload */
+static int l_req_has_body(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    lua_pushboolean(L, r && (r->m2.body.n > 0 || r->upload_path));
+    return 1;
 }
 
 static int is_client_header(slice key)
@@ -458,7 +469,8 @@ static int l_log(lua_State *L)
 static const luaL_Reg core_functions[] = {
     { "route_add", l_route_add },
     { "method_bit", l_method_bit },
-    { "req_info", l_req_info },
+    { "req_field", l_req_field },
+    { "req_has_body", l_req_has_body },
     { "req_headers", l_req_headers },
     { "req_header", l_req_header },
     { "req_m2", l_req_m2 },

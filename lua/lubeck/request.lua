@@ -6,7 +6,8 @@ local cjson = require("cjson").new()
 
 local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, sub, concat, gsub = string.lower, string.find, string.sub, table.concat, string.gsub
-local req_info, req_headers, req_header, req_body = core.req_info, core.req_headers, core.req_header, core.req_body
+local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
+local req_has_body = core.req_has_body
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 local multipart_parse, req_upload = core.multipart_parse, core.req_upload
 local errors = require "lubeck.errors"
@@ -95,6 +96,7 @@ end
 -- name → list of values, from the query string then an urlencoded body.
 function lazy._arg_lists(req)
     local lists = parse_urlencoded(req.query)
+    if not req_has_body(req._handle) then return lists end
     local ctype = req_header(req._handle, "content-type")
     local form
     if ctype and find(lower(ctype), "application/x-www-form-urlencoded", 1, true) then
@@ -130,21 +132,10 @@ Request.__index = function(req, key)
     return Request[key]
 end
 
--- The rest of the request line and connection, read from C on first use.
-local function load_info(req)
-    local query, uri, version, remote_addr, conn_id, sender = req_info(req._handle)
-    rawset(req, "query", query)
-    rawset(req, "uri", uri)
-    rawset(req, "version", version)
-    rawset(req, "remote_addr", remote_addr)
-    rawset(req, "conn_id", conn_id)
-    rawset(req, "sender", sender)
-end
-
-for _, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender" }) do
+-- The rest of the request line and connection, each read from C on first use.
+for i, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender" }) do
     lazy[key] = function(req)
-        load_info(req)
-        return rawget(req, key)
+        return req_field(req._handle, i)
     end
 end
 

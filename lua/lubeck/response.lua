@@ -169,8 +169,22 @@ function Response:write(chunk)
     buffer[#buffer + 1] = chunk
 end
 
+-- (runs for nearly every response: a plain scan, no validation of our constant)
 local function default_content_type(self)
-    if not self:get_header("Content-Type") then self:set_header("Content-Type", HTML) end
+    local headers = self._headers
+    for i = 1, #headers, 2 do
+        local name = headers[i]
+        if name == "Content-Type" or lower(name) == "content-type" then return end
+    end
+    headers[#headers + 1] = "Content-Type"
+    headers[#headers + 1] = HTML
+end
+
+local function joined(buffer)
+    local n = #buffer
+    if n == 1 then return buffer[1] end
+    if n == 0 then return "" end
+    return concat(buffer)
 end
 
 -- Raises when a header cannot be sent; the pipeline turns that into a 500.
@@ -219,7 +233,7 @@ function Response:finish(chunk)
         return
     end
     before_head(self)
-    local body = concat(self._buffer)
+    local body = joined(self._buffer)
     if body ~= "" then default_content_type(self) end
     -- Finished only once sent: when a header is refused, the error page that
     -- follows must still be able to go out.
