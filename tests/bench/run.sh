@@ -209,10 +209,60 @@ measure_wrk() {
     stop_pid "$M2_PID"
 }
 
+# ---- the reference: nginx + lua-nginx-module, `ngx.say` behind the same wrk load ------------
+
+NGINX_DIR=${NGINX_DIR:-$BUILD/nginx-ref}
+
+measure_nginx() {
+    local row=nginx port dir out rps p99
+    if [[ ! -x $NGINX_DIR/usr/sbin/nginx ]]; then
+        NOTE[$row]+=" not unpacked (tests/bench/nginx-fetch.sh $NGINX_DIR);"
+        return
+    fi
+    read -r port <<<"$(free_ports 1)"
+    dir=$TMP/nginx
+    mkdir -p "$dir/logs"
+    cat >"$dir/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log;
+load_module $NGINX_DIR/usr/lib/nginx/modules/ndk_http_module.so;
+load_module $NGINX_DIR/usr/lib/nginx/modules/ngx_http_lua_module.so;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    lua_package_path "$NGINX_DIR/usr/share/lua/5.1/?.lua;;";
+    client_body_temp_path $dir/body; proxy_temp_path $dir/proxy; fastcgi_temp_path $dir/fcgi;
+    uwsgi_temp_path $dir/uwsgi; scgi_temp_path $dir/scgi;
+    server {
+        listen 127.0.0.1:$port;
+        location / { default_type "text/html; charset=utf-8"; content_by_lua_block { ngx.print("Hello from Lua") } }
+    }
+}
+CONF
+    LD_LIBRARY_PATH=$NGINX_DIR/usr/lib/x86_64-linux-gnu "$NGINX_DIR/usr/sbin/nginx" \
+        -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" >"$dir/out" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    for ((i = 0; i < 50; i++)); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    out=$(wrk -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/" 2>&1) ||
+        NOTE[$row]+=" wrk failed;"
+    rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
+    WRPS[$row]=$rps
+    [[ -z $p99 ]] || WP99[$row]=$(to_us "$p99")
+    echo "wrk   $row: rps=$rps p99=$p99"
+    stop_pid "$pid"
+}
+
 # ---- the run ---------------------------------------------------------------------------
 
-ROWS=(null hello class)
-declare -A LABEL=([null]="null" [hello]="lubeck hello" [class]="lubeck class")
+ROWS=(null hello class nginx)
+declare -A LABEL=([null]="null" [hello]="lubeck hello" [class]="lubeck class" [nginx]="nginx+lua ref")
 
 echo "lubeck bench: ${DURATION}s per measurement; zmq window $WINDOW; wrk -t1 -c$WRK_CONNECTIONS;" \
      "Mongrel2 access log $([[ $M2_ACCESS_LOG == 0 ]] && echo off || echo on); $(nproc) CPUs"
@@ -221,7 +271,7 @@ read -r load _ </proc/loadavg
 if awk -v l="$load" -v n="$(nproc)" 'BEGIN {exit !(l > 0.5 * n)}'; then
     echo "warning: load average $load on $(nproc) CPUs before starting; expect noisy ratios"
 fi
-for row in "${ROWS[@]}"; do
+for row in null hello class; do
     reason=$(skip_reason "$row")
     if [[ -n $reason ]]; then
         echo "${LABEL[$row]}: $reason"
@@ -230,6 +280,7 @@ for row in "${ROWS[@]}"; do
     measure_zmq "$row"
     measure_wrk "$row"
 done
+measure_nginx
 
 ratio() {   # row value / null value, or "-" when either is missing
     local v=${1:-} base=${2:-}
