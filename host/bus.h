@@ -12,6 +12,8 @@ int bus_connect(lubeck *h, const char *in_spec, const char *out_spec);
 void bus_close(lubeck *h);
 void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len);
 void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id);
+/* A WEBSOCKET frame for a connection this worker does not own (websocket.c). */
+void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len);
 
 /* The master's side: forwards everything from in_spec (bound XSUB) to out_spec
  * (bound XPUB) from inside the caller's loop. */

@@ -21,6 +21,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "bus.h"
+#include "websocket.h"
 #include "shared.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
@@ -127,22 +128,23 @@ static void conns_grow(lubeck *h)
 void host_park(lubeck *h, lbk_req *r)
 {
     if (r->parked) return;
-    static uint32_t parked_count;
-    if (!h->conns || ++parked_count > 2 * (h->conns_mask + 1)) {
-        conns_grow(h);
-        parked_count = 0;
-    }
+    if (!h->conns || h->nparked + 1 > 2 * (h->conns_mask + 1)) conns_grow(h);
     if (!h->conns) return;
     r->parked = 1;
+    h->nparked++;
     lbk_req **bucket = &h->conns[r->m2.conn_id & h->conns_mask];
     r->conn_next = *bucket;
     *bucket = r;
-    if (r->gen->request_timeout > 0) {
+    if (r->gen->request_timeout > 0 && !r->ws) {
+        /* Requests mostly park in the order they came in, so this walk from
+         * the tail is short; one that yielded first may park later. */
         r->deadline = r->started + r->gen->request_timeout;
-        r->dl_prev = h->dl_tail;
-        r->dl_next = NULL;
-        if (h->dl_tail) h->dl_tail->dl_next = r; else h->dl_head = r;
-        h->dl_tail = r;
+        lbk_req *after = h->dl_tail;
+        while (after && after->deadline > r->deadline) after = after->dl_prev;
+        r->dl_prev = after;
+        r->dl_next = after ? after->dl_next : h->dl_head;
+        if (r->dl_next) r->dl_next->dl_prev = r; else h->dl_tail = r;
+        if (after) after->dl_next = r; else h->dl_head = r;
         if (h->dl_head == r) deadline_rearm(h);
     }
 }
@@ -151,6 +153,7 @@ static void unpark(lubeck *h, lbk_req *r)
 {
     if (!r->parked) return;
     r->parked = 0;
+    h->nparked--;
     lbk_req **pp = &h->conns[r->m2.conn_id & h->conns_mask];
     while (*pp && *pp != r) pp = &(*pp)->conn_next;
     if (*pp) *pp = r->conn_next;
@@ -164,8 +167,16 @@ static void unpark(lubeck *h, lbk_req *r)
     }
 }
 
+void host_clear_deadline(lubeck *h, lbk_req *r)
+{
+    if (!r->parked) return;
+    unpark(h, r);
+    host_park(h, r);   /* back in the conn map, without a deadline since r->ws is set */
+}
+
 static void req_finish(lubeck *h, lbk_req *r)
 {
+    if (r->ws) websocket_req_ended(h, r);
     cosocket_req_ended(r);
     unpark(h, r);
     h->inflight--;
@@ -178,16 +189,20 @@ static void req_finish(lubeck *h, lbk_req *r)
 static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
 {
     double handle = host_req_handle(r);
+    unsigned round = ++h->cancel_round;
     r->cancelled = reason;
     r->done = 1;
     /* Each cancel runs Lua that may end tasks (and the request): restart the walk
-     * after each one, and stop when the request is gone. */
+     * after each one, and stop when the request is gone. Each task is woken once
+     * per round: one that yields bare right away waits for the loop like any
+     * other (later waits return nil, reason at once). */
     for (;;) {
         r = host_req_from_handle(h, handle);
         if (!r) return;
         lbk_task *t = r->tasks;
-        while (t && t->wait == WAIT_NONE) t = t->req_next;
+        while (t && (t->wait == WAIT_NONE || t->cancel_round == round)) t = t->req_next;
         if (!t) return;
+        t->cancel_round = round;
         sched_cancel(t, reason);
     }
 }
@@ -215,6 +230,11 @@ static void answer_timeout(lubeck *h, lbk_req *r)
              (int)r->m2.path.n, r->m2.path.p, g->request_timeout,
              r->done ? "cancelling the threads it spawned" : "answered 504");
     if (r->done) return;
+    if (r->head_sent) {   /* a stream already under way: only a close can end it */
+        host_close_conn(h, r);
+        r->done = 1;
+        return;
+    }
     /* The app shapes the 504 page (HTML or JSON); if even that fails, a bare one. */
     lua_State *L = g->L;
     lua_rawgeti(L, LUA_REGISTRYINDEX, g->timeout_ref);
@@ -677,6 +697,10 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     case M2_HTTP:
         break;
     }
+    if (websocket_frame(h, &r->m2)) {   /* METHOD WEBSOCKET: to its session, never routed */
+        req_free(h, r);
+        return;
+    }
     if (is_upload_start(&r->m2)) {
         req_free(h, r);
         return;
@@ -931,6 +955,7 @@ void lubeck_stop(lubeck *h)
     free(copy);
     while (h->pull && pull_pending(h)) drain(h);
     close_pull(h);
+    websocket_stop_all(h);   /* close frames (1001): the sessions end within seconds */
     ev_prepare_stop(h->loop, &h->prepare);
     log_flush();
 }
@@ -1011,6 +1036,7 @@ void lubeck_free(lubeck *h)
     }
     free(h->reqs);
     free(h->conns);
+    websocket_free_all(h);
     channel_free_all(h);
     cosocket_free_all(h);
     if (h->own_shared) shared_zone_free(h->shared);

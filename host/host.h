@@ -47,6 +47,7 @@ struct lbk_req {
     lbk_req *dl_prev, *dl_next;  /* deadline list, ordered by receipt */
     double deadline;
     char *upload_path;           /* a checked Mongrel2 upload (real path): unlinked when the request ends */
+    struct lbk_ws_conn *ws;      /* websocket.c: the connection this request is the session of */
 };
 
 /* A Lua state loaded from the app folder. Reload builds a new one beside the
@@ -94,6 +95,8 @@ struct lubeck {
     lbk_req **conns;             /* conn id → parked requests (open hashing) */
     uint32_t conns_mask;
     lbk_req *dl_head, *dl_tail;
+    uint32_t nparked;            /* requests in the conn map */
+    unsigned cancel_round;
     struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
     struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
     int own_shared;              /* made by this host (else by the master) */
@@ -115,6 +118,7 @@ struct lubeck {
     char lua_dir[1024];
     char err[512];
     char *upload_dir;            /* real path of Mongrel2's upload.temp_store folder; NULL: uploads refused */
+    struct lbk_websockets *websockets;   /* websocket.c's connections */
 };
 
 /* host.c: replies. Each returns 0, or -1 when the request can no longer be
@@ -150,6 +154,8 @@ void host_use_shared_zone(lubeck *h, struct shared_zone *z);
 
 /* Cancels the parked requests of a Mongrel2 connection (it went away). */
 void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id);
+/* Takes r off the deadline list for good (a WebSocket session, r->ws set). */
+void host_clear_deadline(lubeck *h, lbk_req *r);
 
 /* Loads the app again into a new generation; new requests go to it, running ones
  * finish on the old. On failure the old one keeps serving. 0 or -1. */

@@ -18,6 +18,7 @@
 #include "scheduler.h"
 #include "shared.h"
 #include "thread.h"
+#include "websocket.h"
 
 #define MAX_REPLY_HEADERS 256
 
@@ -504,6 +505,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    websocket_open(L, g);
     shared_open(L, g->host);
     model_open(L, g);
     crypto_open(L, g);

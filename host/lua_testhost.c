@@ -112,6 +112,7 @@ static int l_send(lua_State *L)
     testhost *t = check(L);
     size_t len;
     const char *frame = luaL_checklstring(L, 2, &len);
+    ev_now_update(t->loop);
     host_inject(t->h, frame, len);
     return 0;
 }

@@ -29,6 +29,7 @@ struct lbk_task {
     void *wait_on;                   /* that object (socket, channel, thread) */
     int timeout_false;               /* a timeout returns false, "timeout" (not nil) */
     int ready_nargs;
+    unsigned cancel_round;           /* host.c: woken once per cancellation */
     lbk_task *next;                  /* free list / ready queue */
     lbk_task *wait_prev, *wait_next; /* a waiter list of the object waited on */
     struct lbk_thread *thread;       /* set for tasks started by lubeck.spawn */

@@ -51,7 +51,7 @@ void thread_ended(lbk_task *t, int failed)
         lua_pop(th->gen->L, 1);
         /* keep just the error (on top) as the one result */
         if (lua_gettop(co) == 0) lua_pushliteral(co, "thread failed");
-        lua_replace(co, 1);
+        if (lua_gettop(co) > 1) lua_replace(co, 1);   /* with one value it is already there */
         lua_settop(co, 1);
     }
     int n = lua_gettop(co);

@@ -7,6 +7,9 @@
  *   if (!h || lubeck_start(h) != 0) ...
  *   ev_run(EV_DEFAULT, 0);         // the caller runs the loop, never lubeck
  *   lubeck_stop(h); ... wait until lubeck_inflight(h) == 0 ...; lubeck_free(h);
+ *
+ * Build with: cc app.c $(pkg-config --cflags --libs lubeck). A complete program:
+ * apps/embed/main.c; the details: docs/embedding.md.
  */
 #ifndef LUBECK_H
 #define LUBECK_H
@@ -52,6 +55,9 @@ LUBECK_API int lubeck_start(lubeck *h);
 LUBECK_API void lubeck_stop(lubeck *h);
 /* Requests still running; 0 after lubeck_stop means drained. */
 LUBECK_API int lubeck_inflight(const lubeck *h);
+/* Stops every watcher the host started on the loop and frees all it holds;
+ * requests still running are abandoned unanswered. Not from inside a handler
+ * or a registered function. NULL is a no-op. */
 LUBECK_API void lubeck_free(lubeck *h);
 /* The last error, or "" when there is none. */
 LUBECK_API const char *lubeck_error(const lubeck *h);

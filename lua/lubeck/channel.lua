@@ -3,10 +3,10 @@
 -- published value must be JSON-encodable: nil, booleans, numbers, strings and
 -- tables of those.
 local core = require "lubeck.core"
-local cjson = require("cjson").new()
+local json = require "lubeck.json"
 
-local setmetatable, type, error, tostring = setmetatable, type, error, tostring
-local encode, decode = cjson.encode, cjson.decode
+local setmetatable, type, error, tostring, pcall = setmetatable, type, error, tostring, pcall
+local decode = json.decode
 local channel_wait, channel_publish = core.channel_wait, core.channel_publish
 
 local _M = {}
@@ -23,7 +23,7 @@ end
 
 -- Wakes every waiter; returns how many were woken in this worker.
 function Channel:publish(value)
-    local ok, payload = pcall(encode, { value })
+    local ok, payload = pcall(json.encode, { value })
     if not ok then error("channel:publish: value is not JSON-encodable: " .. tostring(payload), 2) end
     return channel_publish(self.name, payload)
 end
@@ -33,7 +33,7 @@ function Channel:wait(timeout)
     local payload, err = channel_wait(self.name, timeout)
     if not payload then return nil, err end
     local value = decode(payload)[1]
-    if value == cjson.null then value = nil end
+    if value == json.null then value = nil end
     return value
 end
 

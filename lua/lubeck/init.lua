@@ -8,6 +8,7 @@ local App = require "lubeck.app"
 local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
 local channel = require "lubeck.channel"
+local websocket = require "lubeck.websocket"
 local shared = require "lubeck.shared"
 
 local _M = {
@@ -15,6 +16,8 @@ local _M = {
     app = App.new,
     Handler = handler.Handler,
     JSONHandler = handler.JSONHandler,
+    WebSocketHandler = websocket.WebSocketHandler,
+    websocket = websocket,
     abort = errors.abort,
     sleep = core.sleep,
     now = core.now,

@@ -7,9 +7,10 @@ local Request = require "lubeck.request"
 local Response = require "lubeck.response"
 local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
+local websocket = require "lubeck.websocket"
 
-local type, xpcall, tostring, select, ipairs, setmetatable, concat =
-    type, xpcall, tostring, select, ipairs, setmetatable, table.concat
+local type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, concat =
+    type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, table.concat
 local traceback = debug.traceback
 local bit = require "bit"
 local band = bit.band
@@ -74,7 +75,7 @@ end
 local HTML_HEADERS = { "Content-Type", Response.HTML_TYPE }
 local JSON_HEADERS = { "Content-Type", Response.JSON_TYPE }
 local respond = core.respond
-local json_encode = require("cjson").new().encode
+local json_encode = require("lubeck.json").encode
 
 -- A function handler that returns a string or a table (the common case) is
 -- answered straight from its result, without building a response object.
@@ -123,6 +124,9 @@ function _M.entry(app)
                 return run_function(route, req, app, ...)
             end
             local inst = handler.new_instance(route.handler, req, app)
+            if method == "WEBSOCKET_HANDSHAKE" and route.handler._websocket then
+                return websocket.session(inst, req, ...)   -- lives as long as the connection
+            end
             running[handle] = inst
             run_class(inst, route, req, app, ...)
             running[handle] = nil
@@ -148,8 +152,16 @@ function _M.on_timeout(app)
     return function(handle)
         -- A class handler's own write_error shapes the page; a function route
         -- gets the default one.
-        local resp = running[handle] or Response.new({ _handle = handle }, app)
-        resp:send_error(504)
+        -- The page goes out through a response object of its own, so the
+        -- handler's stays unfinished: when it wakes with nil, "timeout", what it
+        -- writes is dropped instead of raising "write() after finish()".
+        local inst = running[handle]
+        local page = Response.new(inst and inst.req or { _handle = handle }, app)
+        if inst then
+            page = setmetatable(page, getmetatable(inst))
+            page._json_errors = inst._json_errors
+        end
+        page:send_error(504)
     end
 end
 

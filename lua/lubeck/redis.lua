@@ -11,6 +11,7 @@ local lubeck_tcp = require("lubeck.core").tcp
 
 local setmetatable, type, tostring, tonumber, error, select = setmetatable, type, tostring, tonumber, error, select
 local concat, upper, sub, byte = table.concat, string.upper, string.sub, string.byte
+local format, floor, huge = string.format, math.floor, math.huge
 
 local _M = { _VERSION = "0.1" }
 local null = setmetatable({}, { __tostring = function() return "redis.null" end })
@@ -27,12 +28,26 @@ Client.__index = function(self, name)
     return f
 end
 
+-- A number as Redis reads it: integers in full (tostring gives only 14
+-- significant digits: 123456789012345 would go out as "1.2345678901234e+14",
+-- which INCRBY refuses and SET stores mangled), other numbers in the fewest
+-- digits that read back the same.
+local function number_arg(x)
+    if x == floor(x) and x > -2^63 and x < 2^63 then return format("%d", x) end
+    if x ~= x or x == huge or x == -huge then return tostring(x) end
+    for digits = 14, 17 do
+        local s = format("%." .. digits .. "g", x)
+        if tonumber(s) == x then return s end
+    end
+end
+
 local function encode(args, n)
     local parts = { "*", n, "\r\n" }
     for i = 1, n do
         local a = args[i]
         if type(a) ~= "string" then
-            if type(a) == "number" or type(a) == "boolean" then a = tostring(a)
+            if type(a) == "number" then a = number_arg(a)
+            elseif type(a) == "boolean" then a = tostring(a)
             else error("redis: argument #" .. i .. " is a " .. type(a), 3) end
         end
         parts[#parts + 1] = "$"

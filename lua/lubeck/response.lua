@@ -2,7 +2,7 @@
 -- the calls that send it (finish in one frame, or flush to stream it chunked).
 -- Class handlers inherit these methods; function routes get a bare Response.
 local core = require "lubeck.core"
-local cjson = require("cjson").new()
+local json = require "lubeck.json"
 local errors = require "lubeck.errors"
 local session = require "lubeck.session"
 
@@ -10,7 +10,6 @@ local type, tostring, error, setmetatable, pairs, concat = type, tostring, error
 local lower, format, date, find, gsub, byte = string.lower, string.format, os.date, string.find, string.gsub, string.byte
 local respond, stream_start, stream_write, stream_end = core.respond, core.stream_start, core.stream_write, core.stream_end
 
-cjson.encode_sparse_array(true)
 
 local Response = {}
 Response.__index = Response
@@ -161,7 +160,7 @@ function Response:write(chunk)
     if self._finished then error("write() after finish()", 2) end
     if type(chunk) == "table" then
         if not self:get_header("Content-Type") then self:set_header("Content-Type", JSON) end
-        chunk = cjson.encode(chunk)
+        chunk = json.encode(chunk)
     elseif type(chunk) ~= "string" then
         chunk = tostring(chunk)
     end
@@ -244,7 +243,7 @@ end
 function Response:json(value, status)
     if status then self:set_status(status) end
     self:set_header("Content-Type", JSON)
-    self._buffer = { cjson.encode(value) }
+    self._buffer = { json.encode(value) }
     self:finish()
 end
 
@@ -267,7 +266,7 @@ end
 function Response:write_error(status, err)
     if self._json_errors then
         self:set_header("Content-Type", JSON)
-        self:finish(cjson.encode(errors.json_body(status, err)))
+        self:finish(json.encode(errors.json_body(status, err)))
     else
         self:set_header("Content-Type", HTML)
         self:finish(errors.html_page(status, err))
@@ -316,7 +315,7 @@ function Response:apply_result(a, b, c)
     elseif ta == "table" then
         -- JSON, unless the handler chose its own type (application/problem+json, ...)
         if not self:get_header("Content-Type") then self:set_header("Content-Type", JSON) end
-        self._buffer = { cjson.encode(a) }
+        self._buffer = { json.encode(a) }
     elseif a == nil then
         if not self._streaming and #self._buffer == 0 and self._status == 200 then
             self._status = 204

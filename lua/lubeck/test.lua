@@ -16,6 +16,30 @@ local concat = table.concat
 
 local _M = {}
 
+-- lua-cjson 2.1.0 writes at most 14 significant digits; a json= body carries
+-- every number exactly: those 14 digits do not hold go in with all of theirs.
+local function json_exact(value)
+    local digits = {}
+    local function swap(v, depth)
+        if type(v) == "table" then
+            if depth > 1000 then error("json: nested too deep (a cycle?)", 0) end
+            local copy = {}
+            for k, x in pairs(v) do copy[k] = swap(x, depth + 1) end
+            return copy
+        end
+        if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge
+            or tonumber(format("%.14g", v)) == v then
+            return v
+        end
+        digits[#digits + 1] = (v == math.floor(v) and v > -2^63 and v < 2^63) and format("%d", v)
+            or format("%.17g", v)
+        return "\0lubeck#" .. #digits .. "\0"
+    end
+    local text = cjson.encode(swap(value, 0))
+    if #digits == 0 then return text end
+    return (gsub(text, '"\\u0000lubeck#(%d+)\\u0000"', function(i) return digits[tonumber(i)] end))
+end
+
 local SENDER = "0f0f0f0f-test-4000-8000-000000000000"
 
 local Client = {}
@@ -64,7 +88,7 @@ function Client:frame(method, path, opts)
         body = _M.urlencode_form(opts.form)
         headers["content-type"] = headers["content-type"] or "application/x-www-form-urlencoded"
     elseif opts.json ~= nil then
-        body = cjson.encode(opts.json)
+        body = json_exact(opts.json)
         headers["content-type"] = headers["content-type"] or "application/json"
     end
     if #body > 0 then headers["content-length"] = tostring(#body) end
@@ -195,11 +219,10 @@ end
 -- Runs the host until conn's response is complete (or nothing is left running,
 -- or timeout seconds pass) and returns it; other connections' frames stay filed.
 function Client:response(conn, timeout, method)
-    method = method or (self.methods[conn])
-    local box = self.inbox[conn]
-    local polls = (timeout or 30) / POLL
+    method = method or self.methods[conn]
     self:collect(self.host:run(0))   -- what a handler that never waited answered
-    for _ = 1, polls do
+    local box
+    for _ = 1, (timeout or 30) / POLL do
         box = self.inbox[conn]
         if box and complete(concat(box.parts), box.closed, method) then break end
         if self.host:inflight() == 0 then break end

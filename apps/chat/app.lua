@@ -1,0 +1,90 @@
+-- A long-polling chat room: Brubeck's long-polling demo, grown up.
+-- Every open page keeps one GET /poll waiting on lubeck.channel("chat"); a
+-- POST /say stores the message and publishes, which answers all of them at
+-- once. Each poll says which message it saw last (since=ID), and the room keeps
+-- the last messages, so nothing said between two polls is lost.
+--
+--   GET  /                 the page (static/chat.js does the polling)
+--   GET  /poll?since=ID    200 {messages=[...], last=ID} once there is news,
+--                          204 after POLL_SECONDS without any: poll again
+--   POST /say              name, text (a form or JSON) → 201 {id=ID}
+--   GET  /stats            {listening=N, last=ID}
+--
+-- The history lives in this process: with --workers N, keep it in Redis.
+local lubeck = require "lubeck"
+
+local app = lubeck.app{ name = "chat" }
+
+local KEEP = 100           -- messages kept for pollers that were away a moment
+local POLL_SECONDS = 25    -- well inside request_timeout (60) and browsers' patience
+
+local room = lubeck.channel("chat")
+local history, last_id = {}, 0     -- the last KEEP messages, oldest first
+
+local function said_after(id)
+    local news = {}
+    for _, m in ipairs(history) do
+        if m.id > id then news[#news + 1] = m end
+    end
+    return news
+end
+
+local PAGE = [[<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>lubeck chat</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="/static/chat.css"></head>
+<body><h1>lubeck chat</h1>
+<ul id="messages"></ul>
+<form id="say" action="/say" method="post">
+  <input name="name" placeholder="your name" maxlength="40">
+  <input name="text" placeholder="say something" maxlength="500" required autofocus>
+  <button>Send</button>
+</form>
+<script src="/static/chat.js"></script></body></html>
+]]
+
+app:get("/", function(req) return PAGE end)
+
+app:get("/poll", function(req)
+    local since = tonumber(req:arg("since")) or 0
+    if since > last_id then since = 0 end          -- the server restarted: start over
+    local news = said_after(since)
+    if #news == 0 then
+        local wait = math.max(0, math.min(tonumber(req:arg("wait")) or POLL_SECONDS, POLL_SECONDS))
+        local _, err = room:wait(wait)             -- only this request waits; the host serves others
+        if err == "closed" then return end         -- the browser went away: nobody to answer
+        news = said_after(since)
+        if #news == 0 then return 204 end          -- nothing new: poll again
+    end
+    return { messages = news, last = last_id }
+end)
+
+local function trim(s)
+    if type(s) ~= "string" then return "" end
+    return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+app:post("/say", function(req)
+    local input
+    if (req:header("content-type") or ""):find("json", 1, true) then
+        input = req:json() or {}
+    else
+        input = req:args()
+    end
+    local name, text = trim(input.name), trim(input.text)
+    if name == "" then name = "anonymous" end
+    if text == "" or #text > 500 or #name > 40 then
+        return 400, { error = "say 1 to 500 characters, with a name of up to 40" }
+    end
+    last_id = last_id + 1
+    history[#history + 1] = { id = last_id, name = name, text = text, at = os.time() }
+    if #history > KEEP then table.remove(history, 1) end
+    room:publish(last_id)                          -- wakes every waiting poll
+    return 201, { id = last_id }
+end)
+
+app:get("/stats", function(req)
+    return { listening = lubeck.stats().channel_waiters, last = last_id }
+end)
+
+return app

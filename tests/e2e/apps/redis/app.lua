@@ -1,0 +1,116 @@
+-- The end-to-end test app for lubeck.redis, driven by tests/e2e/test_redis.py
+-- against a redis-server the test starts. Its port comes from
+-- LUBECK_TEST_REDIS_PORT, or ?port= for a server of the test's own.
+local lubeck = require "lubeck"
+local redis = require "lubeck.redis"
+local cjson = require "cjson"
+
+local app = lubeck.app{ name = "redis" }
+
+local null = cjson.null
+local function json_value(v)
+    if v == nil or v == redis.null then return null end
+    if type(v) == "table" then
+        local out = {}
+        for k, x in pairs(v) do out[k] = json_value(x) end
+        return out
+    end
+    return v
+end
+
+local function connect(req, timeout)
+    return redis.connect{
+        port = tonumber(req:arg("port") or os.getenv("LUBECK_TEST_REDIS_PORT")),
+        timeout = timeout,
+    }
+end
+
+local function fail(where, err) return 502, { where = where, err = err } end
+
+app:get("/commands", function(req)
+    local r, err = connect(req)
+    if not r then return fail("connect", err) end
+    local key = req:arg("key", "k")
+    local out = {}
+    out.set = r:set(key .. ":s", "hello")
+    out.get = r:get(key .. ":s")
+    out.missing = json_value(r:get(key .. ":nope"))
+    r:del(key .. ":n", key .. ":h", key .. ":l")
+    out.incr = { r:incr(key .. ":n"), r:incr(key .. ":n"), r:incrby(key .. ":n", 40) }
+    out.hset = r:hset(key .. ":h", "a", "1", "b", 2)
+    out.hgetall = r:hgetall(key .. ":h")
+    out.rpush = r:rpush(key .. ":l", "x", "y", "z")
+    out.lrange = r:lrange(key .. ":l", 0, -1)
+    out.empty = json_value(r:lrange(key .. ":none", 0, -1))
+    out.binary = r:set(key .. ":b", "a\r\nb\0c") and r:get(key .. ":b") == "a\r\nb\0c"
+    r:keepalive()
+    return out
+end)
+
+app:get("/errors", function(req)
+    local r, err = connect(req)
+    if not r then return fail("connect", err) end
+    r:set("errkey", "not a number")
+    local v1, e1 = r:incr("errkey")
+    local v2, e2 = r:call("NOSUCHCOMMAND", "x")
+    local v3, e3 = r:lpush("errkey", "x")
+    local after = r:ping()                       -- the connection is still usable
+    r:keepalive()
+    return { v1 = json_value(v1), e1 = e1, v2 = json_value(v2), e2 = e2, v3 = json_value(v3), e3 = e3,
+             after = after }
+end)
+
+app:get("/pipeline", function(req)
+    local r, err = connect(req)
+    if not r then return fail("connect", err) end
+    r:del("p:n", "p:l")
+    local replies, perr = r:pipeline(function(p)
+        p:incr("p:n")
+        p:incr("p:n")
+        p:get("p:n")
+        p:call("NOSUCHCOMMAND")
+        p:rpush("p:l", "a", "b")
+        p:lrange("p:l", 0, -1)
+        p:get("p:missing")
+    end)
+    if not replies then return fail("pipeline", perr) end
+    r:keepalive()
+    return { replies = json_value(replies), n = #replies }
+end)
+
+-- Big integers go over the wire as written, not as "1.2345678901234e+14".
+app:get("/numbers", function(req)
+    local r, err = connect(req)
+    if not r then return fail("connect", err) end
+    r:set("num:big", 123456789012345)
+    r:set("num:float", 0.1)
+    r:del("num:ctr")
+    local incr, ierr = r:incrby("num:ctr", 9007199254740991)
+    -- as a string: the JSON encoder, like tostring, keeps only 14 digits
+    local out = { big = r:get("num:big"), float = r:get("num:float"),
+                  incr = incr and string.format("%d", incr), err = ierr }
+    r:keepalive()
+    return out
+end)
+
+app:get("/pooled", function(req)
+    local r, err = connect(req)
+    if not r then return fail("connect", err) end
+    local reused = r.sock:getreusedtimes()
+    local pong = r:ping()
+    local kept = r:keepalive(10000, 5)
+    return { pong = pong, reused = reused, kept = kept }
+end)
+
+-- Waits in BLPOP: the test kills the server meanwhile.
+app:get("/blpop", function(req)
+    local r, err = connect(req, 10000)
+    if not r then return fail("connect", err) end
+    local started = lubeck.now()
+    local v, berr = r:blpop("never:filled", 10)
+    return { value = json_value(v), err = berr, waited = lubeck.now() - started }
+end)
+
+app:get("/stats", function() return lubeck.stats() end)
+
+return app

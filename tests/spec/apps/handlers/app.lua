@@ -1,0 +1,105 @@
+-- The spec app for API.md §4 (handlers): what a function returns, class
+-- dispatch, errors and aborts. Driven in-process by tests/spec/handler_spec.lua.
+local lubeck = require "lubeck"
+
+local app = lubeck.app{ name = "handlers" }
+
+local counters = { on_finish = 0, prepared = 0 }
+app:get("/counters", function() return counters end)
+
+-- Function handlers: the returned value is the response -----------------------
+
+app:get("/fn/string", function() return "<p>hi</p>" end)
+app:get("/fn/table", function() return { a = 1, list = { "x", "y" } } end)
+app:get("/fn/status-body-headers", function()
+    return 201, "made", { ["X-Made"] = "yes", ["Content-Type"] = "text/plain" }
+end)
+app:get("/fn/status-table", function() return 422, { error = "bad" } end)
+app:get("/fn/status-only", function() return 404 end)
+app:get("/fn/nil", function() end)
+app:get("/fn/number-string", function() return 500, "custom" end)
+app:get("/fn/capture/:name", function(req, name) return { name = name, params = req.params } end)
+app:route("^/fn/re/(\\d+)-(\\d+)$", function(req, a, b) return { sum = tonumber(a) + tonumber(b) } end)
+app:post("/fn/post-only", function(req) return "posted " .. req.body end)
+app:get("/fn/bigint", function() return { id = 123456789012345, tenth = 0.1 } end)
+
+-- Errors and aborts -------------------------------------------------------------
+
+app:get("/fn/error", function() error("kaboom secret detail") end)
+app:get("/fn/error-table", function() error({ weird = true }) end)
+
+local function deep(status, body) lubeck.abort(status, body) end
+app:get("/abort/bare", function() lubeck.abort(403) end)
+app:get("/abort/string", function() lubeck.abort(418, "short and stout") end)
+app:get("/abort/table", function() lubeck.abort(409, { conflict = "yes" }) end)
+app:get("/abort/deep", function() deep(451) end)
+app:get("/abort/bad-status", function() lubeck.abort(42) end)
+
+-- Class handlers ---------------------------------------------------------------
+
+local Item = lubeck.Handler:extend()
+function Item:get(id) return "get " .. id end
+function Item:post(id) return 201, { created = id, body = self.req.body } end
+function Item:put(id) return { put = id } end
+function Item:patch(id) self:set_status(202); return "patched " .. id end
+function Item:delete(id) self:set_status(204) end
+function Item:on_finish() counters.on_finish = counters.on_finish + 1 end
+app:route("/item/:id", Item)
+
+local Reader = lubeck.Handler:extend()
+function Reader:get() return "read only" end
+app:route("/reader", Reader)
+
+local WithOptions = lubeck.Handler:extend()
+function WithOptions:get() return "x" end
+function WithOptions:options() self:set_header("X-Custom-Options", "1"); return 200, "my options" end
+app:route("/with-options", WithOptions)
+
+local Writer = lubeck.Handler:extend()
+function Writer:get()
+    self:set_header("X-Writer", "w")
+    self:write("part 1, ")
+    self:write("part 2")
+end
+function Writer:post() return self:json({ posted = true }, 201) end
+function Writer:put() self:redirect("/elsewhere") end
+function Writer:delete() self:redirect("/moved", 301) end
+function Writer:patch() self:finish("finished"); return "ignored" end
+app:route("/writer", Writer)
+
+-- prepare may end the request; the method is then skipped.
+local Guarded = lubeck.Handler:extend()
+function Guarded:prepare()
+    counters.prepared = counters.prepared + 1
+    if self:get_argument("key") ~= "open" then return self:redirect("/login") end
+    self.user = "alice"
+end
+function Guarded:get() return "welcome " .. self.user end
+function Guarded:on_finish() counters.on_finish = counters.on_finish + 1 end
+app:route("/guarded", Guarded)
+
+local Aborting = lubeck.Handler:extend()
+function Aborting:prepare() if self:get_argument("in") == "prepare" then lubeck.abort(401) end end
+function Aborting:get() lubeck.abort(403, "no way") end
+function Aborting:post() error("class failure") end
+function Aborting:put() self:write("half"); self:flush(); error("after flush") end
+app:route("/aborting", Aborting)
+
+local Api = lubeck.JSONHandler:extend()
+function Api:get(what)
+    if what == "missing" then lubeck.abort(404) end
+    if what == "fail" then error("api failure") end
+    if what == "custom" then lubeck.abort(400, { field = "name" }) end
+    return { ok = what }
+end
+app:route("/api/:what", Api)
+
+local Custom = lubeck.Handler:extend()
+function Custom:get() lubeck.abort(402) end
+function Custom:write_error(status, err)
+    self:set_header("Content-Type", "text/plain")
+    self:finish("custom error page " .. status)
+end
+app:route("/custom-error", Custom)
+
+return app

@@ -1,0 +1,48 @@
+-- The spec app for API.md §5 (requests): echoes what the handler sees.
+-- Driven in-process by tests/spec/request_spec.lua.
+local lubeck = require "lubeck"
+
+local app = lubeck.app{ name = "request" }
+
+app:route("/fields/:id", function(req, id)
+    return {
+        method = req.method, path = req.path, query = req.query, uri = req.uri,
+        version = req.version, remote_addr = req.remote_addr, conn_id = req.conn_id,
+        sender = req.sender, params = req.params, id = id,
+    }
+end)
+
+app:route("/args", function(req)
+    return {
+        args = req:args(),
+        one = req:arg("one"),
+        missing = req:arg("missing"),
+        default = req:arg("missing", "fallback"),
+        list = req:arg_list("many"),
+        empty_list = req:arg_list("nothing"),
+    }
+end)
+
+app:post("/json", function(req)
+    local value, err = req:json()
+    return { value = value, err = err }
+end)
+
+app:get("/cookies", function(req)
+    return { a = req:cookie("a"), b = req:cookie("b"), missing = req:cookie("zzz"), all = req.cookies }
+end)
+
+app:get("/headers", function(req)
+    return {
+        upper = req.headers["X-Thing"], lower = req.headers["x-thing"], mixed = req.headers["X-tHiNg"],
+        call = req:header("X-THING"),
+        multi_field = req.headers["x-multi"],
+        multi_joined = req:header("X-Multi"),
+        absent = req:header("x-absent"),
+        host = req.headers.Host,
+    }
+end)
+
+app:post("/body", function(req) return { body = req.body, length = #req.body } end)
+
+return app

@@ -1,0 +1,290 @@
+-- API.md §4 in-process: what a handler returns becomes the response; class
+-- dispatch, prepare/on_finish, HEAD/OPTIONS/405, JSONHandler, abort, 500.
+-- App: tests/spec/apps/handlers.
+local test = require "lubeck.test"
+local cjson = require "cjson"
+
+local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local APP = here .. "apps/handlers"
+
+local HTML = "text/html; charset=utf-8"
+local JSON = "application/json"
+
+describe("a function handler's return value", function()
+    local c
+    setup(function() c = test.client(APP) end)
+    teardown(function() c:close() end)
+
+    it("string → 200 text/html", function()
+        local r = c:get("/fn/string")
+        assert.are.equal(200, r.status)
+        assert.are.equal(HTML, r.headers["Content-Type"])
+        assert.are.equal("9", r.headers["Content-Length"])
+        assert.are.equal("<p>hi</p>", r.body)
+    end)
+
+    it("table → 200 application/json", function()
+        local r = c:get("/fn/table")
+        assert.are.equal(200, r.status)
+        assert.are.equal(JSON, r.headers["content-type"])
+        assert.are.same({ a = 1, list = { "x", "y" } }, cjson.decode(r.body))
+    end)
+
+    it("number, body, headers → that status, body and headers", function()
+        local r = c:get("/fn/status-body-headers")
+        assert.are.equal(201, r.status)
+        assert.are.equal("made", r.body)
+        assert.are.equal("yes", r.headers["X-Made"])
+        assert.are.equal("text/plain", r.headers["Content-Type"])
+    end)
+
+    it("number, table → that status with JSON", function()
+        local r = c:get("/fn/status-table")
+        assert.are.equal(422, r.status)
+        assert.are.equal(JSON, r.headers["Content-Type"])
+        assert.are.same({ error = "bad" }, cjson.decode(r.body))
+        local r2 = c:get("/fn/number-string")
+        assert.are.equal(500, r2.status)
+        assert.are.equal("custom", r2.body)
+    end)
+
+    it("a bare number → that status with an empty body", function()
+        local r = c:get("/fn/status-only")
+        assert.are.equal(404, r.status)
+        assert.are.equal("", r.body)
+        assert.are.equal("0", r.headers["Content-Length"])
+    end)
+
+    it("nil → 204 without a body", function()
+        local r = c:get("/fn/nil")
+        assert.are.equal(204, r.status)
+        assert.are.equal("", r.body)
+        assert.is_nil(r.headers["Content-Length"])
+    end)
+
+    it("table → JSON that keeps every digit of its numbers", function()
+        -- Regression, once a bug in lua/lubeck/response.lua: lua-cjson 2.1.0 (Debian) writes at most
+        -- 14 significant digits, so { id = 123456789012345 } goes out as
+        -- {"id":1.2345678901234e+14}: ids, microsecond times and counters above
+        -- 10^14 are silently changed.
+        local body = c:get("/fn/bigint").body
+        assert.matches('"id":123456789012345[,}]', body)
+        assert.are.equal(0.1, cjson.decode(body).tenth)
+    end)
+
+    it("receives captures as arguments and in req.params", function()
+        assert.are.same({ name = "bob", params = { name = "bob" } }, cjson.decode(c:get("/fn/capture/bob").body))
+        assert.are.same({ sum = 5 }, cjson.decode(c:get("/fn/re/2-3").body))
+    end)
+end)
+
+describe("routing outcomes", function()
+    local c
+    setup(function() c = test.client(APP) end)
+    teardown(function() c:close() end)
+
+    it("no route → 404 page", function()
+        local r = c:get("/nowhere")
+        assert.are.equal(404, r.status)
+        assert.matches("404 Not Found", r.body, 1, true)
+    end)
+
+    it("route without the method → 405 with Allow", function()
+        local r = c:get("/fn/post-only")
+        assert.are.equal(405, r.status)
+        assert.are.equal("POST, OPTIONS", r.headers["Allow"])
+        assert.are.equal("posted x", c:post("/fn/post-only", { body = "x" }).body)
+    end)
+
+    it("OPTIONS → 204 with Allow; HEAD of a GET route drops the body", function()
+        local o = c:options("/fn/post-only")
+        assert.are.equal(204, o.status)
+        assert.are.equal("POST, OPTIONS", o.headers["Allow"])
+        local h = c:head("/fn/string")
+        assert.are.equal(200, h.status)
+        assert.are.equal("", h.body)
+        assert.are.equal("9", h.headers["Content-Length"])
+    end)
+end)
+
+describe("a class handler", function()
+    local c
+    setup(function() c = test.client(APP) end)
+    teardown(function() c:close() end)
+
+    it("dispatches on the method, with the same return conventions", function()
+        assert.are.equal("get 7", c:get("/item/7").body)
+        local p = c:post("/item/7", { body = "b" })
+        assert.are.equal(201, p.status)
+        assert.are.same({ created = "7", body = "b" }, cjson.decode(p.body))
+        assert.are.same({ put = "7" }, cjson.decode(c:put("/item/7").body))
+        local pa = c:patch("/item/7")
+        assert.are.equal(202, pa.status)          -- set_status applies to the returned string
+        assert.are.equal("patched 7", pa.body)
+        assert.are.equal(204, c:delete("/item/7").status)
+    end)
+
+    it("answers HEAD with get's head and no body", function()
+        local r = c:head("/item/7")
+        assert.are.equal(200, r.status)
+        assert.are.equal("", r.body)
+        assert.are.equal("5", r.headers["Content-Length"])
+    end)
+
+    it("answers OPTIONS 204 with Allow listing what it implements, unless it has options()", function()
+        local r = c:options("/item/7")
+        assert.are.equal(204, r.status)
+        assert.are.equal("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS", r.headers["Allow"])
+        assert.are.equal("GET, HEAD, OPTIONS", c:options("/reader").headers["Allow"])
+        local own = c:options("/with-options")
+        assert.are.equal(200, own.status)
+        assert.are.equal("my options", own.body)
+        assert.are.equal("1", own.headers["X-Custom-Options"])
+    end)
+
+    it("answers a method it lacks 405 with Allow", function()
+        local r = c:post("/reader")
+        assert.are.equal(405, r.status)
+        assert.are.equal("GET, HEAD, OPTIONS", r.headers["Allow"])
+        assert.are.equal(405, c:delete("/aborting").status)
+    end)
+
+    it("sends what was written when the method returns nil", function()
+        local r = c:get("/writer")
+        assert.are.equal(200, r.status)
+        assert.are.equal("part 1, part 2", r.body)
+        assert.are.equal("w", r.headers["X-Writer"])
+        assert.are.equal(HTML, r.headers["Content-Type"])
+    end)
+
+    it("completes the response with json, redirect and finish", function()
+        local j = c:post("/writer")
+        assert.are.equal(201, j.status)
+        assert.are.same({ posted = true }, cjson.decode(j.body))
+        local r = c:put("/writer")
+        assert.are.equal(302, r.status)
+        assert.are.equal("/elsewhere", r.headers["Location"])
+        local m = c:delete("/writer")
+        assert.are.equal(301, m.status)
+        assert.are.equal("/moved", m.headers["Location"])
+        local f = c:patch("/writer")
+        assert.are.equal("finished", f.body)     -- what the method returns after finish() is ignored
+    end)
+
+    it("skips the method when prepare ends the request, and runs on_finish every time", function()
+        local before = cjson.decode(c:get("/counters").body)
+        local r = c:get("/guarded")
+        assert.are.equal(302, r.status)
+        assert.are.equal("/login", r.headers["Location"])
+        assert.are.equal("welcome alice", c:get("/guarded?key=open").body)
+        c:get("/item/1")
+        local after = cjson.decode(c:get("/counters").body)
+        assert.are.equal(before.prepared + 2, after.prepared)
+        assert.are.equal(before.on_finish + 3, after.on_finish)
+    end)
+
+    it("uses write_error for every error page when the class overrides it", function()
+        local r = c:get("/custom-error")
+        assert.are.equal(402, r.status)
+        assert.are.equal("custom error page 402", r.body)
+        assert.are.equal("text/plain", r.headers["Content-Type"])
+    end)
+end)
+
+describe("lubeck.JSONHandler", function()
+    local c
+    setup(function() c = test.client(APP) end)
+    teardown(function() c:close() end)
+
+    it("answers errors as JSON", function()
+        local nf = c:get("/api/missing")
+        assert.are.equal(404, nf.status)
+        assert.are.equal(JSON, nf.headers["Content-Type"])
+        assert.are.same({ status = 404, error = "not found" }, cjson.decode(nf.body))
+        local na = c:post("/api/x")
+        assert.are.equal(405, na.status)
+        assert.are.same({ status = 405, error = "method not allowed" }, cjson.decode(na.body))
+        local fail = c:get("/api/fail")
+        assert.are.equal(500, fail.status)
+        assert.are.same({ status = 500, error = "internal server error" }, cjson.decode(fail.body))
+    end)
+
+    it("sends an abort's table body as is", function()
+        local r = c:get("/api/custom")
+        assert.are.equal(400, r.status)
+        assert.are.same({ field = "name" }, cjson.decode(r.body))
+        assert.are.same({ ok = "x" }, cjson.decode(c:get("/api/x").body))
+    end)
+end)
+
+describe("lubeck.abort", function()
+    local c
+    setup(function() c = test.client(APP) end)
+    teardown(function() c:close() end)
+
+    it("without a body gives a short page with the reason phrase", function()
+        local r = c:get("/abort/bare")
+        assert.are.equal(403, r.status)
+        assert.are.equal(HTML, r.headers["Content-Type"])
+        assert.matches("403 Forbidden", r.body, 1, true)
+    end)
+
+    it("sends a string body as is and a table as JSON", function()
+        local s = c:get("/abort/string")
+        assert.are.equal(418, s.status)
+        assert.are.equal("short and stout", s.body)
+        local t = c:get("/abort/table")
+        assert.are.equal(409, t.status)
+        assert.are.equal(JSON, t.headers["Content-Type"])
+        assert.are.same({ conflict = "yes" }, cjson.decode(t.body))
+    end)
+
+    it("works from any depth below the handler and from prepare", function()
+        local r = c:get("/abort/deep")
+        assert.are.equal(451, r.status)
+        assert.matches("Unavailable For Legal Reasons", r.body, 1, true)
+        assert.are.equal(401, c:get("/aborting?in=prepare").status)
+        local m = c:get("/aborting")
+        assert.are.equal(403, m.status)
+        assert.are.equal("no way", m.body)
+    end)
+
+    it("with a status that is not one is a 500", function()
+        assert.are.equal(500, c:get("/abort/bad-status").status)
+    end)
+end)
+
+describe("an error in a handler", function()
+    it("is a 500 without details when debug is off", function()
+        local c = test.client(APP)
+        for _, r in ipairs({ c:get("/fn/error"), c:get("/fn/error-table"), c:post("/aborting") }) do
+            assert.are.equal(500, r.status)
+            assert.matches("500 Internal Server Error", r.body, 1, true)
+            assert.is_nil(r.body:find("kaboom", 1, true))
+            assert.is_nil(r.body:find("traceback", 1, true))
+        end
+        c:close()
+    end)
+
+    it("carries the traceback in the body when debug is on", function()
+        local c = test.client(APP, { debug = true })
+        local r = c:get("/fn/error")
+        assert.are.equal(500, r.status)
+        assert.matches("kaboom secret detail", r.body, 1, true)
+        assert.matches("stack traceback", r.body, 1, true)
+        local j = cjson.decode(c:get("/api/fail").body)
+        assert.are.equal(500, j.status)
+        assert.matches("api failure", j.traceback, 1, true)
+        c:close()
+    end)
+
+    it("after flush closes the connection instead of sending a second head", function()
+        local c = test.client(APP)
+        local r = c:put("/aborting")
+        assert.are.equal(200, r.status)
+        assert.is_true(r.closed)
+        local _, heads = r.raw:gsub("HTTP/1%.1 %d%d%d", "")
+        assert.are.equal(1, heads)
+        c:close()
+    end)
+end)
