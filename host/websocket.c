@@ -521,10 +521,7 @@ int websocket_frame(lubeck *h, const m2_request *m)
 {
     if (!slice_eq(m->method, "WEBSOCKET")) return 0;
     unsigned flags;
-    if (parse_flags(m, &flags) != 0) {
-        log_error_limited("websocket %u: dropped a frame without FLAGS", m->conn_id);
-        return 1;
-    }
+    if (parse_flags(m, &flags) != 0) return 0;   /* an HTTP request named WEBSOCKET: route it */
     ws_conn *c = find(h, m->sender, m->conn_id);
     if (c) deliver(c, flags, m->body.p, m->body.n);
     else if (h->bus) forward(h, m, flags);        /* its owner is another worker */

@@ -23,8 +23,8 @@ size_t websocket_frame_header(unsigned char out[WS_MAX_HEADER], int opcode, uint
  * past U+10FFFF), else 0. */
 int websocket_utf8_valid(const char *s, size_t n);
 
-/* host.c: a frame with METHOD WEBSOCKET. Returns 0 when m is not one (route it
- * as usual), 1 when it was taken: handed to the connection's session, passed to
+/* host.c: a frame with METHOD WEBSOCKET and FLAGS. Returns 0 when m is not one
+ * (route it as usual), 1 when it was taken: handed to the connection's session, passed to
  * the other workers over the bus, or dropped with a log line. */
 int websocket_frame(lubeck *h, const m2_request *m);
 /* bus.c: a WEBSOCKET frame another worker received; handled when this worker

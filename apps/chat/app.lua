@@ -87,4 +87,49 @@ app:get("/stats", function(req)
     return { listening = lubeck.stats().channel_waiters, last = last_id }
 end)
 
+-- The WebSocket room (docs/websockets.md), beside the long-poll one: the same
+-- channel and history feed both, so a message said on either side reaches
+-- every poll and every socket. /static/ws.html is its page (static/ws.js).
+--   WS   /ws?since=ID  sends {messages=[...], last=ID} (the recent ones on open, then
+--               news); takes {"name": ..., "text": ...} like POST /say
+local cjson = require "cjson"
+local ChatSocket = lubeck.WebSocketHandler:extend()
+
+function ChatSocket:get() return self:redirect("/static/ws.html") end
+
+-- Sends what this socket has not seen yet; sending may wait (it is paced), and
+-- whatever was said meanwhile goes out on the next turn of the loop.
+local function catch_up(self)
+    while true do
+        local news = said_after(self.seen)
+        if #news == 0 then return end
+        self.seen = news[#news].id
+        if not self:send({ messages = news, last = last_id }) then return end
+    end
+end
+
+function ChatSocket:on_open()
+    local since = tonumber(self.req:arg("since"))  -- a page that reconnects says what it saw
+    if not since or since > last_id then since = math.max(0, last_id - 20) end
+    self.seen = since
+    catch_up(self)
+    self:subscribe(room, catch_up)                 -- woken by every publish, from either side
+end
+
+function ChatSocket:on_message(data)
+    local ok, input = pcall(cjson.decode, data)
+    if not ok or type(input) ~= "table" then return self:send({ error = "send JSON {name, text}" }) end
+    local name, text = trim(input.name), trim(input.text)
+    if name == "" then name = "anonymous" end
+    if text == "" or #text > 500 or #name > 40 then
+        return self:send({ error = "say 1 to 500 characters, with a name of up to 40" })
+    end
+    last_id = last_id + 1
+    history[#history + 1] = { id = last_id, name = name, text = text, at = os.time() }
+    if #history > KEEP then table.remove(history, 1) end
+    room:publish(last_id)
+end
+
+app:route("/ws", ChatSocket)
+
 return app

@@ -1,0 +1,217 @@
+#!/usr/bin/python3
+"""WebSocket throughput through a real Mongrel2 (report only, no pass/fail).
+
+Starts `lubeck serve tests/e2e/apps/websocket` on a free port (or uses --port of
+a running one) and measures, with a standard-library client:
+  echo_1      messages per second echoed over one connection (one in flight)
+  echo_100    messages per second echoed over 100 connections at once
+              (one in flight on each)
+  fanout_N    time from one publish (POST /publish) until all N sockets of
+              the room (/room, each listening on one channel) have the message
+
+usage: tests/bench/ws_bench.py [--build build] [--seconds 5] [--fanout 1000] [--workers 1]
+prints one line:
+  echo_1_msgs_per_s=… echo_100_msgs_per_s=… fanout_1000_first_ms=… fanout_1000_last_ms=…
+"""
+import argparse
+import base64
+import http.client
+import os
+import selectors
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def frame(payload, opcode=1):
+    """A masked client frame (the mask is fixed: this measures the server)."""
+    mask = b"\x01\x02\x03\x04"
+    n = len(payload)
+    if n < 126:
+        head = struct.pack("!BB", 0x80 | opcode, 0x80 | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", 0x80 | opcode, 0x80 | 126, n)
+    else:
+        head = struct.pack("!BBQ", 0x80 | opcode, 0x80 | 127, n)
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+class Conn:
+    def __init__(self, port, path):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        key = base64.b64encode(os.urandom(16))
+        self.sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n"
+                          b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                          b"\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        self.buf = b""
+        while b"\r\n\r\n" not in self.buf:
+            self.buf += self._recv()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise RuntimeError("handshake failed: %r" % head[:80])
+
+    def _recv(self):
+        b = self.sock.recv(65536)
+        if not b:
+            raise RuntimeError("connection closed")
+        return b
+
+    def messages(self):
+        """Whole frames in the buffer so far, as payloads."""
+        out = []
+        while len(self.buf) >= 2:
+            n = self.buf[1] & 0x7F
+            h = 2
+            if n == 126:
+                if len(self.buf) < 4:
+                    break
+                n, h = struct.unpack("!H", self.buf[2:4])[0], 4
+            elif n == 127:
+                if len(self.buf) < 10:
+                    break
+                n, h = struct.unpack("!Q", self.buf[2:10])[0], 10
+            if len(self.buf) < h + n:
+                break
+            out.append(self.buf[h:h + n])
+            self.buf = self.buf[h + n:]
+        return out
+
+    def recv_message(self):
+        while True:
+            got = self.messages()
+            if got:
+                assert len(got) == 1
+                return got[0]
+            self.buf += self._recv()
+
+
+def echo_one(port, seconds):
+    c = Conn(port, "/echo")
+    msg = frame(b"hello")
+    n, end = 0, time.time() + seconds
+    start = time.time()
+    while time.time() < end:
+        c.sock.sendall(msg)
+        c.recv_message()
+        n += 1
+    c.sock.close()
+    return n / (time.time() - start)
+
+
+def echo_many(port, seconds, count):
+    conns = [Conn(port, "/echo") for _ in range(count)]
+    sel = selectors.DefaultSelector()
+    msg = frame(b"hello")
+    for c in conns:
+        c.sock.setblocking(False)
+        sel.register(c.sock, selectors.EVENT_READ, c)
+        c.sock.sendall(msg)
+    n, start = 0, time.time()
+    end = start + seconds
+    while time.time() < end:
+        for key, _ in sel.select(timeout=1):
+            c = key.data
+            c.buf += c.sock.recv(65536)
+            for _ in c.messages():
+                n += 1
+                c.sock.sendall(msg)
+    elapsed = time.time() - start
+    for c in conns:
+        c.sock.close()
+    return n / elapsed
+
+
+def fanout(port, count, rounds=5):
+    conns = [Conn(port, "/room") for _ in range(count)]
+    for c in conns:
+        assert c.recv_message() == b"joined"
+        c.sock.setblocking(False)
+    sel = selectors.DefaultSelector()
+    for c in conns:
+        sel.register(c.sock, selectors.EVENT_READ, c)
+    firsts, lasts = [], []
+    http_conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    for r in range(rounds):
+        time.sleep(0.3)   # every listener waits on the channel again
+        body = ("round %d" % r).encode()
+        got = 0
+        start = time.time()
+        http_conn.request("POST", "/publish", body=body)
+        http_conn.getresponse().read()
+        first = None
+        deadline = start + 30
+        while got < count and time.time() < deadline:
+            for key, _ in sel.select(timeout=1):
+                c = key.data
+                c.buf += c.sock.recv(65536)
+                for m in c.messages():
+                    if m == body:
+                        got += 1
+                        if first is None:
+                            first = time.time() - start
+        if got < count:
+            raise RuntimeError("round %d: %d of %d sockets got the message" % (r, got, count))
+        firsts.append(first * 1000)
+        lasts.append((time.time() - start) * 1000)
+    http_conn.close()
+    for c in conns:
+        c.sock.close()
+    firsts.sort()
+    lasts.sort()
+    return firsts[len(firsts) // 2], lasts[len(lasts) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--port", type=int, help="a server already running the websocket test app")
+    ap.add_argument("--seconds", type=float, default=5)
+    ap.add_argument("--fanout", type=int, default=1000)
+    ap.add_argument("--workers", default="1")
+    args = ap.parse_args()
+    proc = None
+    port = args.port
+    if not port:
+        port = free_port()
+        run_dir = tempfile.mkdtemp(prefix="ws_bench.")
+        proc = subprocess.Popen([os.path.join(args.build, "lubeck"), "serve",
+                                 os.path.join(ROOT, "tests", "e2e", "apps", "websocket"),
+                                 "--port", str(port), "--run-dir", run_dir, "--workers", args.workers],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        while True:
+            line = proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError("lubeck serve exited")
+            if "serving" in line:
+                break
+        # keep reading the access log so the server never blocks on a full pipe
+        threading.Thread(target=lambda: [None for _ in iter(proc.stdout.readline, b"")],
+                         daemon=True).start()
+    try:
+        one = echo_one(port, args.seconds)
+        many = echo_many(port, args.seconds, 100)
+        first, last = fanout(port, args.fanout)
+        print("workers=%s echo_1_msgs_per_s=%.0f echo_100_msgs_per_s=%.0f fanout_%d_first_ms=%.1f "
+              "fanout_%d_last_ms=%.1f" % (args.workers, one, many, args.fanout, first, args.fanout, last))
+    finally:
+        if proc:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
