@@ -48,6 +48,8 @@ struct lbk_req {
     double deadline;
     char *upload_path;           /* a checked Mongrel2 upload (real path): unlinked when the request ends */
     struct lbk_ws_conn *ws;      /* websocket.c: the connection this request is the session of */
+    double pace_start;           /* streaming: the current pacing window (lua_core.c) */
+    int pace_frames;
 };
 
 /* A Lua state loaded from the app folder. Reload builds a new one beside the

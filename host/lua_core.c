@@ -283,14 +283,33 @@ static int l_stream_start(lua_State *L)
     return 1;
 }
 
+/* Mongrel2 queues at most 16 frames per connection and drops the client on
+ * the 17th, and it takes a burst from its socket without writing in between:
+ * a stream sends at most STREAM_PACE_FRAMES frames per STREAM_PACE_WINDOW and
+ * then waits out the window (the same budget WebSockets use, websocket.c). */
+#define STREAM_PACE_FRAMES 8
+#define STREAM_PACE_WINDOW 0.002
+
+/* stream_write(handle, data) → true | false (dropped); may wait for the window */
 static int l_stream_write(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
     lbk_req *r = check_req(L, 1);
     size_t len;
     const char *data = luaL_checklstring(L, 2, &len);
-    lua_pushboolean(L, r && host_stream_write(g->host, r, slice_make(data, len)) == 0);
-    return 1;
+    int sent = r && host_stream_write(g->host, r, slice_make(data, len)) == 0;
+    lua_pushboolean(L, sent);
+    lbk_task *t = g->host->current;
+    if (!sent || !t || t->co != L || !r->streaming) return 1;
+    double now = ev_now(g->host->loop);
+    if (now - r->pace_start >= STREAM_PACE_WINDOW) {
+        r->pace_start = now;
+        r->pace_frames = 0;
+    }
+    if (++r->pace_frames < STREAM_PACE_FRAMES) return 1;
+    r->pace_frames = 0;
+    lua_pop(L, 1);
+    return sched_sleep(L, t, r->pace_start + STREAM_PACE_WINDOW - now);   /* resumes with true */
 }
 
 static int l_stream_end(lua_State *L)

@@ -38,6 +38,7 @@ if command -v clang >/dev/null; then
        cmake --build build-fuzz -j2 >"$log/fuzz-build" 2>&1; then
         ok=0; bad=0
         for target in build-fuzz/fuzz_*; do
+            [[ -f $target && -x $target ]] || continue   # make fuzz leaves logs beside them
             name=$(basename "$target")
             if "$target" -runs=0 "tests/fuzz/corpus/$name" >"$log/$name" 2>&1; then
                 ok=$((ok + 1))
@@ -62,7 +63,11 @@ if cmake -S . -B build-asan -DLUBECK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >"$log
     export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
     ctest --test-dir build-asan --output-on-failure >"$log/asan-ctest" 2>&1 && ok=1 || ok=0
     [ "$ok" = 1 ] || tail -40 "$log/asan-ctest"
-    LUBECK_BUILD="$PWD/build-asan" "$PY" -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log/asan-pytest" | tail -5
+    # (test_embed runs valgrind, which cannot run ASan binaries; test_install
+    # builds and installs the tree itself)
+    LUBECK_BUILD="$PWD/build-asan" "$PY" -m pytest -q -p no:cacheprovider tests/e2e \
+        --ignore tests/e2e/test_embed.py --ignore tests/e2e/test_install.py 2>&1 |
+        tee "$log/asan-pytest" | tail -5
     asan_ok=$(grep -Eo '[0-9]+ passed' "$log/asan-pytest" | tail -1 | grep -Eo '[0-9]+')
     asan_bad=$(grep -Eo '[0-9]+ (failed|errors?)' "$log/asan-pytest" | awk '{s += $1} END {print s + 0}')
     count "sanitized (units as one)" $(( ${asan_ok:-0} + ok )) $(( ${asan_bad:-0} + 1 - ok ))

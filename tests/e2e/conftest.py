@@ -52,8 +52,11 @@ class Process:
                                      env=env, cwd=cwd, start_new_session=True)
         self.out, self.err = [], []
         self._cv = threading.Condition()
+        self._pumps = []
         for stream, sink in ((self.proc.stdout, self.out), (self.proc.stderr, self.err)):
-            threading.Thread(target=self._pump, args=(stream, sink), daemon=True).start()
+            t = threading.Thread(target=self._pump, args=(stream, sink), daemon=True)
+            t.start()
+            self._pumps.append(t)
 
     def _pump(self, stream, sink):
         for line in iter(stream.readline, b""):
@@ -69,6 +72,10 @@ class Process:
                 if hit:
                     return hit
                 left = deadline - time.time()
+                if self.proc.poll() is not None and any(t.is_alive() for t in self._pumps):
+                    # exited: what it wrote may still be on its way to the pumps
+                    self._cv.wait(0.05)
+                    continue
                 if left <= 0 or self.proc.poll() is not None:
                     raise AssertionError("timed out waiting for %s\nstdout:\n%s\nstderr:\n%s" % (
                         what, "\n".join(self.out), "\n".join(self.err)))

@@ -286,9 +286,6 @@ def test_a_streamed_response_arrives_chunk_by_chunk(srv):
     assert last - first > 0.8, arrivals
 
 
-@pytest.mark.xfail(strict=True, reason="host.c host_stream_write / response.lua flush do not pace: "
-                   "Mongrel2 queues at most 16 frames per connection and drops the client when a "
-                   "handler flushes faster than that (PROTOCOL.md §3, DESIGN.md step 5)")
 def test_a_stream_of_50_flushes_in_a_row_arrives_whole(srv):
     with socket.create_connection(("127.0.0.1", srv.port), timeout=3) as s:
         s.sendall(b"GET /stream?n=50&gap=0 HTTP/1.1\r\nHost: localhost\r\n\r\n")

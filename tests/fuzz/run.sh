@@ -9,6 +9,7 @@ cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLUBECK_FUZZ=ON -DLUBECK_TEST
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j2 >/dev/null
 status=0
+mkdir -p build-fuzz/logs
 for target in build-fuzz/fuzz_*; do
     name=$(basename "$target")
     work=$(mktemp -d)
@@ -16,11 +17,11 @@ for target in build-fuzz/fuzz_*; do
     mkdir -p "build-fuzz/crashes/$name"
     echo "== $name for ${SECONDS_EACH}s"
     if ! "$target" -max_total_time="$SECONDS_EACH" -print_final_stats=1 \
-            -artifact_prefix="build-fuzz/crashes/$name/" "$work" 2>"build-fuzz/$name.log"; then
+            -artifact_prefix="build-fuzz/crashes/$name/" "$work" 2>"build-fuzz/logs/$name.log"; then
         status=1
-        echo "FAILED: see build-fuzz/$name.log and build-fuzz/crashes/$name/"
+        echo "FAILED: see build-fuzz/logs/$name.log and build-fuzz/crashes/$name/"
     fi
-    grep -E "stat::number_of_executed_units|stat::peak_rss_mb|cov:" "build-fuzz/$name.log" | tail -3
+    grep -E "stat::number_of_executed_units|stat::peak_rss_mb|cov:" "build-fuzz/logs/$name.log" | tail -3
     rm -rf "$work"
 done
 exit $status
