@@ -1,6 +1,7 @@
-/* One lubeck instance: the ZeroMQ sockets to Mongrel2, the receive path (parse,
- * route, start the handler's coroutine), replies, and the two ways a waiting
- * request ends early: the client went away, or request_timeout passed. */
+/* One lubeck instance: the ZeroMQ sockets to Mongrel2, request slots, the
+ * receive path (parse, check limits, route, start the handler's coroutine) and
+ * the life cycle of the public API. Replies are in respond.c, parked requests
+ * (disconnects, deadlines) in park.c, uploads in upload.c. */
 #include "host.h"
 
 #include <errno.h>
@@ -81,7 +82,7 @@ static lbk_req *req_alloc(lubeck *h)
     return r;
 }
 
-static void req_free(lubeck *h, lbk_req *r)
+void host_req_free(lubeck *h, lbk_req *r)
 {
     if (r->upload_path) {        /* the handler owned the upload: it ends here */
         unlink(r->upload_path);
@@ -94,353 +95,13 @@ static void req_free(lubeck *h, lbk_req *r)
     h->free_reqs = r;
 }
 
-/* ---- parked requests: by conn id (disconnects) and by deadline ----------- */
-
-static void deadline_rearm(lubeck *h)
-{
-    ev_timer_stop(h->loop, &h->deadline_timer);
-    if (!h->dl_head) return;
-    double in = h->dl_head->deadline - ev_now(h->loop);
-    ev_timer_set(&h->deadline_timer, in > 0 ? in : 0, 0);
-    ev_timer_start(h->loop, &h->deadline_timer);
-}
-
-static void conns_grow(lubeck *h)
-{
-    uint32_t size = h->conns ? (h->conns_mask + 1) * 2 : 1024;
-    lbk_req **grown = calloc(size, sizeof *grown);
-    if (!grown) return;   /* keep the old table: chains get longer, nothing breaks */
-    for (uint32_t i = 0; h->conns && i <= h->conns_mask; i++) {
-        for (lbk_req *r = h->conns[i], *next; r; r = next) {
-            next = r->conn_next;
-            r->conn_next = grown[r->m2.conn_id & (size - 1)];
-            grown[r->m2.conn_id & (size - 1)] = r;
-        }
-    }
-    free(h->conns);
-    h->conns = grown;
-    h->conns_mask = size - 1;
-}
-
-/* Called the first time a request's coroutine waits: from then on a disconnect
- * notice or its deadline can end it. Requests answered without waiting never
- * pay for this. */
-void host_park(lubeck *h, lbk_req *r)
-{
-    if (r->parked) return;
-    if (!h->conns || h->nparked + 1 > 2 * (h->conns_mask + 1)) conns_grow(h);
-    if (!h->conns) return;
-    r->parked = 1;
-    h->nparked++;
-    lbk_req **bucket = &h->conns[r->m2.conn_id & h->conns_mask];
-    r->conn_next = *bucket;
-    *bucket = r;
-    if (r->gen->request_timeout > 0 && !r->ws) {
-        /* Requests mostly park in the order they came in, so this walk from
-         * the tail is short; one that yielded first may park later. */
-        r->deadline = r->started + r->gen->request_timeout;
-        lbk_req *after = h->dl_tail;
-        while (after && after->deadline > r->deadline) after = after->dl_prev;
-        r->dl_prev = after;
-        r->dl_next = after ? after->dl_next : h->dl_head;
-        if (r->dl_next) r->dl_next->dl_prev = r; else h->dl_tail = r;
-        if (after) after->dl_next = r; else h->dl_head = r;
-        if (h->dl_head == r) deadline_rearm(h);
-    }
-}
-
-static void unpark(lubeck *h, lbk_req *r)
-{
-    if (!r->parked) return;
-    r->parked = 0;
-    h->nparked--;
-    lbk_req **pp = &h->conns[r->m2.conn_id & h->conns_mask];
-    while (*pp && *pp != r) pp = &(*pp)->conn_next;
-    if (*pp) *pp = r->conn_next;
-    r->conn_next = NULL;
-    if (r->deadline > 0) {
-        int was_head = h->dl_head == r;
-        if (r->dl_prev) r->dl_prev->dl_next = r->dl_next; else h->dl_head = r->dl_next;
-        if (r->dl_next) r->dl_next->dl_prev = r->dl_prev; else h->dl_tail = r->dl_prev;
-        r->dl_prev = r->dl_next = NULL;
-        if (was_head) deadline_rearm(h);
-    }
-}
-
-void host_clear_deadline(lubeck *h, lbk_req *r)
-{
-    if (!r->parked) return;
-    unpark(h, r);
-    host_park(h, r);   /* back in the conn map, without a deadline since r->ws is set */
-}
-
 static void req_finish(lubeck *h, lbk_req *r)
 {
     if (r->ws) websocket_req_ended(h, r);
     cosocket_req_ended(r);
-    unpark(h, r);
+    host_unpark(h, r);
     h->inflight--;
-    req_free(h, r);
-}
-
-/* Wakes every coroutine of a parked request with nil, reason; from then on
- * nothing it writes reaches the client. The slot may be freed by the time this
- * returns. */
-static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
-{
-    double handle = host_req_handle(r);
-    unsigned round = ++h->cancel_round;
-    r->cancelled = reason;
-    r->done = 1;
-    /* Each cancel runs Lua that may end tasks (and the request): restart the walk
-     * after each one, and stop when the request is gone. Each task is woken once
-     * per round: one that yields bare right away waits for the loop like any
-     * other (later waits return nil, reason at once). */
-    for (;;) {
-        r = host_req_from_handle(h, handle);
-        if (!r) return;
-        lbk_task *t = r->tasks;
-        while (t && (t->wait == WAIT_NONE || t->cancel_round == round)) t = t->req_next;
-        if (!t) return;
-        t->cancel_round = round;
-        sched_cancel(t, reason);
-    }
-}
-
-void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
-{
-    if (!h->conns) return;
-    /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
-    double handles[64];
-    int n = 0;
-    for (lbk_req *r = h->conns[conn_id & h->conns_mask]; r && n < 64; r = r->conn_next)
-        if (r->m2.conn_id == conn_id && r->m2.sender.n == sender.n &&
-            memcmp(r->m2.sender.p, sender.p, sender.n) == 0)
-            handles[n++] = host_req_handle(r);
-    for (int i = 0; i < n; i++) {
-        lbk_req *r = host_req_from_handle(h, handles[i]);
-        if (r && !r->cancelled) cancel_req(h, r, "closed");
-    }
-}
-
-static void answer_timeout(lubeck *h, lbk_req *r)
-{
-    lbk_gen *g = r->gen;
-    log_warn("%.*s %.*s timed out after %gs: %s", (int)r->m2.method.n, r->m2.method.p,
-             (int)r->m2.path.n, r->m2.path.p, g->request_timeout,
-             r->done ? "cancelling the threads it spawned" : "answered 504");
-    if (r->done) return;
-    if (r->head_sent) {   /* a stream already under way: only a close can end it */
-        host_close_conn(h, r);
-        r->done = 1;
-        return;
-    }
-    /* The app shapes the 504 page (HTML or JSON); if even that fails, a bare one. */
-    lua_State *L = g->L;
-    lua_rawgeti(L, LUA_REGISTRYINDEX, g->timeout_ref);
-    lua_pushnumber(L, host_req_handle(r));
-    if (lua_pcall(L, 1, 0, 0) != 0) {
-        log_error("answering a timeout: %s", lua_tostring(L, -1));
-        lua_pop(L, 1);
-    }
-    if (!r->done) {
-        reply_spec spec = { .status = 504 };
-        host_reply_defaults(h, r, &spec);
-        host_respond(h, r, &spec, SLICE_LIT(""));
-    }
-}
-
-static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    lubeck *h = w->data;
-    double now = ev_now(loop);
-    while (h->dl_head && h->dl_head->deadline <= now) {
-        lbk_req *r = h->dl_head;
-        double handle = host_req_handle(r);
-        /* Take it off the list first, so the loop always advances. */
-        h->dl_head = r->dl_next;
-        if (h->dl_head) h->dl_head->dl_prev = NULL; else h->dl_tail = NULL;
-        r->dl_next = r->dl_prev = NULL;
-        r->deadline = 0;
-        answer_timeout(h, r);
-        r = host_req_from_handle(h, handle);
-        if (r && !r->cancelled) cancel_req(h, r, "timeout");
-    }
-    deadline_rearm(h);
-}
-
-/* ---- replies ---------------------------------------------------------------- */
-
-static void send_msg(lubeck *h, zmq_msg_t *m)
-{
-    if (h->send_fn) {
-        h->send_fn(h, zmq_msg_data(m), zmq_msg_size(m), h->send_ud);
-        zmq_msg_close(m);
-        return;
-    }
-    /* PUB with SNDHWM 0 never blocks and never drops (PROTOCOL.md §8). */
-    if (zmq_msg_send(m, h->pub, 0) < 0) {
-        log_error_limited("sending a reply: %s", zmq_strerror(errno));
-        zmq_msg_close(m);
-    }
-}
-
-void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body)
-{
-    size_t pre = m2_reply_prefix_size(sender, ids, n);
-    zmq_msg_t m;
-    if (pre == 0 || zmq_msg_init_size(&m, pre + body.n) != 0) return;
-    char *o = zmq_msg_data(&m);
-    o += m2_reply_prefix(o, sender, ids, n);
-    if (body.n) memcpy(o, body.p, body.n);
-    send_msg(h, &m);
-}
-
-/* One frame to the request's connection: prefix, then up to three parts. */
-static int send_frame(lubeck *h, lbk_req *r, slice a, slice b, slice c)
-{
-    uint32_t id = r->m2.conn_id;
-    size_t pre = m2_reply_prefix_size(r->m2.sender, &id, 1);
-    zmq_msg_t m;
-    if (zmq_msg_init_size(&m, pre + a.n + b.n + c.n) != 0) return -1;
-    char *o = zmq_msg_data(&m);
-    o += m2_reply_prefix(o, r->m2.sender, &id, 1);
-    if (a.n) { memcpy(o, a.p, a.n); o += a.n; }
-    if (b.n) { memcpy(o, b.p, b.n); o += b.n; }
-    if (c.n) memcpy(o, c.p, c.n);
-    send_msg(h, &m);
-    return 0;
-}
-
-void host_close_conn(lubeck *h, lbk_req *r)
-{
-    send_frame(h, r, SLICE_LIT(""), SLICE_LIT(""), SLICE_LIT(""));   /* empty body = close */
-    r->keep_alive = 0;
-}
-
-static char *put_slice(char *o, const char *end, slice s)
-{
-    size_t n = s.n < (size_t)(end - o) ? s.n : (size_t)(end - o);
-    memcpy(o, s.p, n);
-    return o + n;
-}
-
-static char *put_uint(char *o, unsigned long long v)
-{
-    char digits[24];
-    int n = 0;
-    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    while (n) *o++ = digits[--n];
-    return o;
-}
-
-/* "127.0.0.1 GET /path 200 123 0.42ms": written by hand, since printf's float
- * formatting alone cost more than parsing the request. */
-static void access_log(lubeck *h, lbk_req *r)
-{
-    if (h->quiet) return;
-    char line[512];
-    char *o = line, *end = line + 360;   /* room left for the numbers */
-    o = put_slice(o, end, r->m2.remote_addr.p ? r->m2.remote_addr : SLICE_LIT("-"));
-    *o++ = ' ';
-    o = put_slice(o, end, r->m2.method);
-    *o++ = ' ';
-    o = put_slice(o, end, r->m2.path);
-    *o++ = ' ';
-    o = put_uint(o, (unsigned)r->status);
-    *o++ = ' ';
-    o = put_uint(o, r->body_bytes);
-    *o++ = ' ';
-    double ms = (ev_time() - r->started) * 1000.0;
-    unsigned long long hundredths = ms > 0 ? (unsigned long long)(ms * 100.0 + 0.5) : 0;
-    o = put_uint(o, hundredths / 100);
-    *o++ = '.';
-    *o++ = (char)('0' + hundredths / 10 % 10);
-    *o++ = (char)('0' + hundredths % 10);
-    memcpy(o, "ms\n", 3);
-    log_access(line, (size_t)(o + 3 - line));
-}
-
-static void response_done(lubeck *h, lbk_req *r)
-{
-    r->done = 1;
-    if (!r->keep_alive) host_close_conn(h, r);
-    access_log(h, r);
-}
-
-void host_reply_defaults(lubeck *h, lbk_req *r, reply_spec *spec)
-{
-    spec->http10 = slice_eq(r->m2.version, "HTTP/1.0");
-    spec->now = ev_now(h->loop);
-    if (!r->keep_alive) spec->conn = REPLY_CONN_CLOSE;
-    else if (spec->http10) spec->conn = REPLY_CONN_KEEP_ALIVE;
-}
-
-int host_respond(lubeck *h, lbk_req *r, reply_spec *spec, slice body)
-{
-    if (r->done || r->head_sent) return -1;
-    if (!reply_status_has_body(spec->status)) body = SLICE_LIT("");
-    spec->content_length = body.n;
-    size_t head_len = reply_head_size(spec);
-    char stack[2048];
-    char *head = head_len <= sizeof stack ? stack : malloc(head_len);
-    if (!head) return -1;
-    reply_write_head(head, spec);
-    if (r->is_head) body = SLICE_LIT("");
-    int rc = send_frame(h, r, slice_make(head, head_len), body, SLICE_LIT(""));
-    if (head != stack) free(head);
-    r->head_sent = 1;
-    r->status = spec->status;
-    r->body_bytes = spec->content_length;
-    response_done(h, r);
-    return rc;
-}
-
-/* A streamed response is chunked for HTTP/1.1. HTTP/1.0 knows no chunks: the
- * body goes out as it is and the close ends it. HEAD gets the head GET would. */
-int host_stream_start(lubeck *h, lbk_req *r, reply_spec *spec)
-{
-    if (r->done || r->head_sent) return -1;
-    int has_body = reply_status_has_body(spec->status);
-    if (spec->http10 && has_body) {
-        r->keep_alive = 0;
-        spec->conn = REPLY_CONN_CLOSE;
-        spec->until_close = 1;
-        r->stream_raw = 1;
-    } else {
-        spec->chunked = has_body;
-    }
-    size_t head_len = reply_head_size(spec);
-    char *head = malloc(head_len);
-    if (!head) return -1;
-    reply_write_head(head, spec);
-    int rc = send_frame(h, r, slice_make(head, head_len), SLICE_LIT(""), SLICE_LIT(""));
-    free(head);
-    r->head_sent = 1;
-    r->streaming = has_body && !r->is_head;
-    r->status = spec->status;
-    return rc;
-}
-
-int host_stream_write(lubeck *h, lbk_req *r, slice data)
-{
-    if (r->done || !r->head_sent) return -1;
-    if (!r->streaming || data.n == 0) return 0;   /* HEAD: nothing goes out */
-    r->body_bytes += data.n;
-    if (r->stream_raw) return send_frame(h, r, data, SLICE_LIT(""), SLICE_LIT(""));
-    char size_line[24];
-    int n = snprintf(size_line, sizeof size_line, "%zx\r\n", data.n);
-    return send_frame(h, r, slice_make(size_line, (size_t)n), data, SLICE_LIT("\r\n"));
-}
-
-int host_stream_end(lubeck *h, lbk_req *r)
-{
-    if (r->done || !r->head_sent) return -1;
-    int rc = 0;
-    if (r->streaming && !r->stream_raw)
-        rc = send_frame(h, r, SLICE_LIT("0\r\n\r\n"), SLICE_LIT(""), SLICE_LIT(""));
-    response_done(h, r);
-    return rc;
+    host_req_free(h, r);
 }
 
 /* ---- the end of a handler's coroutine ------------------------------------ */
@@ -553,82 +214,11 @@ static void dispatch(lubeck *h, lbk_req *r)
     sched_start(t, nargs);
 }
 
-/* An async upload announces itself before the body is on disk; only the
- * second message, with upload-done, is a request to answer. A client can send
- * the header itself (Mongrel2 overwrites it only on a real upload), so the
- * notice is recognised by its shape too: a body is announced but none came. */
-static int is_upload_start(const m2_request *m)
-{
-    if (!m->upload_start.p || m->upload_done.p || m->body.n != 0) return 0;
-    const m2_header *len = m2_header_get(m, "content-length", 14);
-    if (len && !(len->value.n == 1 && len->value.p[0] == '0')) return 1;
-    return m2_header_get(m, "transfer-encoding", 17) != NULL;
-}
-
-int host_set_upload_dir(lubeck *h, const char *dir)
-{
-    char real[PATH_MAX];
-    if (!dir || !realpath(dir, real)) return -1;
-    char *copy = strdup(real);
-    if (!copy) return -1;
-    free(h->upload_dir);
-    h->upload_dir = copy;
-    return 0;
-}
-
-/* A message with x-mongrel2-upload-done names a file for the handler. A client
- * can send that header itself, so the file is taken only when start and done
- * agree, it is a regular file inside the upload folder, and its size is the
- * request's Content-Length. Returns NULL (r->upload_path set) or why not. */
-static const char *upload_accept(lubeck *h, lbk_req *r)
-{
-    slice start = r->m2.upload_start, done = r->m2.upload_done;
-    if (!h->upload_dir) return "no upload folder is configured (lubeck run --upload-dir DIR)";
-    if (!start.p || start.n != done.n || memcmp(start.p, done.p, done.n) != 0)
-        return "x-mongrel2-upload-start and x-mongrel2-upload-done differ";
-    char path[PATH_MAX], real[PATH_MAX];
-    if (done.n == 0 || done.n >= sizeof path || memchr(done.p, '\0', done.n)) return "bad upload path";
-    memcpy(path, done.p, done.n);
-    path[done.n] = '\0';
-    size_t dl = strlen(h->upload_dir);
-    struct stat st;
-    if (!realpath(path, real) || strncmp(real, h->upload_dir, dl) != 0 || real[dl] != '/')
-        return "the upload path is not inside the upload folder";
-    if (lstat(real, &st) != 0 || !S_ISREG(st.st_mode)) return "the upload is not a regular file";
-    const m2_header *cl = m2_header_get(&r->m2, "content-length", 14);
-    if (cl) {
-        char num[32];
-        size_t n = cl->value.n < sizeof num - 1 ? cl->value.n : sizeof num - 1;
-        memcpy(num, cl->value.p, n);
-        num[n] = '\0';
-        char *end;
-        unsigned long long want = strtoull(num, &end, 10);
-        if (end == num || *end || (unsigned long long)st.st_size != want)
-            return "the upload's size is not its Content-Length";
-    }
-    r->upload_path = strdup(real);
-    return r->upload_path ? NULL : "out of memory";
-}
-
-/* Answers a request in C, before any Lua runs: refusals the host decides on its
- * own (limits, bad uploads) and serve's probe. The connection is closed after
- * a refusal, since the client may still be sending. */
-static void answer_directly(lubeck *h, lbk_req *r, int status, slice body, const slice *headers,
-                           int nheaders)
-{
-    r->started = ev_now(h->loop);
-    if (status >= 400) r->keep_alive = 0;
-    reply_spec spec = { .status = status, .headers = headers, .nheaders = nheaders };
-    host_reply_defaults(h, r, &spec);
-    host_respond(h, r, &spec, body);
-    req_free(h, r);
-}
-
 static void refuse_upload(lubeck *h, lbk_req *r, const char *why)
 {
     log_warn("%.*s %.*s: upload refused: %s", (int)r->m2.method.n, r->m2.method.p,
              (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p, why);
-    answer_directly(h, r, 400, SLICE_LIT("Bad Request: upload refused\n"), NULL, 0);
+    host_answer(h, r, 400, SLICE_LIT("Bad Request: upload refused\n"), NULL, 0);
 }
 
 /* `lubeck serve` asks through Mongrel2 whether the whole path answers before it
@@ -639,7 +229,7 @@ static int answer_probe(lubeck *h, lbk_req *r)
     if (!probe || !slice_eq(probe->value, h->probe_token)) return 0;
     int quiet = h->quiet;
     h->quiet = 1;
-    answer_directly(h, r, 204, SLICE_LIT(""), NULL, 0);
+    host_answer(h, r, 204, SLICE_LIT(""), NULL, 0);
     h->quiet = quiet;
     return 1;
 }
@@ -651,18 +241,18 @@ static int over_limits(lubeck *h, lbk_req *r)
     if (h->max_inflight > 0 && h->inflight >= h->max_inflight) {
         log_error_limited("%d requests in flight (--max-inflight): answering 503", h->inflight);
         static const slice retry[] = { SLICE_LIT("Retry-After"), SLICE_LIT("1") };
-        answer_directly(h, r, 503, SLICE_LIT("Service Unavailable: too busy, retry shortly\n"), retry, 1);
+        host_answer(h, r, 503, SLICE_LIT("Service Unavailable: too busy, retry shortly\n"), retry, 1);
         return 1;
     }
     if (h->max_headers > 0 && r->m2.headers.n > h->max_headers) {
         log_warn("%.*s %.*s: %d headers (--max-headers %d): answered 431", (int)r->m2.method.n,
                  r->m2.method.p, (int)(r->m2.path.n > 300 ? 300 : r->m2.path.n), r->m2.path.p,
                  r->m2.headers.n, h->max_headers);
-        answer_directly(h, r, 431, SLICE_LIT("Request Header Fields Too Large\n"), NULL, 0);
+        host_answer(h, r, 431, SLICE_LIT("Request Header Fields Too Large\n"), NULL, 0);
         return 1;
     }
     if (h->max_body > 0 && r->m2.body.n > h->max_body) {
-        answer_directly(h, r, 413, SLICE_LIT("Payload Too Large\n"), NULL, 0);
+        host_answer(h, r, 413, SLICE_LIT("Payload Too Large\n"), NULL, 0);
         return 1;
     }
     return 0;
@@ -680,7 +270,7 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     if (m2_parse(zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), &r->m2, &err) != 0) {
         log_error_limited("dropped a malformed frame of %zu bytes: %s",
                           zmq_msg_size(&r->msg), err);
-        req_free(h, r);
+        host_req_free(h, r);
         return;
     }
     switch (r->m2.kind) {
@@ -688,27 +278,27 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
         /* Mongrel2 hands notices to any worker: the owner may be another one. */
         bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
         host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
-        req_free(h, r);
+        host_req_free(h, r);
         return;
     case M2_CREDITS:
     case M2_NOTICE:
-        req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
+        host_req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
         return;
     case M2_HTTP:
         break;
     }
     if (websocket_frame(h, &r->m2)) {   /* METHOD WEBSOCKET: to its session, never routed */
-        req_free(h, r);
+        host_req_free(h, r);
         return;
     }
-    if (is_upload_start(&r->m2)) {
-        req_free(h, r);
+    if (host_is_upload_start(&r->m2)) {
+        host_req_free(h, r);
         return;
     }
     if (h->probe_token[0] && answer_probe(h, r)) return;
     if (over_limits(h, r)) return;
     if (r->m2.upload_done.p) {
-        const char *why = upload_accept(h, r);
+        const char *why = host_upload_accept(h, r);
         if (why) return refuse_upload(h, r, why);
     }
     dispatch(h, r);
@@ -807,8 +397,7 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     h->prepare.data = h;
     ev_idle_init(&h->drain_idle, drain_idle_cb);
     h->drain_idle.data = h;
-    ev_timer_init(&h->deadline_timer, deadline_cb, 0, 0);
-    h->deadline_timer.data = h;
+    host_park_init(h);
     return h;
 }
 

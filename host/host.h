@@ -137,7 +137,21 @@ void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice bo
  * keep-alive). */
 void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);
 
+/* respond.c: a refusal or probe answer decided in C before any Lua runs;
+ * frees the request slot. */
+void host_answer(lubeck *h, lbk_req *r, int status, slice body, const slice *headers, int nheaders);
+
+/* park.c */
+void host_park_init(lubeck *h);
+void host_unpark(lubeck *h, lbk_req *r);
+
+/* upload.c */
+int host_is_upload_start(const m2_request *m);
+/* NULL when the upload-done file is acceptable (r->upload_path set), else why not. */
+const char *host_upload_accept(lubeck *h, lbk_req *r);
+
 /* host.c */
+void host_req_free(lubeck *h, lbk_req *r);
 lbk_req *host_req_from_handle(lubeck *h, double handle);
 double host_req_handle(const lbk_req *r);
 void host_send(lubeck *h, const void *frame, size_t len);

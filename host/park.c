@@ -1,0 +1,182 @@
+/* Parked requests: those whose coroutine has waited at least once. They are
+ * found by conn id (a disconnect notice cancels them) and kept in deadline
+ * order (request_timeout answers 504 and cancels them). Requests answered
+ * without waiting never enter either. */
+#include "host.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "reply.h"
+#include "scheduler.h"
+
+static void deadline_rearm(lubeck *h)
+{
+    ev_timer_stop(h->loop, &h->deadline_timer);
+    if (!h->dl_head) return;
+    double in = h->dl_head->deadline - ev_now(h->loop);
+    ev_timer_set(&h->deadline_timer, in > 0 ? in : 0, 0);
+    ev_timer_start(h->loop, &h->deadline_timer);
+}
+
+static void conns_grow(lubeck *h)
+{
+    uint32_t size = h->conns ? (h->conns_mask + 1) * 2 : 1024;
+    lbk_req **grown = calloc(size, sizeof *grown);
+    if (!grown) return;   /* keep the old table: chains get longer, nothing breaks */
+    for (uint32_t i = 0; h->conns && i <= h->conns_mask; i++) {
+        for (lbk_req *r = h->conns[i], *next; r; r = next) {
+            next = r->conn_next;
+            r->conn_next = grown[r->m2.conn_id & (size - 1)];
+            grown[r->m2.conn_id & (size - 1)] = r;
+        }
+    }
+    free(h->conns);
+    h->conns = grown;
+    h->conns_mask = size - 1;
+}
+
+/* Called the first time a request's coroutine waits: from then on a disconnect
+ * notice or its deadline can end it. Requests answered without waiting never
+ * pay for this. */
+void host_park(lubeck *h, lbk_req *r)
+{
+    if (r->parked) return;
+    if (!h->conns || h->nparked + 1 > 2 * (h->conns_mask + 1)) conns_grow(h);
+    if (!h->conns) return;
+    r->parked = 1;
+    h->nparked++;
+    lbk_req **bucket = &h->conns[r->m2.conn_id & h->conns_mask];
+    r->conn_next = *bucket;
+    *bucket = r;
+    if (r->gen->request_timeout > 0 && !r->ws) {
+        /* Requests mostly park in the order they came in, so this walk from
+         * the tail is short; one that yielded first may park later. */
+        r->deadline = r->started + r->gen->request_timeout;
+        lbk_req *after = h->dl_tail;
+        while (after && after->deadline > r->deadline) after = after->dl_prev;
+        r->dl_prev = after;
+        r->dl_next = after ? after->dl_next : h->dl_head;
+        if (r->dl_next) r->dl_next->dl_prev = r; else h->dl_tail = r;
+        if (after) after->dl_next = r; else h->dl_head = r;
+        if (h->dl_head == r) deadline_rearm(h);
+    }
+}
+
+void host_unpark(lubeck *h, lbk_req *r)
+{
+    if (!r->parked) return;
+    r->parked = 0;
+    h->nparked--;
+    lbk_req **pp = &h->conns[r->m2.conn_id & h->conns_mask];
+    while (*pp && *pp != r) pp = &(*pp)->conn_next;
+    if (*pp) *pp = r->conn_next;
+    r->conn_next = NULL;
+    if (r->deadline > 0) {
+        int was_head = h->dl_head == r;
+        if (r->dl_prev) r->dl_prev->dl_next = r->dl_next; else h->dl_head = r->dl_next;
+        if (r->dl_next) r->dl_next->dl_prev = r->dl_prev; else h->dl_tail = r->dl_prev;
+        r->dl_prev = r->dl_next = NULL;
+        if (was_head) deadline_rearm(h);
+    }
+}
+
+void host_clear_deadline(lubeck *h, lbk_req *r)
+{
+    if (!r->parked) return;
+    host_unpark(h, r);
+    host_park(h, r);   /* back in the conn map, without a deadline since r->ws is set */
+}
+
+/* Wakes every coroutine of a parked request with nil, reason; from then on
+ * nothing it writes reaches the client. The slot may be freed by the time this
+ * returns. */
+static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
+{
+    double handle = host_req_handle(r);
+    unsigned round = ++h->cancel_round;
+    r->cancelled = reason;
+    r->done = 1;
+    /* Each cancel runs Lua that may end tasks (and the request): restart the walk
+     * after each one, and stop when the request is gone. Each task is woken once
+     * per round: one that yields bare right away waits for the loop like any
+     * other (later waits return nil, reason at once). */
+    for (;;) {
+        r = host_req_from_handle(h, handle);
+        if (!r) return;
+        lbk_task *t = r->tasks;
+        while (t && (t->wait == WAIT_NONE || t->cancel_round == round)) t = t->req_next;
+        if (!t) return;
+        t->cancel_round = round;
+        sched_cancel(t, reason);
+    }
+}
+
+void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
+{
+    if (!h->conns) return;
+    /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
+    double handles[64];
+    int n = 0;
+    for (lbk_req *r = h->conns[conn_id & h->conns_mask]; r && n < 64; r = r->conn_next)
+        if (r->m2.conn_id == conn_id && r->m2.sender.n == sender.n &&
+            memcmp(r->m2.sender.p, sender.p, sender.n) == 0)
+            handles[n++] = host_req_handle(r);
+    for (int i = 0; i < n; i++) {
+        lbk_req *r = host_req_from_handle(h, handles[i]);
+        if (r && !r->cancelled) cancel_req(h, r, "closed");
+    }
+}
+
+static void answer_timeout(lubeck *h, lbk_req *r)
+{
+    lbk_gen *g = r->gen;
+    log_warn("%.*s %.*s timed out after %gs: %s", (int)r->m2.method.n, r->m2.method.p,
+             (int)r->m2.path.n, r->m2.path.p, g->request_timeout,
+             r->done ? "cancelling the threads it spawned" : "answered 504");
+    if (r->done) return;
+    if (r->head_sent) {   /* a stream already under way: only a close can end it */
+        host_close_conn(h, r);
+        r->done = 1;
+        return;
+    }
+    /* The app shapes the 504 page (HTML or JSON); if even that fails, a bare one. */
+    lua_State *L = g->L;
+    lua_rawgeti(L, LUA_REGISTRYINDEX, g->timeout_ref);
+    lua_pushnumber(L, host_req_handle(r));
+    if (lua_pcall(L, 1, 0, 0) != 0) {
+        log_error("answering a timeout: %s", lua_tostring(L, -1));
+        lua_pop(L, 1);
+    }
+    if (!r->done) {
+        reply_spec spec = { .status = 504 };
+        host_reply_defaults(h, r, &spec);
+        host_respond(h, r, &spec, SLICE_LIT(""));
+    }
+}
+
+static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    lubeck *h = w->data;
+    double now = ev_now(loop);
+    while (h->dl_head && h->dl_head->deadline <= now) {
+        lbk_req *r = h->dl_head;
+        double handle = host_req_handle(r);
+        /* Take it off the list first, so the loop always advances. */
+        h->dl_head = r->dl_next;
+        if (h->dl_head) h->dl_head->dl_prev = NULL; else h->dl_tail = NULL;
+        r->dl_next = r->dl_prev = NULL;
+        r->deadline = 0;
+        answer_timeout(h, r);
+        r = host_req_from_handle(h, handle);
+        if (r && !r->cancelled) cancel_req(h, r, "timeout");
+    }
+    deadline_rearm(h);
+}
+
+void host_park_init(lubeck *h)
+{
+    ev_timer_init(&h->deadline_timer, deadline_cb, 0, 0);
+    h->deadline_timer.data = h;
+}
