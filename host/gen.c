@@ -85,7 +85,8 @@ lbk_gen *gen_load(lubeck *h, const char *app_dir, char *err, size_t errlen)
     lua_remove(L, -2);
     lua_pushstring(L, app_dir);
     lua_pushboolean(L, h->debug);
-    if (lua_pcall(L, 2, 3, 1) != 0) goto lua_error;
+    lua_pushboolean(L, h->checking);
+    if (lua_pcall(L, 3, 3, 1) != 0) goto lua_error;
     g->request_timeout = lua_tonumber(L, -1);
     lua_pop(L, 1);
     g->timeout_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -111,6 +111,7 @@ struct lubeck {
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */
+    int checking;                /* `lubeck check`: also compile every template */
     int max_inflight;            /* more requests in flight: 503 + Retry-After (0: no limit) */
     int max_headers;             /* more headers: 431 */
     size_t max_body;             /* a larger inline body: 413 */

@@ -106,6 +106,7 @@ int app_check(const cli_options *o, char *err, size_t errlen)
     lubeck_config cfg = { .app = o->app, .debug = o->debug };
     lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, errlen);
     if (!h) return -1;
+    h->checking = 1;
     lbk_gen *g = gen_load(h, o->app, err, errlen);
     if (g) {
         snprintf(err, errlen, "%d routes", router_count(g->router));

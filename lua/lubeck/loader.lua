@@ -6,7 +6,23 @@ local pipeline = require "lubeck.pipeline"
 
 local _M = {}
 
-function _M.load(app_dir, debug_mode)
+-- Every file of the app's template folder compiled once: `lubeck check`
+-- reports a template's syntax error as name:LINE before anything is served.
+local function check_templates(app)
+    local engine = require("lubeck.template").for_app(app)
+    local dir = engine.dir
+    local quoted = "'" .. dir:gsub("'", "'\\''") .. "'"
+    local list = io.popen("find " .. quoted .. " -type f ! -name '.*' 2>/dev/null")
+    if not list then return end
+    local names = {}
+    for path in list:lines() do names[#names + 1] = path:sub(#dir + 2) end
+    list:close()
+    table.sort(names)
+    local ok, err = engine:check(names)
+    if not ok then error(err, 0) end
+end
+
+function _M.load(app_dir, debug_mode, checking)
     local path = app_dir .. "/app.lua"
     local chunk, err = loadfile(path)
     if not chunk then error(err, 0) end
@@ -18,6 +34,7 @@ function _M.load(app_dir, debug_mode)
     app.dir = app_dir
     if debug_mode then app.debug = true end
     app:_compile()
+    if checking then check_templates(app) end
     return pipeline.entry(app), pipeline.on_timeout(app), app.request_timeout
 end
 
