@@ -821,3 +821,17 @@ def test_sigterm_stops_serve_and_its_mongrel2(serve):
     assert mongrel2_pids(server.run_dir) == []
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def test_check_reports_a_template_syntax_error_with_its_line(tmp_path):
+    app = tmp_path / "app"
+    (app / "templates" / "parts").mkdir(parents=True)
+    (app / "app.lua").write_text('local app = require("lubeck").app{}\n'
+                                 'app:get("/", function() return "x" end)\nreturn app\n')
+    (app / "templates" / "ok.html").write_text("<p><%= 1 + 1 %></p>\n")
+    (app / "templates" / "parts" / "bad.html").write_text("one\n<% if x then %>\n<%= 1 + %>\n")
+    out = subprocess.run([LUBECK, "check", str(app)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "parts/bad.html:3:" in out.stderr
+    (app / "templates" / "parts" / "bad.html").write_text("<%= 2 %>\n")
+    assert subprocess.run([LUBECK, "check", str(app)], capture_output=True).returncode == 0
