@@ -765,21 +765,12 @@ void cosocket_req_ended(lbk_req *r)
 
 void cosocket_open(lua_State *L, lbk_gen *g)
 {
-    if (luaL_newmetatable(L, SOCK_MT)) {
-        static const luaL_Reg methods[] = {
-            { "connect", l_connect }, { "send", l_send }, { "receive", l_receive },
-            { "settimeout", l_settimeout }, { "setkeepalive", l_setkeepalive },
-            { "getreusedtimes", l_getreusedtimes }, { "close", l_close }, { NULL, NULL }
-        };
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = {
+        { "connect", l_connect }, { "send", l_send }, { "receive", l_receive },
+        { "settimeout", l_settimeout }, { "setkeepalive", l_setkeepalive },
+        { "getreusedtimes", l_getreusedtimes }, { "close", l_close }, { NULL, NULL }
+    };
+    host_lua_class(L, SOCK_MT, methods, l_gc, l_tostring);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_tcp, 1);
     lua_setfield(L, -2, "tcp");

@@ -428,9 +428,6 @@ void crypto_open(lua_State *L, lbk_gen *g)
 {
     (void)g;
     if (sodium_init() < 0) luaL_error(L, "libsodium failed to initialise");
-    for (const luaL_Reg *f = crypto_functions; f->name; f++) {
-        lua_pushlightuserdata(L, g);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, crypto_functions, 1);
 }

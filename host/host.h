@@ -8,6 +8,7 @@
 #include <zmq.h>
 #include <ev.h>
 #include <lua.h>
+#include <lauxlib.h>
 
 #include "lubeck.h"
 #include "m2.h"
@@ -184,6 +185,10 @@ lbk_gen *gen_load(lubeck *h, const char *app_dir, char *err, size_t errlen);
 void gen_release(lbk_gen *g);   /* retire; closes once no coroutine is left */
 
 /* lua_core.c */
+/* Registers a userdata metatable: methods through __index, gc (also the
+ * idempotent close) as __gc, an optional __tostring. */
+void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                    lua_CFunction tostring);
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g);
 /* lua_model.c: adds the model, multipart and upload functions to the table on top */
 void model_open(lua_State *L, lbk_gen *g);

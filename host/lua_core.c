@@ -513,14 +513,28 @@ static const luaL_Reg core_functions[] = {
     { NULL, NULL }
 };
 
+void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
+                    lua_CFunction tostring)
+{
+    if (luaL_newmetatable(L, name)) {
+        lua_newtable(L);
+        luaL_setfuncs(L, methods, 0);
+        lua_setfield(L, -2, "__index");
+        lua_pushcfunction(L, gc);
+        lua_setfield(L, -2, "__gc");
+        if (tostring) {
+            lua_pushcfunction(L, tostring);
+            lua_setfield(L, -2, "__tostring");
+        }
+    }
+    lua_pop(L, 1);
+}
+
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
 {
     lua_newtable(L);
-    for (const luaL_Reg *f = core_functions; f->name; f++) {
-        lua_pushlightuserdata(L, g);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, core_functions, 1);
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);

@@ -459,9 +459,6 @@ void model_open(lua_State *L, lbk_gen *g)
     lua_pushlightuserdata(L, &out_thread_key);
     lua_newthread(L);
     lua_rawset(L, LUA_REGISTRYINDEX);
-    for (const luaL_Reg *f = model_functions; f->name; f++) {
-        lua_pushlightuserdata(L, g);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, model_functions, 1);
 }

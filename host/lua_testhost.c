@@ -171,14 +171,7 @@ LUBECK_API int luaopen_lubeck_testhost(lua_State *L)
         { "inflight", l_inflight }, { "reload", l_reload }, { "close", l_close },
         { NULL, NULL }
     };
-    if (luaL_newmetatable(L, TESTHOST_MT)) {
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_close);
-        lua_setfield(L, -2, "__gc");
-    }
-    lua_pop(L, 1);
+    host_lua_class(L, TESTHOST_MT, methods, l_close, NULL);
     lua_newtable(L);
     lua_pushcfunction(L, l_new);
     lua_setfield(L, -2, "new");

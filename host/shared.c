@@ -260,9 +260,6 @@ void shared_open(lua_State *L, lubeck *h)
     static const luaL_Reg fns[] = {
         { "shared_get", l_get }, { "shared_set", l_set }, { "shared_incr", l_incr }, { NULL, NULL }
     };
-    for (const luaL_Reg *f = fns; f->name; f++) {
-        lua_pushlightuserdata(L, h);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lua_pushlightuserdata(L, h);   /* every function's upvalue */
+    luaL_setfuncs(L, fns, 1);
 }

@@ -146,17 +146,8 @@ static int l_tostring(lua_State *L)
 
 void thread_open(lua_State *L, lbk_gen *g)
 {
-    if (luaL_newmetatable(L, THREAD_MT)) {
-        static const luaL_Reg methods[] = { { "wait", l_wait }, { "status", l_status }, { NULL, NULL } };
-        lua_newtable(L);
-        luaL_register(L, NULL, methods);
-        lua_setfield(L, -2, "__index");
-        lua_pushcfunction(L, l_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_pushcfunction(L, l_tostring);
-        lua_setfield(L, -2, "__tostring");
-    }
-    lua_pop(L, 1);
+    static const luaL_Reg methods[] = { { "wait", l_wait }, { "status", l_status }, { NULL, NULL } };
+    host_lua_class(L, THREAD_MT, methods, l_gc, l_tostring);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_spawn, 1);
     lua_setfield(L, -2, "spawn");

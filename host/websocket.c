@@ -903,9 +903,6 @@ static const luaL_Reg ws_functions[] = {
 
 void websocket_open(lua_State *L, lbk_gen *g)
 {
-    for (const luaL_Reg *f = ws_functions; f->name; f++) {
-        lua_pushlightuserdata(L, g);
-        lua_pushcclosure(L, f->func, 1);
-        lua_setfield(L, -2, f->name);
-    }
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, ws_functions, 1);
 }

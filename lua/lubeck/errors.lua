@@ -24,6 +24,13 @@ function _M.is_abort(err)
     return getmetatable(err) == Abort
 end
 
+-- The message handler for xpcall around app code: an abort passes through as
+-- it is, any other error becomes its message with a traceback.
+function _M.traceback(err)
+    if getmetatable(err) == Abort then return err end
+    return debug.traceback(tostring(err), 2)
+end
+
 local escapes = { ["&"] = "&amp;", ["<"] = "&lt;", [">"] = "&gt;", ['"'] = "&quot;", ["'"] = "&#39;" }
 
 function _M.escape_html(s)

@@ -11,7 +11,6 @@ local websocket = require "lubeck.websocket"
 
 local type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, concat =
     type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, table.concat
-local traceback = debug.traceback
 local bit = require "bit"
 local band = bit.band
 
@@ -34,10 +33,7 @@ local function allow_list(mask)
     return concat(names, ", ")
 end
 
-local function on_error(err)
-    if errors.is_abort(err) then return err end
-    return traceback(tostring(err), 2)
-end
+local on_error = errors.traceback
 
 local function log_failure(req, where, err)
     core.log("error", ("%s %s: %s%s"):format(req.method, req.path, where, err))

@@ -71,15 +71,7 @@ function Response:set_header(name, value)
     local i = find_header(headers, name)
     if i then
         headers[i + 1] = value
-        -- drop any added duplicates of the same name
-        local j = i + 2
-        while j <= #headers do
-            if lower(headers[j]) == lower(name) then
-                table.remove(headers, j); table.remove(headers, j)
-            else
-                j = j + 2
-            end
-        end
+        self:clear_header(name, i + 2)   -- drop copies add_header made after it
     else
         headers[#headers + 1] = name
         headers[#headers + 1] = value
@@ -98,11 +90,12 @@ function Response:get_header(name)
     return i and self._headers[i + 1]
 end
 
-function Response:clear_header(name)
-    local headers = self._headers
-    local j = 1
+-- Removes every header of that name (from position `from` of the flat list on).
+function Response:clear_header(name, from)
+    local headers, lname = self._headers, lower(name)
+    local j = from or 1
     while j <= #headers do
-        if lower(headers[j]) == lower(name) then
+        if lower(headers[j]) == lname then
             table.remove(headers, j); table.remove(headers, j)
         else
             j = j + 2

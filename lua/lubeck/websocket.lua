@@ -18,7 +18,6 @@ local errors = require "lubeck.errors"
 local cjson = require("cjson").new()
 
 local type, xpcall, tostring, error, ipairs, gmatch = type, xpcall, tostring, error, ipairs, string.gmatch
-local traceback = debug.traceback
 local ws_accept, ws_receive, ws_send, ws_close, ws_release, ws_frame =
     core.ws_accept, core.ws_receive, core.ws_send, core.ws_close, core.ws_release, core.ws_frame
 
@@ -113,10 +112,7 @@ function _M.frame(data, kind)
     return ws_frame(data, op)
 end
 
-local function on_error(err)
-    if errors.is_abort(err) then return err end
-    return traceback(tostring(err), 2)
-end
+local on_error = errors.traceback
 
 local function log_failure(req, where, err)
     core.log("error", ("WEBSOCKET %s: %s%s"):format(req.path, where, tostring(err)))

@@ -159,6 +159,16 @@ def test_multipart_fields_and_files(srv):
                                    "size": 23, "head": "hello\r\n--not a b"}
 
 
+def eventually(check, timeout=3):
+    """True once check() holds (polled), False if it never did within timeout."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.01)
+    return check()
+
+
 def test_async_upload_raw_body(srv):
     data = os.urandom(50000)
     r = srv.request("PUT", "/upload", body=data, headers={"Content-Type": "application/octet-stream"})
@@ -168,8 +178,10 @@ def test_async_upload_raw_body(srv):
     assert f["size"] == 50000 and doc["body_size"] == 50000
     assert f["content_type"] == "application/octet-stream"
     assert f["path"].startswith(os.path.realpath(upload_dir(srv)) + "/upload.")
-    assert not os.path.exists(f["path"])          # the handler owned it; gone after the request
-    assert os.listdir(upload_dir(srv)) == []
+    # the handler owned it: deleted when the request ends, which may be a moment
+    # after the client has the response
+    assert eventually(lambda: not os.path.exists(f["path"]))
+    assert eventually(lambda: os.listdir(upload_dir(srv)) == [])
 
 
 def test_async_upload_multipart(srv):
@@ -182,7 +194,7 @@ def test_async_upload_multipart(srv):
     assert doc["files"]["f"] == {"filename": "big.bin", "content_type": "application/octet-stream",
                                  "size": 50000}
     assert doc["args"] == {"title": "big"}
-    assert os.listdir(upload_dir(srv)) == []
+    assert eventually(lambda: os.listdir(upload_dir(srv)) == [])
 
 
 def test_forged_upload_headers_refused(srv, tmp_path):
@@ -266,7 +278,7 @@ def test_ten_mib_of_form_fields(srv):
     assert r.status == 400
     # the server is still there
     assert srv.get("/schema").status == 200
-    assert os.listdir(upload_dir(srv)) == []
+    assert eventually(lambda: os.listdir(upload_dir(srv)) == [])
 
 
 # ---- resources ---------------------------------------------------------------------------------
