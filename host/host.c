@@ -15,6 +15,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "reply.h"
 #include "scheduler.h"
@@ -29,6 +31,17 @@
 #define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
 #define PUB_LINGER_MS 2000       /* how long replies may still flush at close */
 #define HANDLE_INDEX_BITS 24
+
+void host_uuid(char out[37])
+{
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
+             b[13], b[14], b[15]);
+}
 
 void host_set_error(lubeck *h, const char *fmt, ...)
 {
@@ -374,6 +387,8 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     h->max_headers = 256;
     h->app = strdup(cfg->app);
     h->send_spec = dup_or_null(cfg->send_spec);
+    if (cfg->sender_id && *cfg->sender_id) snprintf(h->sender_id, sizeof h->sender_id, "%s", cfg->sender_id);
+    else host_uuid(h->sender_id);
     h->recv_spec = dup_or_null(cfg->recv_spec);
     h->reload = cfg->reload;
     h->debug = cfg->debug;
@@ -440,6 +455,7 @@ static int open_sockets(lubeck *h)
     h->pub = zmq_socket(h->zctx, ZMQ_PUB);
     int hwm = PULL_RCVHWM, zero = 0, linger = PUB_LINGER_MS;
     zmq_setsockopt(h->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(h->pull, ZMQ_ROUTING_ID, h->sender_id, strlen(h->sender_id));
     zmq_setsockopt(h->pull, ZMQ_LINGER, &zero, sizeof zero);
     zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);

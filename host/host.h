@@ -79,6 +79,7 @@ typedef void (*lbk_send_fn)(lubeck *h, const void *frame, size_t len, void *ud);
 struct lubeck {
     struct ev_loop *loop;
     char *app, *send_spec, *recv_spec;
+    char sender_id[64];          /* the PULL socket's identity */
     int reload, debug;
     void *zctx, *pull, *pub;
     ev_io pull_io;
@@ -153,6 +154,7 @@ int host_is_upload_start(const m2_request *m);
 const char *host_upload_accept(lubeck *h, lbk_req *r);
 
 /* host.c */
+void host_uuid(char out[37]);   /* a random (version 4) UUID */
 void host_req_free(lubeck *h, lbk_req *r);
 lbk_req *host_req_from_handle(lubeck *h, double handle);
 double host_req_handle(const lbk_req *r);

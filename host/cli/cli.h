@@ -51,7 +51,6 @@ typedef struct m2conf_params {
 /* Writes the Mongrel2 config text for p into buf; returns its length, or -1 if
  * it does not fit. */
 int m2conf_write(char *buf, size_t len, const m2conf_params *p);
-void m2conf_uuid(char out[37]);
 
 /* Runs a host on the default loop until SIGINT/SIGTERM and the drain. Returns the
  * exit status. on_ready runs once the host is started (serve waits for

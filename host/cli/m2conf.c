@@ -2,23 +2,12 @@
  * Server.chroot; chroot='/' keeps every path real, so the config uses absolute
  * paths throughout and works the same with or without root (PROTOCOL.md §7). */
 #include "cli.h"
+#include "host.h"
 
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-
-void m2conf_uuid(char out[37])
-{
-    unsigned char b[16];
-    randombytes_buf(b, sizeof b);
-    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);   /* version 4 */
-    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);   /* RFC 4122 variant */
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
-}
 
 #define APPEND(...) do { \
         int n_ = snprintf(buf + used, len - used, __VA_ARGS__); \
@@ -80,8 +69,8 @@ int m2conf_main(cli_options *o)
     if (o->run_dir) snprintf(run, sizeof run, "%s", o->run_dir);
     else snprintf(run, sizeof run, "%s/.lubeck", app);
     char handler_uuid[37], server_uuid[37], conf[16384];
-    m2conf_uuid(handler_uuid);
-    m2conf_uuid(server_uuid);
+    host_uuid(handler_uuid);
+    host_uuid(server_uuid);
     m2conf_params p = {
         .app_dir = app, .run_dir = run, .host = o->host, .port = o->port,
         .send_spec = "tcp://127.0.0.1:9997", .recv_spec = "tcp://127.0.0.1:9996",

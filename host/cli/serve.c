@@ -2,6 +2,7 @@
  * folder, loads it with m2sh, starts mongrel2, runs the host against it, prints
  * the URL once it answers, and stops both on SIGINT/SIGTERM. */
 #include "cli.h"
+#include "host.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -279,9 +280,9 @@ int serve_main(cli_options *o)
     }
     snprintf(send, sizeof send, "tcp://127.0.0.1:%d", send_port);
     snprintf(recv, sizeof recv, "tcp://127.0.0.1:%d", recv_port);
-    m2conf_uuid(handler_uuid);
-    m2conf_uuid(server_uuid);
-    m2conf_uuid(o->probe_token);
+    host_uuid(handler_uuid);
+    host_uuid(server_uuid);
+    host_uuid(o->probe_token);
     m2conf_params p = {
         .app_dir = s.app, .run_dir = s.run, .host = o->host, .port = o->port,
         .send_spec = send, .recv_spec = recv, .handler_uuid = handler_uuid,

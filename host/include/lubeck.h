@@ -39,7 +39,9 @@ typedef struct lubeck_config {
     const char *app;                   /* app folder (holds app.lua) */
     const char *send_spec, *recv_spec; /* one Mongrel2 Handler's specs; for several
                                           servers, separate them with ';' */
-    const char *sender_id;             /* reserved: Mongrel2 names the sender; NULL */
+    const char *sender_id;             /* this handler's ZeroMQ identity (as Brubeck's
+                                          sender_id); NULL: a fresh UUID. Replies name
+                                          the Mongrel2 that sent each request. */
     int reload;                        /* watch the app folder and reload on change */
     int debug;                         /* tracebacks in error pages, verbose logs */
 } lubeck_config;
