@@ -207,9 +207,7 @@ static void dispatch(lubeck *h, lbk_req *r)
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->entry_ref);
     lua_pushnumber(co, host_req_handle(r));
-    lua_pushlstring(co, m->method.p, m->method.n);
-    lua_pushlstring(co, m->path.p, m->path.n);
-    int nargs = 4;
+    int nargs = 2;
     if (res == ROUTER_FOUND) {
         lua_pushinteger(co, match.route + 1);
         for (int i = 0; i < match.ncaptures; i++) {

@@ -76,7 +76,7 @@ static int l_method_bit(lua_State *L)
 /* ---- requests ---------------------------------------------------------------- */
 
 /* req_field(handle, i) → one of query, uri, version, remote_addr, conn_id,
- * sender (i = 1..6), read when a handler first asks for it */
+ * sender, method, path (i = 1..8), read when a handler first asks for it */
 static int l_req_field(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
@@ -89,6 +89,8 @@ static int l_req_field(lua_State *L)
     case 4: push_slice(L, m->remote_addr); break;
     case 5: lua_pushnumber(L, m->conn_id); break;
     case 6: push_slice(L, m->sender); break;
+    case 7: push_slice(L, m->method); break;
+    case 8: push_slice(L, m->path); break;
     default: return luaL_argerror(L, 2, "no such field");
     }
     return 1;
@@ -203,10 +205,21 @@ static int l_req_active(lua_State *L)
 /* Reads a flat { name, value, ... } table into slices (the strings stay alive on
  * the Lua stack for the call). Returns the pair count, or raises on a value that
  * is not a string; sets *bad to the first header that may not be sent. */
+/* The Content-Type the pipeline sends with a function handler's string or
+ * table: named by a number, so the common response skips reading a table. */
+static const slice TYPE_HTML[] = { SLICE_LIT("Content-Type"), SLICE_LIT("text/html; charset=utf-8") };
+static const slice TYPE_JSON[] = { SLICE_LIT("Content-Type"), SLICE_LIT("application/json") };
+
 static int read_headers(lua_State *L, int idx, lbk_req *r, slice *out, int max, const char **bad)
 {
     *bad = NULL;
     if (lua_isnoneornil(L, idx)) return 0;
+    if (lua_type(L, idx) == LUA_TNUMBER) {   /* 1: HTML, 2: JSON */
+        const slice *type = lua_tointeger(L, idx) == 2 ? TYPE_JSON : TYPE_HTML;
+        out[0] = type[0];
+        out[1] = type[1];
+        return 1;
+    }
     luaL_checktype(L, idx, LUA_TTABLE);
     int n = (int)lua_objlen(L, idx);
     if (n % 2 != 0) luaL_error(L, "headers must be name, value pairs");
@@ -241,7 +254,9 @@ static int push_bad_header(lua_State *L, const char *name)
     return 2;
 }
 
-/* respond(handle, status, body, headers) → true | false (dropped) | nil, err */
+/* respond(handle, status, body, headers) → true | false (dropped) | nil, err;
+ * headers is a flat { name, value, ... } list, or 1 (HTML) / 2 (JSON) for just
+ * that Content-Type */
 static int l_respond(lua_State *L)
 {
     lbk_gen *g = gen_of(L);

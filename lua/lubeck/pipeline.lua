@@ -68,8 +68,7 @@ local function params_of(route, ...)
     return params
 end
 
-local HTML_HEADERS = { "Content-Type", Response.HTML_TYPE }
-local JSON_HEADERS = { "Content-Type", Response.JSON_TYPE }
+local HTML_HEADERS, JSON_HEADERS = 1, 2   -- core.respond's shorthands for one Content-Type
 local respond = core.respond
 local json_encode = require("lubeck.json").encode
 
@@ -111,8 +110,8 @@ local running = {}
 
 function _M.entry(app)
     local routes = app.routes
-    return function(handle, method, path, index, ...)
-        local req = Request.new(handle, method, path)
+    return function(handle, index, ...)
+        local req = Request.new(handle)
         local route = routes[index]
         if route then
             if route.names[1] ~= nil then req.params = params_of(route, ...) end
@@ -120,7 +119,7 @@ function _M.entry(app)
                 return run_function(route, req, app, ...)
             end
             local inst = handler.new_instance(route.handler, req, app)
-            if method == "WEBSOCKET_HANDSHAKE" and route.handler._websocket then
+            if route.handler._websocket and req.method == "WEBSOCKET_HANDSHAKE" then
                 return websocket.session(inst, req, ...)   -- lives as long as the connection
             end
             running[handle] = inst
@@ -133,7 +132,7 @@ function _M.entry(app)
             return resp:send_error(404)
         end
         local allow = allow_list((...))
-        if method == "OPTIONS" then
+        if req.method == "OPTIONS" then
             resp:set_header("Allow", allow)
             resp:set_status(204)
             return resp:finish()

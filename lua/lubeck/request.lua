@@ -133,7 +133,7 @@ Request.__index = function(req, key)
 end
 
 -- The rest of the request line and connection, each read from C on first use.
-for i, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender" }) do
+for i, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }) do
     lazy[key] = function(req)
         return req_field(req._handle, i)
     end
@@ -143,8 +143,8 @@ function lazy.params()
     return {}
 end
 
-function _M.new(handle, method, path)
-    return setmetatable({ _handle = handle, method = method, path = path }, Request)
+function _M.new(handle)
+    return setmetatable({ _handle = handle }, Request)
 end
 
 -- The values of a header joined by ", " (nil when absent).
