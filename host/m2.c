@@ -8,6 +8,9 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <stdint.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <string.h>
 
 #include "m2.h"
@@ -207,9 +210,20 @@ static inline uint64_t bytes_equal(uint64_t x, uint64_t b)
     return (y - 0x0101010101010101ULL) & ~y & 0x8080808080808080ULL;
 }
 
-/* The first '"' or '\\' in [p, end), or end. */
-static char *json_scan(char *p, char *end)
+/* The first '"' or '\\' in [p, end), or end: sixteen bytes a step with SSE2
+ * (every x86-64 has it), else eight with the word trick above. Most header
+ * strings are shorter than one step, so this is one compare and one branch. */
+static inline char *json_scan(char *p, char *end)
 {
+#ifdef __SSE2__
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        __m128i w = _mm_loadu_si128((const __m128i *)(const void *)p);
+        int hit = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(w, quote), _mm_cmpeq_epi8(w, backslash)));
+        if (hit) return p + __builtin_ctz((unsigned)hit);
+        p += 16;
+    }
+#endif
     const uint64_t quotes = 0x2222222222222222ULL, backslashes = 0x5c5c5c5c5c5c5c5cULL;
     while (end - p >= 8) {
         uint64_t w;
