@@ -1,6 +1,6 @@
 -- Render rate of a 50-line template with a 100-row loop (lubeck.template) vs
 -- the same page built by string concatenation in Lua, measured in one run.
---   cd /work/main && LUA_PATH='lua/?.lua' luajit tests/bench/template_bench.lua [seconds]
+--   LUA_PATH='lua/?.lua' luajit tests/bench/template_bench.lua [seconds]   (from the repository root)
 local template = require "lubeck.template"
 
 local seconds = tonumber(arg and arg[1]) or 2
