@@ -71,20 +71,13 @@ typedef struct lbk_sock {
     size_t recv_want;
     int eof;
     lbk_resolve *resolving;
+    struct addrinfo *addrs;      /* a name's addresses, tried in order */
+    struct addrinfo *next_addr;
     lbk_req *req;                /* owner: closed when it ends */
     struct lbk_sock *req_prev, *req_next;
     int reused;                  /* times taken from the pool */
 } lbk_sock;
 
-typedef struct lbk_pooled {
-    struct lbk_pooled *next;
-    lubeck *h;
-    int fd;
-    int reused;
-    char key[280];
-    ev_io io;                    /* the peer closing an idle connection */
-    ev_timer idle;
-} lbk_pooled;
 
 /* ---- the owner's list ----------------------------------------------------- */
 
@@ -112,8 +105,15 @@ static void close_fd(lbk_sock *s)
 
 /* ---- finishing an operation ------------------------------------------------- */
 
+static void forget_addrs(lbk_sock *s)
+{
+    if (s->addrs) freeaddrinfo(s->addrs);
+    s->addrs = s->next_addr = NULL;
+}
+
 static void op_clear(lbk_sock *s)
 {
+    forget_addrs(s);
     lua_State *L = s->waiter ? s->waiter->gen->L : NULL;
     if (s->fd >= 0) ev_io_stop(s->h->loop, &s->io);
     if (L && s->send_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->send_ref);
@@ -186,74 +186,11 @@ static const char *errno_text(int e)
     }
 }
 
-/* ---- the pool ----------------------------------------------------------------- */
-
-static void pooled_free(lbk_pooled *p)
-{
-    lubeck *h = p->h;
-    for (lbk_pooled **pp = &h->pool; *pp; pp = &(*pp)->next)
-        if (*pp == p) { *pp = p->next; break; }
-    ev_io_stop(h->loop, &p->io);
-    ev_timer_stop(h->loop, &p->idle);
-    free(p);
-}
-
-static void pooled_drop(lbk_pooled *p)
-{
-    close(p->fd);
-    pooled_free(p);
-}
-
-static void pooled_io_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    pooled_drop(w->data);   /* EOF or unexpected bytes: no longer reusable */
-}
-
-static void pooled_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-    pooled_drop(w->data);
-}
-
-static int pool_take(lubeck *h, const char *key, int *reused)
-{
-    for (lbk_pooled *p = h->pool; p; p = p->next) {
-        if (strcmp(p->key, key) != 0) continue;
-        int fd = p->fd;
-        *reused = p->reused + 1;
-        pooled_free(p);
-        return fd;
-    }
-    return -1;
-}
-
-static int pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size)
-{
-    int count = 0;
-    lbk_pooled *oldest = NULL;
-    for (lbk_pooled *p = h->pool; p; p = p->next)
-        if (strcmp(p->key, key) == 0) { count++; oldest = p; }
-    if (count >= size && oldest) pooled_drop(oldest);   /* the list is newest first */
-    lbk_pooled *p = calloc(1, sizeof *p);
-    if (!p) return -1;
-    p->h = h;
-    p->fd = fd;
-    p->reused = reused;
-    snprintf(p->key, sizeof p->key, "%s", key);
-    ev_io_init(&p->io, pooled_io_cb, fd, EV_READ);
-    p->io.data = p;
-    ev_io_start(h->loop, &p->io);
-    ev_timer_init(&p->idle, pooled_idle_cb, idle, 0);
-    p->idle.data = p;
-    if (idle > 0) ev_timer_start(h->loop, &p->idle);
-    p->next = h->pool;
-    h->pool = p;
-    return 0;
-}
-
 /* ---- name resolution on a helper thread ------------------------------------- */
 
 
 static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len, int *err);
+static void connect_next(lbk_sock *s, int err);
 
 static void resolved_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
@@ -275,15 +212,10 @@ static void resolved_cb(struct ev_loop *loop, ev_async *w, int revents)
                          gai_strerror(q->err ? q->err : EAI_NONAME));
                 op_fail(s, msg, 0);
             } else {
-                int err = 0, rc = start_connect(s, q->res->ai_addr, q->res->ai_addrlen, &err);
-                if (rc > 0) {
-                    lua_pushinteger(s->waiter->co, 1);
-                    op_done(s, 1);
-                } else if (rc < 0) {
-                    op_fail(s, errno_text(err), 0);
-                } else {
-                    s->op = OP_CONNECT;   /* the same wait goes on, now for the connect */
-                }
+                s->addrs = s->next_addr = q->res;   /* the socket owns the list now */
+                q->res = NULL;
+                s->op = OP_CONNECT;   /* the same wait goes on, now for the connect */
+                connect_next(s, 0);
             }
         }
         if (q->res) freeaddrinfo(q->res);
@@ -348,9 +280,29 @@ static void finish_connect(lbk_sock *s)
     int err = 0;
     socklen_t len = sizeof err;
     getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (err) return op_fail(s, errno_text(err), 1);
-    lua_pushinteger(s->waiter->co, 1);
-    op_done(s, 1);
+    if (!err) {
+        lua_pushinteger(s->waiter->co, 1);
+        return op_done(s, 1);
+    }
+    close_fd(s);
+    connect_next(s, err);   /* a name may have another address (IPv6 first, then IPv4) */
+}
+
+/* Tries the name's remaining addresses in order until one connects or starts
+ * connecting; fails with the last error when none is left. */
+static void connect_next(lbk_sock *s, int err)
+{
+    while (s->next_addr) {
+        struct addrinfo *ai = s->next_addr;
+        s->next_addr = ai->ai_next;
+        int rc = start_connect(s, ai->ai_addr, ai->ai_addrlen, &err);
+        if (rc > 0) {
+            lua_pushinteger(s->waiter->co, 1);
+            return op_done(s, 1);
+        }
+        if (rc == 0) return;   /* finish_connect takes it from here */
+    }
+    op_fail(s, errno_text(err ? err : ECONNREFUSED), 0);
 }
 
 static lbk_gen *gen_of(lua_State *L)
@@ -395,7 +347,7 @@ static int l_connect(lua_State *L)
     snprintf(s->key, sizeof s->key, "%s:%d", host, port);
     attach_to_req(s, t);
 
-    int fd = pool_take(s->h, s->key, &s->reused);
+    int fd = cosocket_pool_take(s->h, s->key, &s->reused);
     if (fd >= 0) {
         s->fd = fd;
         s->h->nsocks++;
@@ -695,7 +647,7 @@ static int l_setkeepalive(lua_State *L)
     s->fd = -1;
     s->h->nsocks--;
     detach_from_req(s);
-    if (size < 1 || pool_put(s->h, s->key, fd, s->reused, idle, size) != 0) close(fd);
+    if (size < 1 || cosocket_pool_put(s->h, s->key, fd, s->reused, idle, size) != 0) close(fd);
     lua_pushinteger(L, 1);
     return 1;
 }
@@ -724,6 +676,7 @@ static int l_gc(lua_State *L)
 {
     lbk_sock *s = check_sock(L);
     close_fd(s);
+    forget_addrs(s);
     free(s->buf);
     s->buf = NULL;
     s->cap = 0;
@@ -778,7 +731,7 @@ void cosocket_open(lua_State *L, lbk_gen *g)
 
 void cosocket_free_all(lubeck *h)
 {
-    while (h->pool) pooled_drop(h->pool);
+    cosocket_pool_free(h);
     if (h->resolver) {
         ev_async_stop(h->loop, &h->resolver->async);
         /* A lookup still on its thread will touch the resolver: leave it be. */

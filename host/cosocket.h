@@ -8,4 +8,9 @@ void cosocket_open(lua_State *L, lbk_gen *g);   /* adds tcp to the table on top 
 void cosocket_req_ended(lbk_req *r);            /* closes the request's sockets */
 void cosocket_free_all(lubeck *h);              /* the pool and the resolver */
 
+/* cosocket_pool.c: idle connections kept by setkeepalive, by "host:port". */
+int cosocket_pool_take(lubeck *h, const char *key, int *reused);   /* fd or -1 */
+int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size);
+void cosocket_pool_free(lubeck *h);
+
 #endif

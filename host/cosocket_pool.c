@@ -1,0 +1,85 @@
+/* The keep-alive pool of cosockets: idle connections by "host:port", newest
+ * first, each dropped when its idle time is up or its peer closes it. */
+#include "cosocket.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct lbk_pooled {
+    struct lbk_pooled *next;
+    lubeck *h;
+    int fd;
+    int reused;
+    char key[280];
+    ev_io io;                    /* the peer closing an idle connection */
+    ev_timer idle;
+} lbk_pooled;
+
+static void pooled_free(lbk_pooled *p)
+{
+    lubeck *h = p->h;
+    for (lbk_pooled **pp = &h->pool; *pp; pp = &(*pp)->next)
+        if (*pp == p) { *pp = p->next; break; }
+    ev_io_stop(h->loop, &p->io);
+    ev_timer_stop(h->loop, &p->idle);
+    free(p);
+}
+
+static void pooled_drop(lbk_pooled *p)
+{
+    close(p->fd);
+    pooled_free(p);
+}
+
+static void pooled_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    pooled_drop(w->data);   /* EOF or unexpected bytes: no longer reusable */
+}
+
+static void pooled_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    pooled_drop(w->data);
+}
+
+int cosocket_pool_take(lubeck *h, const char *key, int *reused)
+{
+    for (lbk_pooled *p = h->pool; p; p = p->next) {
+        if (strcmp(p->key, key) != 0) continue;
+        int fd = p->fd;
+        *reused = p->reused + 1;
+        pooled_free(p);
+        return fd;
+    }
+    return -1;
+}
+
+int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size)
+{
+    int count = 0;
+    lbk_pooled *oldest = NULL;
+    for (lbk_pooled *p = h->pool; p; p = p->next)
+        if (strcmp(p->key, key) == 0) { count++; oldest = p; }
+    if (count >= size && oldest) pooled_drop(oldest);   /* the list is newest first */
+    lbk_pooled *p = calloc(1, sizeof *p);
+    if (!p) return -1;
+    p->h = h;
+    p->fd = fd;
+    p->reused = reused;
+    snprintf(p->key, sizeof p->key, "%s", key);
+    ev_io_init(&p->io, pooled_io_cb, fd, EV_READ);
+    p->io.data = p;
+    ev_io_start(h->loop, &p->io);
+    ev_timer_init(&p->idle, pooled_idle_cb, idle, 0);
+    p->idle.data = p;
+    if (idle > 0) ev_timer_start(h->loop, &p->idle);
+    p->next = h->pool;
+    h->pool = p;
+    return 0;
+}
+
+void cosocket_pool_free(lubeck *h)
+{
+    while (h->pool) pooled_drop(h->pool);
+}
