@@ -50,7 +50,7 @@ def test_reload_under_full_load_drops_nothing(app_copy, tmp_path):
     try:
         versions = []
         result = {}
-        load = threading.Thread(target=lambda: result.setdefault("wrk", wrk(server.port, 8)))
+        load = threading.Thread(target=lambda: result.setdefault("wrk", wrk(server.port, 10)))
         load.start()
         time.sleep(0.5)
         for i in range(1, 13):
@@ -63,7 +63,7 @@ def test_reload_under_full_load_drops_nothing(app_copy, tmp_path):
             else:
                 rewrite(app_copy, 'app:get("/", function() return "version %d" end)' % i)
                 versions.append(i)
-            time.sleep(0.5)
+            time.sleep(0.7)   # a dozen versions across the 10 s of load
         load.join()
         report = result["wrk"]
         assert "requests in" in report, report
