@@ -108,6 +108,27 @@ static slot *find(shared_zone *z, const char *k, size_t klen, uint32_t h, slot *
     return NULL;
 }
 
+/* Takes the free slot find() offered for a new key, or NULL when the table is
+ * full (a quarter stays free so probes stay short). */
+static slot *claim(shared_zone *z, slot *free_slot, const char *k, size_t klen, uint32_t h)
+{
+    if (!free_slot || z->used + 1 > z->nslots - z->nslots / 4) return NULL;
+    free_slot->state = SLOT_USED;
+    free_slot->hash = h;
+    free_slot->klen = (uint16_t)klen;
+    memcpy(free_slot->data, k, klen);
+    z->used++;
+    return free_slot;
+}
+
+static int no_memory(lua_State *L, shared_zone *z)
+{
+    unlock(z);
+    lua_pushnil(L);
+    lua_pushliteral(L, "no memory");
+    return 2;
+}
+
 /* "name\0key" into buf; returns its length or 0 when too long. */
 static size_t full_key(lua_State *L, char *buf)
 {
@@ -180,21 +201,7 @@ static int l_set(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    if (!s) {
-        /* keep a quarter free so probes stay short */
-        if (!free_slot || z->used + 1 > z->nslots - z->nslots / 4) {
-            unlock(z);
-            lua_pushnil(L);
-            lua_pushliteral(L, "no memory");
-            return 2;
-        }
-        s = free_slot;
-        s->state = SLOT_USED;
-        s->hash = h;
-        s->klen = (uint16_t)klen;
-        memcpy(s->data, k, klen);
-        z->used++;
-    }
+    if (!s && !(s = claim(z, free_slot, k, klen, h))) return no_memory(L, z);
     s->expires = ttl > 0 ? now() + ttl : 0;
     s->type = type == LUA_TSTRING ? VAL_STRING : type == LUA_TNUMBER ? VAL_NUMBER : VAL_BOOLEAN;
     s->number = type == LUA_TNUMBER ? lua_tonumber(L, 3) : (double)lua_toboolean(L, 3);
@@ -227,22 +234,11 @@ static int l_incr(lua_State *L)
             lua_pushliteral(L, "not found");
             return 2;
         }
-        if (!free_slot || z->used + 1 > z->nslots - z->nslots / 4) {
-            unlock(z);
-            lua_pushnil(L);
-            lua_pushliteral(L, "no memory");
-            return 2;
-        }
-        s = free_slot;
-        s->state = SLOT_USED;
-        s->hash = h;
-        s->klen = (uint16_t)klen;
-        memcpy(s->data, k, klen);
+        if (!(s = claim(z, free_slot, k, klen, h))) return no_memory(L, z);
         s->type = VAL_NUMBER;
         s->number = init;
         s->vlen = 0;
         s->expires = ttl > 0 ? now() + ttl : 0;
-        z->used++;
     } else if (s->type != VAL_NUMBER) {
         unlock(z);
         lua_pushnil(L);
