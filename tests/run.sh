@@ -31,6 +31,13 @@ notok=$(grep -c '^not ok ' "$log/busted")
 grep -q '^1\.\.' "$log/busted" || notok=$((notok + 1))   # busted itself failed
 count "Lua specs" "$ok" "$notok"
 
+echo "== luacheck (lua/, apps/, tests/spec/)"
+if luacheck lua apps tests/spec --no-color >"$log/luacheck" 2>&1; then
+    count "luacheck" 1 0
+else
+    grep -E "^\s+\S+:[0-9]+" "$log/luacheck"; count "luacheck" 0 1
+fi
+
 echo "== fuzz targets over their corpora (clang, ASan+UBSan)"
 if command -v clang >/dev/null; then
     if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLUBECK_FUZZ=ON -DLUBECK_TESTS=OFF \

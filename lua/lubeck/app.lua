@@ -4,7 +4,8 @@
 local core = require "lubeck.core"
 local handler = require "lubeck.handler"
 
-local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format = setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
+local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format =
+    setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
 local getinfo = debug.getinfo
 
 local App = {}

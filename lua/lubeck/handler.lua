@@ -6,7 +6,8 @@ local session = require "lubeck.session"
 local template = require "lubeck.template"
 local csrf = require "lubeck.csrf"
 
-local setmetatable, pairs, ipairs, type, error, select, concat, rawset = setmetatable, pairs, ipairs, type, error, select, table.concat, rawset
+local setmetatable, pairs, ipairs, type, error, select, concat, rawset =
+    setmetatable, pairs, ipairs, type, error, select, table.concat, rawset
 
 local _M = {}
 

@@ -9,8 +9,8 @@ local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
 local websocket = require "lubeck.websocket"
 
-local type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, concat =
-    type, xpcall, tostring, select, ipairs, setmetatable, getmetatable, table.concat
+local type, xpcall, select, ipairs, setmetatable, getmetatable, concat =
+    type, xpcall, select, ipairs, setmetatable, getmetatable, table.concat
 local bit = require "bit"
 local band = bit.band
 

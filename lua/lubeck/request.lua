@@ -4,8 +4,9 @@
 local core = require "lubeck.core"
 local cjson = require("cjson").new()
 
-local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring = setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
-local lower, find, sub, concat, gsub = string.lower, string.find, string.sub, table.concat, string.gsub
+local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring =
+    setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
+local lower, find, gsub = string.lower, string.find, string.gsub
 local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
 local req_has_body = core.req_has_body
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies

@@ -15,8 +15,8 @@
 --
 -- Used without the host:  local t = require "lubeck.template"
 --   local engine = t.new{ dir = "templates" };  engine:render("page.html", ctx)
-local setmetatable, getmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget =
-    setmetatable, getmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget
+local setmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget =
+    setmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget
 local find, sub, gsub, format, byte, gmatch = string.find, string.sub, string.gsub, string.format, string.byte, string.gmatch
 local concat, open = table.concat, io.open
 

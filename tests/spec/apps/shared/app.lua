@@ -16,8 +16,8 @@ end)
 app:post("/kinds", function()
     dict:set("s", "text"); dict:set("n", 1.5); dict:set("b", false)
     local big_ok, big_err = dict:set("big", ("x"):rep(1000))
-    local incr_str, incr_err = dict:incr("s", 1)
-    local missing, missing_err = dict:incr("nope", 1)
+    local _, incr_err = dict:incr("s", 1)
+    local _, missing_err = dict:incr("nope", 1)
     return {
         s = dict:get("s"), n = dict:get("n"), b = dict:get("b"), big_err = big_err,
         big_ok = big_ok, incr_err = incr_err, missing_err = missing_err,
