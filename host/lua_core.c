@@ -96,6 +96,55 @@ static int l_req_field(lua_State *L)
     return 1;
 }
 
+/* The value of one name, without building a table for all of them. */
+typedef struct find_pair {
+    slice name, value;
+    int found, first_wins;
+} find_pair;
+
+static int match_pair(void *ud, slice name, slice value)
+{
+    find_pair *f = ud;
+    if (name.n != f->name.n || memcmp(name.p, f->name.p, name.n) != 0) return 0;
+    f->value = value;
+    f->found = 1;
+    return f->first_wins;   /* stop at the first, or go on to the last */
+}
+
+/* query_arg(handle, name) → the last value of name in the query string, or nil */
+static int l_query_arg(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    find_pair f = { .first_wins = 0 };
+    f.name.p = luaL_checklstring(L, 2, &f.name.n);
+    slice q = r->m2.query;
+    char stack[1024];
+    char *scratch = q.n <= sizeof stack ? stack : malloc(q.n);
+    if (!scratch) return luaL_error(L, "out of memory");
+    if (q.p) form_parse_urlencoded(q.p, q.n, scratch, match_pair, &f);
+    if (f.found) lua_pushlstring(L, f.value.p, f.value.n); else lua_pushnil(L);
+    if (scratch != stack) free(scratch);
+    return 1;
+}
+
+/* req_cookie(handle, name) → that cookie's value (the first, as req.cookies), or nil */
+static int l_req_cookie(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (!r) return luaL_error(L, "this request has ended");
+    find_pair f = { .first_wins = 1 };
+    f.name.p = luaL_checklstring(L, 2, &f.name.n);
+    m2_headers *hs = &r->m2.headers;
+    for (int i = 0; i < hs->n && !f.found; i++) {
+        m2_header *e = &hs->v[i];
+        if (e->key.n == 6 && memcmp(e->key.p, "cookie", 6) == 0)
+            form_parse_cookies(e->value.p, e->value.n, match_pair, &f);
+    }
+    if (f.found) lua_pushlstring(L, f.value.p, f.value.n); else lua_pushnil(L);
+    return 1;
+}
+
 /* req_has_body(handle) → whether a body came inline or as an upload */
 static int l_req_has_body(lua_State *L)
 {
@@ -506,6 +555,8 @@ static const luaL_Reg core_functions[] = {
     { "method_bit", l_method_bit },
     { "req_field", l_req_field },
     { "req_has_body", l_req_has_body },
+    { "query_arg", l_query_arg },
+    { "req_cookie", l_req_cookie },
     { "req_headers", l_req_headers },
     { "req_header", l_req_header },
     { "req_m2", l_req_m2 },

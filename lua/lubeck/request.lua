@@ -8,7 +8,7 @@ local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring =
     setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, gsub = string.lower, string.find, string.gsub
 local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
-local req_has_body = core.req_has_body
+local req_has_body, query_arg, req_cookie = core.req_has_body, core.query_arg, core.req_cookie
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 local multipart_parse, req_upload = core.multipart_parse, core.req_upload
 local errors = require "lubeck.errors"
@@ -155,6 +155,13 @@ end
 
 -- The last value of an argument (query or form), or default.
 function Request:arg(name, default)
+    -- Without a body only the query counts: read the one value from C rather
+    -- than building every list.
+    if rawget(self, "_arg_lists") == nil and not req_has_body(self._handle) then
+        local v = query_arg(self._handle, name)
+        if v == nil then return default end
+        return v
+    end
     local list = self._arg_lists[name]
     if list then return list[#list] end
     return default
@@ -181,7 +188,9 @@ function Request:json()
 end
 
 function Request:cookie(name)
-    return self.cookies[name]
+    local cookies = rawget(self, "cookies")
+    if cookies then return cookies[name] end
+    return req_cookie(self._handle, name)   -- one cookie: no table for all of them
 end
 
 -- A raw Mongrel2 header such as "PATTERN" or "URL_SCHEME".

@@ -61,6 +61,11 @@ describe("the request", function()
             assert.are.equal("q", r.one)
         end)
 
+        it("read one at a time: last value, decoded names, defaults", function()
+            local r = get("GET", "/one-arg?one=1&a%20b=x&one=2+3")
+            assert.are.same({ one = "2 3", enc = "x", default = "dflt" }, r)
+        end)
+
         it("are percent- and plus-decoded", function()
             local r = get("GET", "/args?one=a%20b+c%26d&many=%E2%9C%93")
             assert.are.equal("a b c&d", r.one)
@@ -93,6 +98,11 @@ describe("the request", function()
         it("from several Cookie headers make one jar", function()
             local r = get("GET", "/cookies", { headers = { cookie = { "a=1", "b=2" } } })
             assert.are.same({ a = "1", b = "2" }, r.all)
+        end)
+
+        it("read one at a time: the first of a name, across Cookie headers", function()
+            local r = get("GET", "/one-cookie", { headers = { cookie = { "a=1; b=2", "a=3" } } })
+            assert.are.same({ a = "1", b = "2" }, r)
         end)
 
         it("are none without a Cookie header", function()

@@ -23,6 +23,16 @@ app:route("/args", function(req)
     }
 end)
 
+-- req:arg and req:cookie alone (no list or table built first): the host reads
+-- the one value in C.
+app:get("/one-arg", function(req)
+    return { one = req:arg("one"), enc = req:arg("a b"), default = req:arg("zzz", "dflt") }
+end)
+
+app:get("/one-cookie", function(req)
+    return { a = req:cookie("a"), b = req:cookie("b"), missing = req:cookie("zzz") }
+end)
+
 app:post("/json", function(req)
     local value, err = req:json()
     return { value = value, err = err }
