@@ -207,7 +207,8 @@ static void dispatch(lubeck *h, lbk_req *r)
     lua_State *co = t->co;
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->entry_ref);
     lua_pushnumber(co, host_req_handle(r));
-    int nargs = 2;
+    lua_pushinteger(co, (lua_Integer)r->method_bit);   /* the method without making a string */
+    int nargs = 3;
     if (res == ROUTER_FOUND) {
         lua_pushinteger(co, match.route + 1);
         for (int i = 0; i < match.ncaptures; i++) {

@@ -110,8 +110,8 @@ local running = {}
 
 function _M.entry(app)
     local routes = app.routes
-    return function(handle, index, ...)
-        local req = Request.new(handle)
+    return function(handle, method_bit, index, ...)
+        local req = Request.new(handle, method_bit)
         local route = routes[index]
         if route then
             if route.names[1] ~= nil then req.params = params_of(route, ...) end

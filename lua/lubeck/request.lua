@@ -144,8 +144,15 @@ function lazy.params()
     return {}
 end
 
-function _M.new(handle)
-    return setmetatable({ _handle = handle }, Request)
+-- The C router's method bits (router.h) → the method; any other method is read
+-- from C when asked for.
+local METHODS = {}
+for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" }) do
+    METHODS[core.method_bit(m)] = m
+end
+
+function _M.new(handle, method_bit)
+    return setmetatable({ _handle = handle, method = METHODS[method_bit] }, Request)
 end
 
 -- The values of a header joined by ", " (nil when absent).
