@@ -229,7 +229,11 @@ function Response:finish(chunk)
     if body ~= "" then default_content_type(self) end
     -- Finished only once sent: when a header is refused, the error page that
     -- follows must still be able to go out.
-    checked(respond(handle, self._status, body, self._headers))
+    local headers = self._headers
+    if #headers == 2 and headers[2] == HTML and headers[1] == "Content-Type" then
+        headers = 1   -- core.respond's shorthand: nothing to read and check
+    end
+    checked(respond(handle, self._status, body, headers))
     self._finished = true
 end
 
