@@ -62,7 +62,9 @@ def tnet_frame(conn_id, path, body=b"", sender=SENDER, **kw):
 # ---- playing Mongrel2 --------------------------------------------------------------
 
 class FakeMongrel2:
-    def __init__(self):
+    """Binds PUSH and SUB as Mongrel2 does and runs `lubeck run APP` against them."""
+
+    def __init__(self, app="core", extra_args=()):
         self.ctx = zmq.Context()
         self.push = self.ctx.socket(zmq.PUSH)
         self.push.setsockopt(zmq.LINGER, 0)
@@ -75,8 +77,8 @@ class FakeMongrel2:
         self.push.bind(send_spec)
         self.sub.bind(recv_spec)
         self.replies = []          # (conn ids, body) in arrival order
-        self.process = Process([LUBECK, "run", os.path.join(APPS, "core"),
-                                "--send", send_spec, "--recv", recv_spec])
+        self.process = Process([LUBECK, "run", os.path.join(APPS, app),
+                                "--send", send_spec, "--recv", recv_spec] + list(extra_args))
         self._warm_up()
 
     def _warm_up(self):

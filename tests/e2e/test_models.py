@@ -353,28 +353,8 @@ def test_todo_app(serve):
 
 def run_upload_host(upload_args):
     """A FakeMongrel2 (test_frames.py) whose host runs the models app with upload_args."""
-    import zmq
     from test_frames import FakeMongrel2
-    from conftest import LUBECK, Process
-
-    class UploadMongrel2(FakeMongrel2):
-        def __init__(self):
-            self.ctx = zmq.Context()
-            self.push = self.ctx.socket(zmq.PUSH)
-            self.push.setsockopt(zmq.LINGER, 0)
-            self.sub = self.ctx.socket(zmq.SUB)
-            self.sub.setsockopt(zmq.LINGER, 0)
-            self.sub.setsockopt(zmq.SUBSCRIBE, b"")
-            send_spec = "tcp://127.0.0.1:%d" % free_port()
-            recv_spec = "tcp://127.0.0.1:%d" % free_port()
-            self.push.bind(send_spec)
-            self.sub.bind(recv_spec)
-            self.replies = []
-            self.process = Process([LUBECK, "run", os.path.join(APPS, "models"), "--send", send_spec,
-                                    "--recv", recv_spec] + upload_args)
-            self._warm_up()
-
-    return UploadMongrel2()
+    return FakeMongrel2("models", upload_args)
 
 
 def upload_frame(conn_id, path):
