@@ -234,14 +234,18 @@ static void refuse_upload(lubeck *h, lbk_req *r, const char *why)
 }
 
 /* `lubeck serve` asks through Mongrel2 whether the whole path answers before it
- * prints the URL; the app never sees that request. */
+ * prints the URL; the app never sees that request. The answer names this
+ * process so that serve can wait until every worker has answered one. */
 static int answer_probe(lubeck *h, lbk_req *r)
 {
     const m2_header *probe = m2_header_get(&r->m2, "x-lubeck-probe", 14);
     if (!probe || !slice_eq(probe->value, h->probe_token)) return 0;
+    char pid[16];
+    int pid_len = snprintf(pid, sizeof pid, "%d", (int)getpid());
+    const slice worker[] = { SLICE_LIT("X-Lubeck-Worker"), { pid, (size_t)pid_len } };
     int quiet = h->quiet;
     h->quiet = 1;
-    host_answer(h, r, 204, SLICE_LIT(""), NULL, 0);
+    host_answer(h, r, 204, SLICE_LIT(""), worker, 1);
     h->quiet = quiet;
     return 1;
 }

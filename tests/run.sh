@@ -71,12 +71,9 @@ if cmake -S . -B build-asan -DLUBECK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >"$log
     ctest --test-dir build-asan --output-on-failure >"$log/asan-ctest" 2>&1 && ok=1 || ok=0
     [ "$ok" = 1 ] || tail -40 "$log/asan-ctest"
     # (test_embed runs valgrind, which cannot run ASan binaries; test_install
-    # builds and installs the tree itself; test_workers' forked workers under
-    # ASan have now and then missed serve's 15 s start-up probe on this 2-core
-    # machine, so the worker tests run in the plain pass only)
+    # builds and installs the tree itself)
     LUBECK_BUILD="$PWD/build-asan" "$PY" -m pytest -q -p no:cacheprovider tests/e2e \
-        --ignore tests/e2e/test_embed.py --ignore tests/e2e/test_install.py \
-        --ignore tests/e2e/test_workers.py 2>&1 |
+        --ignore tests/e2e/test_embed.py --ignore tests/e2e/test_install.py 2>&1 |
         tee "$log/asan-pytest" | tail -5
     asan_ok=$(grep -Eo '[0-9]+ passed' "$log/asan-pytest" | tail -1 | grep -Eo '[0-9]+')
     asan_bad=$(grep -Eo '[0-9]+ (failed|errors?)' "$log/asan-pytest" | awk '{s += $1} END {print s + 0}')

@@ -4,7 +4,13 @@
  * off when one dies at once), kills one whose heartbeat stops (a handler stuck
  * in a CPU loop cannot be interrupted from inside LuaJIT), runs the bus that
  * carries channels and disconnect notices between workers, forwards SIGHUP and
- * --reload changes, and on SIGTERM waits for every worker to drain. */
+ * --reload changes, and on SIGTERM waits for every worker to drain.
+ *
+ * The master itself never has threads, so forking a worker from it is safe for
+ * every library (glibc protects its own malloc across fork; ASan's allocator,
+ * for one, is not protected, and a worker forked while a ZeroMQ thread held its
+ * lock hung). That is why the bus runs in a process of its own: a ZeroMQ
+ * context starts threads. */
 #include "cli.h"
 
 #include <errno.h>
@@ -23,6 +29,7 @@
 #define WATCHDOG_EVERY 0.25
 #define FAST_DEATH 2.0           /* a worker that dies sooner than this backs off */
 #define MAX_BACKOFF 5.0
+#define BUS_CANNOT_BIND 3        /* the bus's exit status when its ipc names are taken */
 
 typedef struct worker {
     pid_t pid;                   /* 0 when not running */
@@ -36,7 +43,8 @@ static struct {
     worker *workers;
     int n;
     volatile double *beats;      /* shared with the workers: their last heartbeat */
-    bus_forwarder *bus;
+    pid_t bus;                   /* the bus process; 0 when not running */
+    ev_timer bus_restart;
     shared_zone *shared;
     char bus_in[96], bus_out[96];
     ev_signal sigint, sigterm, sighup;
@@ -77,6 +85,64 @@ static void spawn(int i)
     M.beats[i] = ev_time();   /* grace while it loads the app */
 }
 
+static void describe_exit(int status, char *out, size_t len);
+
+/* The bus process: forwards channel messages between the workers. It ignores
+ * SIGINT and SIGHUP (a terminal's ^C reaches the whole group, and the draining
+ * workers still need the bus); the master ends it with SIGTERM after them. */
+static void start_bus(void)
+{
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "lubeck: cannot start the bus: %s (channels stay within each worker)\n", strerror(errno));
+        return;
+    }
+    if (pid > 0) {
+        M.bus = pid;
+        return;
+    }
+    ev_loop_destroy(EV_DEFAULT);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTERM, SIG_DFL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    struct ev_loop *loop = ev_default_loop(0);
+    char err[256];
+    bus_forwarder *bus = bus_forwarder_start(loop, M.bus_in, M.bus_out, err, sizeof err);
+    if (!bus) {
+        fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
+        _exit(BUS_CANNOT_BIND);
+    }
+    ev_run(loop, 0);
+    _exit(0);
+}
+
+static void bus_restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    if (!M.stopping && !M.bus) start_bus();
+}
+
+static void bus_exited(struct ev_loop *loop, int status)
+{
+    M.bus = 0;
+    if (M.stopping || (WIFEXITED(status) && WEXITSTATUS(status) == BUS_CANNOT_BIND)) return;
+    char how[96];
+    describe_exit(status, how, sizeof how);
+    fprintf(stderr, "lubeck: the bus %s; restarting it\n", how);
+    ev_timer_set(&M.bus_restart, 0.25, 0);   /* the workers' sockets reconnect by themselves */
+    ev_timer_start(loop, &M.bus_restart);
+}
+
+static void stop_bus(void)
+{
+    if (!M.bus) return;
+    kill(M.bus, SIGTERM);
+    waitpid(M.bus, NULL, 0);
+    M.bus = 0;
+}
+
 static int running(void)
 {
     int n = 0;
@@ -109,6 +175,7 @@ static void describe_exit(int status, char *out, size_t len)
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
+    if (M.bus && w->rpid == M.bus) return bus_exited(loop, w->rstatus);
     int i;
     for (i = 0; i < M.n; i++)
         if (M.workers[i].pid == w->rpid) break;
@@ -200,9 +267,9 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     }
     snprintf(M.bus_in, sizeof M.bus_in, "ipc://@lubeck-%d-bus-in", (int)getpid());
     snprintf(M.bus_out, sizeof M.bus_out, "ipc://@lubeck-%d-bus-out", (int)getpid());
-    M.bus = bus_forwarder_start(loop, M.bus_in, M.bus_out, err, sizeof err);
     M.shared = shared_zone_new(SHARED_DEFAULT_SLOTS);
-    if (!M.bus) fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
+    ev_init(&M.bus_restart, bus_restart_cb);
+    start_bus();
 
     ev_child_init(&M.child, child_cb, 0, 0);
     ev_child_start(loop, &M.child);
@@ -228,7 +295,8 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     watch_stop(M.watch);
     ev_timer_stop(loop, &M.watchdog);
     ev_child_stop(loop, &M.child);
-    bus_forwarder_stop(M.bus);
+    ev_timer_stop(loop, &M.bus_restart);
+    stop_bus();
     shared_zone_free(M.shared);
     munmap((void *)M.beats, (size_t)M.n * sizeof *M.beats);
     free(M.workers);

@@ -30,6 +30,10 @@ typedef struct serve_state {
     ev_io probe_io;
     int probe_sent;
     double probe_started, probe_attempt;
+    char answer[512];            /* the probe's answer as it arrives */
+    size_t answer_len;
+    int answered;                /* workers that have answered a probe */
+    int answered_pids[64];       /* which (the first 64 are enough to count) */
     int announced;
 } serve_state;
 
@@ -117,9 +121,50 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 /* The probe: a request through Mongrel2 to the host and back, which the host
  * answers itself (204) when it carries this run's token. It proves Mongrel2
  * listens and both ZeroMQ connections are up, so the URL is printed only when
- * a browser's request would be answered. Non-blocking: the host that must
- * answer runs on this same loop. */
-static void probe_retry(serve_state *s, struct ev_loop *loop);
+ * a browser's request would be answered. With --workers N it goes on until N
+ * different workers have answered, so none is still starting then. The probes
+ * go on one keep-alive connection: Mongrel2 deals messages round-robin over
+ * the workers it is connected to, and a connection per probe would add a
+ * disconnect notice between two probes, which sends every probe to the same
+ * worker. Non-blocking: the host that must answer may run on this same loop. */
+static int workers_expected(const serve_state *s)
+{
+    int n = s->o->workers > 1 ? s->o->workers : 1;
+    return n < 64 ? n : 64;
+}
+
+static void probe_close(serve_state *s, struct ev_loop *loop)
+{
+    ev_io_stop(loop, &s->probe_io);
+    if (s->probe_io.fd >= 0) close(s->probe_io.fd);
+    s->probe_io.fd = -1;
+}
+
+static void announce(serve_state *s, struct ev_loop *loop)
+{
+    probe_close(s, loop);
+    ev_timer_stop(loop, &s->probe);
+    printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
+    fflush(stdout);
+}
+
+/* Counts the worker named in a 204 answer; returns 1 when all have answered. */
+static int count_worker(serve_state *s, const char *answer)
+{
+    const char *h = strstr(answer, "X-Lubeck-Worker: ");
+    int pid = h ? atoi(h + 17) : 0;
+    for (int i = 0; i < s->answered; i++)
+        if (s->answered_pids[i] == pid) return 0;
+    s->answered_pids[s->answered++] = pid;
+    return s->answered >= workers_expected(s);
+}
+
+static void probe_wait_for(serve_state *s, struct ev_loop *loop, int events)
+{
+    ev_io_stop(loop, &s->probe_io);
+    ev_io_set(&s->probe_io, s->probe_io.fd, events);
+    ev_io_start(loop, &s->probe_io);
+}
 
 static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -129,24 +174,24 @@ static void probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
         socklen_t len = sizeof err;
         getsockopt(w->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         char req[256];
-        int n = snprintf(req, sizeof req, "GET / HTTP/1.0\r\nX-Lubeck-Probe: %s\r\n\r\n", s->o->probe_token);
-        if (err || send(w->fd, req, (size_t)n, MSG_NOSIGNAL) != n) return probe_retry(s, loop);
+        int n = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: lubeck\r\nX-Lubeck-Probe: %s\r\n\r\n",
+                         s->o->probe_token);
+        if (err || send(w->fd, req, (size_t)n, MSG_NOSIGNAL) != n) return probe_close(s, loop);
         s->probe_sent = 1;
-        ev_io_stop(loop, w);
-        ev_io_set(w, w->fd, EV_READ);
-        ev_io_start(loop, w);
-        return;
+        s->answer_len = 0;
+        s->probe_attempt = ev_now(loop);
+        return probe_wait_for(s, loop, EV_READ);
     }
-    char buf[64];
-    ssize_t n = recv(w->fd, buf, sizeof buf - 1, 0);
+    ssize_t n = recv(w->fd, s->answer + s->answer_len, sizeof s->answer - 1 - s->answer_len, 0);
     if (n < 0 && errno == EAGAIN) return;
-    buf[n > 0 ? n : 0] = 0;
-    if (n < 12 || strncmp(buf + 9, "204", 3) != 0) return probe_retry(s, loop);
-    ev_io_stop(loop, w);
-    close(w->fd);
-    ev_timer_stop(loop, &s->probe);
-    printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
-    fflush(stdout);
+    if (n <= 0) return probe_close(s, loop);
+    s->answer_len += (size_t)n;
+    s->answer[s->answer_len] = 0;
+    if (!strstr(s->answer, "\r\n\r\n") && s->answer_len < sizeof s->answer - 1) return;
+    if (strncmp(s->answer, "HTTP/1.1 204", 12) != 0) return probe_close(s, loop);
+    if (count_worker(s, s->answer)) return announce(s, loop);
+    s->probe_sent = 0;            /* the next probe, on the same connection */
+    probe_wait_for(s, loop, EV_WRITE);
 }
 
 static void probe_start(serve_state *s, struct ev_loop *loop)
@@ -157,33 +202,33 @@ static void probe_start(serve_state *s, struct ev_loop *loop)
     if (fd < 0) return;
     connect(fd, (struct sockaddr *)&a, sizeof a);
     s->probe_sent = 0;
+    s->probe_attempt = ev_now(loop);
     ev_io_init(&s->probe_io, probe_io_cb, fd, EV_WRITE);
     s->probe_io.data = s;
     ev_io_start(loop, &s->probe_io);
 }
 
-static void probe_retry(serve_state *s, struct ev_loop *loop)
-{
-    ev_io_stop(loop, &s->probe_io);
-    close(s->probe_io.fd);
-    s->probe_io.fd = -1;
-}
-
-/* Every 50 ms until the probe is answered: start a new attempt if none is on. */
+/* Every 50 ms until every worker has answered: start a new connection if none
+ * is on, or if the one on has waited a second for an answer. */
 static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     serve_state *s = w->data;
     if (ev_now(loop) - s->probe_started > 15) {
+        probe_close(s, loop);
+        if (s->answered > 0) {
+            fprintf(stderr, "lubeck: only %d of %d workers answered through mongrel2 within 15s\n",
+                    s->answered, workers_expected(s));
+            announce(s, loop);
+            return;
+        }
         fprintf(stderr, "lubeck: no answer through mongrel2 on port %d within 15s\n", s->o->port);
         ev_timer_stop(loop, w);
-        probe_retry(s, loop);
         runner_abort(1);
         return;
     }
     /* An attempt that got no answer in a second is dropped and made again. */
     if (ev_is_active(&s->probe_io) && ev_now(loop) - s->probe_attempt < 1.0) return;
-    if (ev_is_active(&s->probe_io)) probe_retry(s, loop);
-    s->probe_attempt = ev_now(loop);
+    if (ev_is_active(&s->probe_io)) probe_close(s, loop);
     probe_start(s, loop);
 }
 
@@ -249,6 +294,7 @@ int serve_main(cli_options *o)
 {
     static serve_state s;
     s.o = o;
+    s.probe_io.fd = -1;
     char path[4300];
     snprintf(path, sizeof path, "%s/app.lua", o->app);
     if (!realpath(o->app, s.app) || access(path, R_OK) != 0) {

@@ -1,5 +1,6 @@
 """Workers, hot reload, graceful stop and the bus (DESIGN.md "Workers, reload,
 shutdown") through a real Mongrel2."""
+import http.client
 import json
 import os
 import re
@@ -136,6 +137,45 @@ def test_a_publish_in_one_worker_wakes_waiters_in_another(tmp_path):
         assert all(a["value"] == "hello" for a in answers), answers
         assert len({a["pid"] for a in answers}) == 2, answers   # both workers had waiters
         assert said["woken_here"] < 8
+    finally:
+        server.stop()
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return {int(c) for c in f.read().split()}
+
+
+def test_a_killed_bus_is_restarted_and_channels_cross_workers_again(tmp_path):
+    server = Server(APP_SRC, tmp_path / "run", ["--workers", "2"])
+    try:
+        master = server.process.proc.pid
+        # The master keeps no threads, so forking a worker from it is always safe.
+        assert os.listdir("/proc/%d/task" % master) == [str(master)]
+        # One keep-alive connection: Mongrel2 deals its requests round-robin.
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        workers = set()
+        for _ in range(6):
+            conn.request("GET", "/pid")
+            workers.add(int(conn.getresponse().read()))
+        conn.close()
+        assert len(workers) == 2
+        bus = [p for p in children(master) - workers
+               if open("/proc/%d/comm" % p).read().strip() == "lubeck"]
+        assert len(bus) == 1, (bus, workers)
+        os.kill(bus[0], signal.SIGKILL)
+        server.process.wait_line("the bus was killed by signal 9", stream="err")
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with ThreadPoolExecutor(8) as pool:
+                polls = [pool.submit(server.get, "/poll") for _ in range(8)]
+                time.sleep(1)
+                server.get("/say?m=again")
+                answers = [json.loads(p.result().text) for p in polls]
+            if all(a["value"] == "again" for a in answers):
+                break
+        assert all(a["value"] == "again" for a in answers), answers
+        assert len({a["pid"] for a in answers}) == 2, answers
     finally:
         server.stop()
 
