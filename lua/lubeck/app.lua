@@ -128,7 +128,9 @@ function App:_compile()
         local index, names = core.route_add(r.pattern, r.mask)
         if not index then error(r.where .. ": " .. names, 0) end
         if index ~= i then error("routes were already compiled for another app", 0) end
-        r.names = names
+        r.names = names            -- a name per capture, false for a positional one
+        r.named = false
+        for _, name in ipairs(names) do r.named = r.named or name ~= false end
     end
 end
 

@@ -61,56 +61,67 @@ function _M.allow(cls)
     return concat(names, ", ")
 end
 
--- Instance fields made on first use: self.session. An instance's metatable
--- looks methods up in its class, then these.
-local lazy_fields = { session = session.load }
+-- Instance fields made on first use: self.session, self.params. An instance's
+-- metatable looks methods up in its class, then these.
+local lazy_fields = {
+    session = session.load,
+    params = function(inst) return inst.req.params end,
+}
 local instance_mts = setmetatable({}, { __mode = "k" })
+
+-- (Made apart from instance_mt: a function that creates a closure cannot be
+-- compiled by LuaJIT, and instance_mt runs for every request.)
+local function make_instance_mt(cls)
+    return { __index = function(inst, k)
+        local v = cls[k]
+        if v == nil then
+            local make = lazy_fields[k]
+            if make then
+                v = make(inst)
+                rawset(inst, k, v)
+            end
+        end
+        return v
+    end }
+end
 
 local function instance_mt(cls)
     local mt = instance_mts[cls]
     if not mt then
-        mt = { __index = function(inst, k)
-            local v = cls[k]
-            if v == nil then
-                local make = lazy_fields[k]
-                if make then
-                    v = make(inst)
-                    rawset(inst, k, v)
-                end
-            end
-            return v
-        end }
+        mt = make_instance_mt(cls)
         instance_mts[cls] = mt
     end
     return mt
 end
 
 function _M.new_instance(cls, req, app)
-    local inst = setmetatable(Response.new(req, app), instance_mt(cls))
-    inst.params = req.params
-    inst._json_errors = cls._json_errors
+    local inst = Response.new(req, app, instance_mt(cls))
+    inst._json_errors = cls._json_errors or false
     return inst
 end
 
 -- Runs prepare, then the method the request asks for. Returns what the method
 -- returned (the pipeline turns it into the response).
+-- (The hooks and methods are looked up on the class: an instance lookup would
+-- go through the instance metatable's function.)
 function _M.run(inst, cls, req, ...)
     -- checks mixins add (CSRF): each may end the request
-    local checks = inst._checks
+    local checks = cls._checks
     if checks then
         for i = 1, #checks do
             checks[i](inst)
             if inst._finished then return end
         end
     end
-    if type(inst.prepare) == "function" then
-        inst:prepare()
+    local prepare = cls.prepare
+    if type(prepare) == "function" then
+        prepare(inst)
         if inst._finished then return end
     end
     local method = req.method
     local name = METHODS[method]
-    local fn = name and inst[name]
-    if method == "HEAD" and type(inst.head) == "function" then fn = inst.head end
+    local fn = name and cls[name]
+    if method == "HEAD" and type(cls.head) == "function" then fn = cls.head end
     if type(fn) ~= "function" then
         local allow = _M.allow(cls)
         if method == "OPTIONS" then

@@ -92,16 +92,20 @@ local function run_function(route, req, app, ...)
     if not ok then answer_failure(resp, req, app, a) end
 end
 
+-- The class's method, then what it returned turned into the response: one
+-- protected call for both, since a failure in either is answered the same way.
+local function run_and_apply(inst, cls, req, ...)
+    return inst:apply_result(handler.run(inst, cls, req, ...))
+end
+
 local function run_class(inst, route, req, app, ...)
     local cls = route.handler
-    local ok, a, b, c = xpcall(handler.run, on_error, inst, cls, req, ...)
-    if ok then
-        ok, a = xpcall(inst.apply_result, on_error, inst, a, b, c)
-    end
-    if not ok then answer_failure(inst, req, app, a) end
-    if type(inst.on_finish) == "function" then
-        local fin_ok, err = xpcall(inst.on_finish, on_error, inst)
-        if not fin_ok then log_failure(req, "in on_finish: ", err) end
+    local ok, err = xpcall(run_and_apply, on_error, inst, cls, req, ...)
+    if not ok then answer_failure(inst, req, app, err) end
+    local on_finish = cls.on_finish
+    if type(on_finish) == "function" then
+        local fin_ok, fin_err = xpcall(on_finish, on_error, inst)
+        if not fin_ok then log_failure(req, "in on_finish: ", fin_err) end
     end
 end
 
@@ -114,7 +118,7 @@ function _M.entry(app)
         local req = Request.new(handle, method_bit)
         local route = routes[index]
         if route then
-            if route.names[1] ~= nil then req.params = params_of(route, ...) end
+            if route.named then req.params = params_of(route, ...) end
             if route.kind == "function" then
                 return run_function(route, req, app, ...)
             end

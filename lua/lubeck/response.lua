@@ -17,8 +17,29 @@ Response.__index = Response
 local HTML = "text/html; charset=utf-8"
 local JSON = "application/json"
 
-function Response.new(req, app)
-    return setmetatable({ req = req, app = app, _status = 200, _headers = {}, _buffer = {} }, Response)
+-- Headers and body chunks start as this one shared empty list; the first write
+-- gives the response a list of its own (most responses never need one).
+local NONE = setmetatable({}, { __newindex = function()
+    error("lubeck internal error: write to the shared empty list", 2)
+end })
+
+local function own_headers(self)
+    local headers = self._headers
+    if headers == NONE then
+        headers = {}
+        self._headers = headers
+    end
+    return headers
+end
+
+-- Every field the response code reads is set here, false when unset: a read of
+-- a missing key would walk the class chain of a handler instance.
+function Response.new(req, app, mt)
+    return setmetatable({
+        req = req, app = app, _status = 200, _headers = NONE, _buffer = NONE,
+        _finished = false, _streaming = false, _before_head_done = false,
+        _json_errors = false, _session_orig = false,
+    }, mt or Response)
 end
 
 -- Headers live in one flat list { name, value, ... }: the form core.respond takes.
@@ -67,7 +88,7 @@ end
 
 function Response:set_header(name, value)
     value = check_header(name, value, 2)
-    local headers = self._headers
+    local headers = own_headers(self)
     local i = find_header(headers, name)
     if i then
         headers[i + 1] = value
@@ -80,7 +101,7 @@ end
 
 function Response:add_header(name, value)
     value = check_header(name, value, 2)
-    local headers = self._headers
+    local headers = own_headers(self)
     headers[#headers + 1] = name
     headers[#headers + 1] = value
 end
@@ -158,6 +179,10 @@ function Response:write(chunk)
         chunk = tostring(chunk)
     end
     local buffer = self._buffer
+    if buffer == NONE then
+        buffer = {}
+        self._buffer = buffer
+    end
     buffer[#buffer + 1] = chunk
 end
 
@@ -168,6 +193,7 @@ local function default_content_type(self)
         local name = headers[i]
         if name == "Content-Type" or lower(name) == "content-type" then return end
     end
+    headers = own_headers(self)
     headers[#headers + 1] = "Content-Type"
     headers[#headers + 1] = HTML
 end
@@ -208,14 +234,21 @@ function Response:flush()
         self._streaming = true
     end
     local body = concat(self._buffer)
-    self._buffer = {}
+    self._buffer = NONE
     if body ~= "" then return stream_write(handle, body) end
     return core.req_active(handle)
 end
 
+local HTML_ONLY = 1   -- core.respond's shorthand for the one header Content-Type: text/html
+
 function Response:finish(chunk)
     if self._finished then return end
-    if chunk ~= nil then self:write(chunk) end
+    local body
+    if type(chunk) == "string" and self._buffer == NONE and not self._streaming then
+        body = chunk      -- the common case: one string, nothing written before
+    elseif chunk ~= nil then
+        self:write(chunk)
+    end
     local handle = self.req._handle
     if self._streaming then
         self._finished = true
@@ -225,13 +258,20 @@ function Response:finish(chunk)
         return
     end
     before_head(self)
-    local body = joined(self._buffer)
-    if body ~= "" then default_content_type(self) end
+    body = body or joined(self._buffer)
     -- Finished only once sent: when a header is refused, the error page that
     -- follows must still be able to go out.
     local headers = self._headers
-    if #headers == 2 and headers[2] == HTML and headers[1] == "Content-Type" then
-        headers = 1   -- core.respond's shorthand: nothing to read and check
+    if body ~= "" then
+        if headers == NONE then
+            headers = HTML_ONLY
+        else
+            default_content_type(self)
+            headers = self._headers
+            if #headers == 2 and headers[2] == HTML and headers[1] == "Content-Type" then
+                headers = HTML_ONLY   -- nothing for C to read and check
+            end
+        end
     end
     checked(respond(handle, self._status, body, headers))
     self._finished = true
@@ -248,7 +288,7 @@ function Response:redirect(url, status)
     url = tostring(url)
     self:set_status(status or 302)
     self:set_header("Location", url)
-    self._buffer = {}
+    self._buffer = NONE
     self:finish()
 end
 
@@ -275,8 +315,8 @@ end
 function Response:send_error(status, err, headers)
     if self._finished or self._streaming then return end
     self._status = status
-    self._headers = headers or {}
-    self._buffer = {}
+    self._headers = headers or NONE
+    self._buffer = NONE
     self:write_error(status, err)
     if not self._finished then self:finish() end
 end
@@ -287,7 +327,7 @@ function Response:send_abort(abort)
     local body = abort.body
     if body == nil then return self:send_error(abort.status) end
     self._status = abort.status
-    self._buffer = {}
+    self._buffer = NONE
     if type(body) == "table" then
         self:json(body)
     else
@@ -308,7 +348,7 @@ function Response:apply_result(a, b, c)
         if a == nil then return self:finish() end
     end
     if ta == "string" then
-        self:write(a)
+        return self:finish(a)
     elseif ta == "table" then
         -- JSON, unless the handler chose its own type (application/problem+json, ...)
         if not self:get_header("Content-Type") then self:set_header("Content-Type", JSON) end

@@ -195,7 +195,7 @@ function _M.regenerate(inst)
     local data = inst.session
     for k in pairs(data) do data[k] = nil end
     inst._session_regenerate = true
-    inst._session_orig = nil
+    inst._session_orig = false
 end
 
 -- Checks a store given to lubeck.app{ session_store = ... }.

@@ -205,6 +205,7 @@ end)
 -- must still refuse it.
 local BadHeaderRaw = lubeck.Handler:extend()
 function BadHeaderRaw:get()
+    self:set_header("X-Fine", "1")   -- the response's own header list from here on
     local h = self._headers
     h[#h + 1] = "X-Raw"
     h[#h + 1] = "v\r\nInjected: raw"
