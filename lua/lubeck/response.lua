@@ -252,8 +252,8 @@ function Response:finish(chunk)
     local handle = self.req._handle
     if self._streaming then
         self._finished = true
-        local body = concat(self._buffer)
-        if body ~= "" then stream_write(handle, body) end
+        local rest = concat(self._buffer)
+        if rest ~= "" then stream_write(handle, rest) end
         stream_end(handle)
         return
     end
