@@ -178,6 +178,41 @@ static int wants_keep_alive(const m2_request *m)
     return !http10;
 }
 
+/* The pipeline's entry takes a fixed number of arguments (LuaJIT compiles a
+ * function with fixed arguments, never one with `...`):
+ *   entry(handle, method_bit, route, n, c1, c2, c3, c4, rest)
+ * with the route's n captures in c1..c4, or all of them in the table rest when
+ * there are more than four. For a 405 (route -1), n is 1 and c1 the mask of
+ * the methods the path allows. */
+#define ENTRY_NARGS 9
+#define ENTRY_SLOTS 4
+
+static void push_nils(lua_State *co, int n)
+{
+    for (int i = 0; i < n; i++) lua_pushnil(co);
+}
+
+/* n, c1..c4, rest (an optional group that did not match is nil) */
+static void push_captures(lua_State *co, const slice *captures, int n)
+{
+    lua_pushinteger(co, n);
+    if (n > ENTRY_SLOTS) {
+        push_nils(co, ENTRY_SLOTS);
+        lua_createtable(co, n, 0);
+        for (int i = 0; i < n; i++) {
+            if (!captures[i].p) continue;
+            lua_pushlstring(co, captures[i].p, captures[i].n);
+            lua_rawseti(co, -2, i + 1);
+        }
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        if (captures[i].p) lua_pushlstring(co, captures[i].p, captures[i].n);
+        else lua_pushnil(co);
+    }
+    push_nils(co, ENTRY_SLOTS - n + 1);   /* the unused slots, and no rest */
+}
+
 static void dispatch(lubeck *h, lbk_req *r)
 {
     lbk_gen *g = h->gen;
@@ -208,22 +243,19 @@ static void dispatch(lubeck *h, lbk_req *r)
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->entry_ref);
     lua_pushnumber(co, host_req_handle(r));
     lua_pushinteger(co, (lua_Integer)r->method_bit);   /* the method without making a string */
-    int nargs = 3;
     if (res == ROUTER_FOUND) {
         lua_pushinteger(co, match.route + 1);
-        for (int i = 0; i < match.ncaptures; i++) {
-            if (match.captures[i].p) lua_pushlstring(co, match.captures[i].p, match.captures[i].n);
-            else lua_pushnil(co);
-        }
-        nargs += match.ncaptures;
+        push_captures(co, match.captures, match.ncaptures);
     } else if (res == ROUTER_NOT_FOUND) {
         lua_pushinteger(co, 0);
+        push_captures(co, NULL, 0);
     } else {
         lua_pushinteger(co, -1);
+        lua_pushinteger(co, 1);
         lua_pushinteger(co, (lua_Integer)match.allowed);
-        nargs++;
+        push_nils(co, ENTRY_SLOTS);       /* c2..c4 and rest */
     }
-    sched_start(t, nargs);
+    sched_start(t, ENTRY_NARGS);
 }
 
 static void refuse_upload(lubeck *h, lbk_req *r, const char *why)

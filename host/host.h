@@ -59,7 +59,7 @@ struct lbk_gen {
     lubeck *host;
     lua_State *L;
     router *router;
-    int entry_ref;               /* pipeline entry: entry(handle, route, ...) */
+    int entry_ref;               /* pipeline entry (see dispatch in host.c) */
     int timeout_ref;             /* answers a request that timed out: f(handle) */
     double request_timeout;
     int tasks;                   /* coroutines alive in this generation */

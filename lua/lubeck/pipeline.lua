@@ -9,8 +9,8 @@ local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
 local websocket = require "lubeck.websocket"
 
-local type, xpcall, select, ipairs, setmetatable, getmetatable, concat =
-    type, xpcall, select, ipairs, setmetatable, getmetatable, table.concat
+local type, xpcall, ipairs, setmetatable, getmetatable, concat, unpack =
+    type, xpcall, ipairs, setmetatable, getmetatable, table.concat, unpack
 local bit = require "bit"
 local band = bit.band
 
@@ -59,11 +59,24 @@ local function answer_failure(resp, req, app, err)
     end
 end
 
-local function params_of(route, ...)
+-- The route's captures as the host hands them over: n of them in c1..c4, or
+-- all in the list rest when there are more (host.c, dispatch). No `...` in the
+-- request path: LuaJIT compiles only functions with fixed arguments.
+local function captures(n, c1, c2, c3, c4, rest)
+    if n == 0 then return end
+    if n == 1 then return c1 end
+    if n == 2 then return c1, c2 end
+    if n == 3 then return c1, c2, c3 end
+    if n == 4 then return c1, c2, c3, c4 end
+    return unpack(rest, 1, n)
+end
+
+local function params_of(route, n, c1, c2, c3, c4, rest)
     local params, names = {}, route.names
-    for i = 1, #names do
+    local values = rest or { c1, c2, c3, c4 }
+    for i = 1, n do
         local name = names[i]
-        if name then params[name] = (select(i, ...)) end
+        if name then params[name] = values[i] end
     end
     return params
 end
@@ -74,8 +87,8 @@ local json_encode = require("lubeck.json").encode
 
 -- A function handler that returns a string or a table (the common case) is
 -- answered straight from its result, without building a response object.
-local function run_function(route, req, app, ...)
-    local ok, a, b, c = xpcall(route.handler, on_error, req, ...)
+local function run_function(route, req, app, n, c1, c2, c3, c4, rest)
+    local ok, a, b, c = xpcall(route.handler, on_error, req, captures(n, c1, c2, c3, c4, rest))
     if ok and b == nil then
         local ta = type(a)
         if ta == "string" then
@@ -94,13 +107,13 @@ end
 
 -- The class's method, then what it returned turned into the response: one
 -- protected call for both, since a failure in either is answered the same way.
-local function run_and_apply(inst, cls, req, ...)
-    return inst:apply_result(handler.run(inst, cls, req, ...))
+local function run_and_apply(inst, cls, req, n, c1, c2, c3, c4, rest)
+    return inst:apply_result(handler.run(inst, cls, req, captures(n, c1, c2, c3, c4, rest)))
 end
 
-local function run_class(inst, route, req, app, ...)
+local function run_class(inst, route, req, app, n, c1, c2, c3, c4, rest)
     local cls = route.handler
-    local ok, err = xpcall(run_and_apply, on_error, inst, cls, req, ...)
+    local ok, err = xpcall(run_and_apply, on_error, inst, cls, req, n, c1, c2, c3, c4, rest)
     if not ok then answer_failure(inst, req, app, err) end
     local on_finish = cls.on_finish
     if type(on_finish) == "function" then
@@ -114,20 +127,21 @@ local running = {}
 
 function _M.entry(app)
     local routes = app.routes
-    return function(handle, method_bit, index, ...)
+    return function(handle, method_bit, index, n, c1, c2, c3, c4, rest)
         local req = Request.new(handle, method_bit)
         local route = routes[index]
         if route then
-            if route.named then req.params = params_of(route, ...) end
+            if route.named then req.params = params_of(route, n, c1, c2, c3, c4, rest) end
             if route.kind == "function" then
-                return run_function(route, req, app, ...)
+                return run_function(route, req, app, n, c1, c2, c3, c4, rest)
             end
             local inst = handler.new_instance(route.handler, req, app)
             if route.handler._websocket and req.method == "WEBSOCKET_HANDSHAKE" then
-                return websocket.session(inst, req, ...)   -- lives as long as the connection
+                -- lives as long as the connection
+                return websocket.session(inst, req, captures(n, c1, c2, c3, c4, rest))
             end
             running[handle] = inst
-            run_class(inst, route, req, app, ...)
+            run_class(inst, route, req, app, n, c1, c2, c3, c4, rest)
             running[handle] = nil
             return
         end
@@ -135,7 +149,7 @@ function _M.entry(app)
         if index == 0 then
             return resp:send_error(404)
         end
-        local allow = allow_list((...))
+        local allow = allow_list(c1)   -- a 405: c1 is the mask of allowed methods
         if req.method == "OPTIONS" then
             resp:set_header("Allow", allow)
             resp:set_status(204)

@@ -23,6 +23,21 @@ describe("a function handler's return value", function()
         assert.are.equal("<p>hi</p>", r.body)
     end)
 
+    it("gets every capture, in order, however many the route has", function()
+        local six = cjson.decode(c:get("/fn/six/abcdef").body)
+        assert.are.same({ n = 6, values = { "a", "b", "c", "d", "e", "f" }, params = { last = "f" } }, six)
+        local five = cjson.decode(c:get("/class/five/vwxyz").body)
+        assert.are.same({ "v", "w", "x", "y", "z" }, five.values)
+        assert.are.equal(5, five.n)
+    end)
+
+    it("gets an optional group that did not match as nil, still counted", function()
+        assert.are.same({ n = 2, values = { "abc", "nil" }, params = {} },
+            cjson.decode(c:get("/fn/optional/abc").body))
+        assert.are.same({ n = 2, values = { "abc", "7" }, params = {} },
+            cjson.decode(c:get("/fn/optional/abc-7").body))
+    end)
+
     it("table → 200 application/json", function()
         local r = c:get("/fn/table")
         assert.are.equal(200, r.status)

@@ -21,6 +21,18 @@ app:get("/fn/number-string", function() return 500, "custom" end)
 app:get("/fn/capture/:name", function(req, name) return { name = name, params = req.params } end)
 app:route("^/fn/re/(\\d+)-(\\d+)$", function(req, a, b) return { sum = tonumber(a) + tonumber(b) } end)
 app:post("/fn/post-only", function(req) return "posted " .. req.body end)
+-- Captures reach the handler exactly: as many values as groups, an optional
+-- group that did not match as nil, more than four as well as few.
+local function counted(req, ...)
+    local n, values = select("#", ...), {}
+    for i = 1, n do values[i] = (select(i, ...)) or "nil" end
+    return { n = n, values = values, params = req.params }
+end
+app:route("^/fn/six/(\\w)(\\w)(\\w)(\\w)(\\w)(?<last>\\w)$", counted)
+app:route("^/fn/optional/(\\w+)(?:-(\\d+))?$", counted)
+local Counted = lubeck.Handler:extend()
+function Counted:get(...) return counted(self.req, ...) end
+app:route("^/class/five/(\\w)(\\w)(\\w)(\\w)(\\w)$", Counted)
 app:get("/fn/bigint", function() return { id = 123456789012345, tenth = 0.1 } end)
 
 -- Errors and aborts -------------------------------------------------------------
