@@ -180,11 +180,11 @@ static int wants_keep_alive(const m2_request *m)
 
 /* The pipeline's entry takes a fixed number of arguments (LuaJIT compiles a
  * function with fixed arguments, never one with `...`):
- *   entry(handle, method_bit, route, n, c1, c2, c3, c4, rest)
+ *   entry(handle, method_bit, has_body, route, n, c1, c2, c3, c4, rest)
  * with the route's n captures in c1..c4, or all of them in the table rest when
  * there are more than four. For a 405 (route -1), n is 1 and c1 the mask of
  * the methods the path allows. */
-#define ENTRY_NARGS 9
+#define ENTRY_NARGS 10
 #define ENTRY_SLOTS 4
 
 static void push_nils(lua_State *co, int n)
@@ -243,6 +243,7 @@ static void dispatch(lubeck *h, lbk_req *r)
     lua_rawgeti(co, LUA_REGISTRYINDEX, g->entry_ref);
     lua_pushnumber(co, host_req_handle(r));
     lua_pushinteger(co, (lua_Integer)r->method_bit);   /* the method without making a string */
+    lua_pushboolean(co, m->body.n > 0 || r->upload_path);
     if (res == ROUTER_FOUND) {
         lua_pushinteger(co, match.route + 1);
         push_captures(co, match.captures, match.ncaptures);

@@ -145,14 +145,6 @@ static int l_req_cookie(lua_State *L)
     return 1;
 }
 
-/* req_has_body(handle) → whether a body came inline or as an upload */
-static int l_req_has_body(lua_State *L)
-{
-    lbk_req *r = check_req(L, 1);
-    lua_pushboolean(L, r && (r->m2.body.n > 0 || r->upload_path));
-    return 1;
-}
-
 static int is_client_header(slice key)
 {
     /* Mongrel2 lower-cases client header names; its own keys are upper-case. */
@@ -554,7 +546,6 @@ static const luaL_Reg core_functions[] = {
     { "route_add", l_route_add },
     { "method_bit", l_method_bit },
     { "req_field", l_req_field },
-    { "req_has_body", l_req_has_body },
     { "query_arg", l_query_arg },
     { "req_cookie", l_req_cookie },
     { "req_headers", l_req_headers },

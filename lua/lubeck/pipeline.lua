@@ -127,8 +127,8 @@ local running = {}
 
 function _M.entry(app)
     local routes = app.routes
-    return function(handle, method_bit, index, n, c1, c2, c3, c4, rest)
-        local req = Request.new(handle, method_bit)
+    return function(handle, method_bit, has_body, index, n, c1, c2, c3, c4, rest)
+        local req = Request.new(handle, method_bit, has_body)
         local route = routes[index]
         if route then
             if route.named then req.params = params_of(route, n, c1, c2, c3, c4, rest) end

@@ -8,7 +8,7 @@ local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring =
     setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, gsub = string.lower, string.find, string.gsub
 local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
-local req_has_body, query_arg, req_cookie = core.req_has_body, core.query_arg, core.req_cookie
+local query_arg, req_cookie = core.query_arg, core.req_cookie
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 local multipart_parse, req_upload = core.multipart_parse, core.req_upload
 local errors = require "lubeck.errors"
@@ -97,7 +97,7 @@ end
 -- name → list of values, from the query string then an urlencoded body.
 function lazy._arg_lists(req)
     local lists = parse_urlencoded(req.query)
-    if not req_has_body(req._handle) then return lists end
+    if not req._has_body then return lists end
     local ctype = req_header(req._handle, "content-type")
     local form
     if ctype and find(lower(ctype), "application/x-www-form-urlencoded", 1, true) then
@@ -151,8 +151,8 @@ for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" 
     METHODS[core.method_bit(m)] = m
 end
 
-function _M.new(handle, method_bit)
-    return setmetatable({ _handle = handle, method = METHODS[method_bit] }, Request)
+function _M.new(handle, method_bit, has_body)
+    return setmetatable({ _handle = handle, method = METHODS[method_bit], _has_body = has_body }, Request)
 end
 
 -- The values of a header joined by ", " (nil when absent).
@@ -164,7 +164,7 @@ end
 function Request:arg(name, default)
     -- Without a body only the query counts: read the one value from C rather
     -- than building every list.
-    if rawget(self, "_arg_lists") == nil and not req_has_body(self._handle) then
+    if not self._has_body and rawget(self, "_arg_lists") == nil then
         local v = query_arg(self._handle, name)
         if v == nil then return default end
         return v
