@@ -95,9 +95,7 @@ local function instance_mt(cls)
 end
 
 function _M.new_instance(cls, req, app)
-    local inst = Response.new(req, app, instance_mt(cls))
-    inst._json_errors = cls._json_errors or false
-    return inst
+    return Response.new(req, app, instance_mt(cls))
 end
 
 -- Runs prepare, then the method the request asks for. Returns what the method

@@ -9,8 +9,8 @@ local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"
 local websocket = require "lubeck.websocket"
 
-local type, xpcall, ipairs, setmetatable, getmetatable, concat, unpack =
-    type, xpcall, ipairs, setmetatable, getmetatable, table.concat, unpack
+local type, xpcall, ipairs, getmetatable, concat, unpack =
+    type, xpcall, ipairs, getmetatable, table.concat, unpack
 local bit = require "bit"
 local band = bit.band
 
@@ -169,11 +169,8 @@ function _M.on_timeout(app)
         -- handler's stays unfinished: when it wakes with nil, "timeout", what it
         -- writes is dropped instead of raising "write() after finish()".
         local inst = running[handle]
-        local page = Response.new(inst and inst.req or { _handle = handle }, app)
-        if inst then
-            page = setmetatable(page, getmetatable(inst))
-            page._json_errors = inst._json_errors
-        end
+        local page = inst and Response.new(inst.req, app, getmetatable(inst))
+            or Response.new({ _handle = handle }, app)
         page:send_error(504)
     end
 end

@@ -32,13 +32,13 @@ local function own_headers(self)
     return headers
 end
 
--- Every field the response code reads is set here, false when unset: a read of
--- a missing key would walk the class chain of a handler instance.
+-- The fields every response reads are set here (false when unset): a read of a
+-- missing key would walk the class chain of a handler instance. Seven keys
+-- keep the table at its smallest hash size.
 function Response.new(req, app, mt)
     return setmetatable({
         req = req, app = app, _status = 200, _headers = NONE, _buffer = NONE,
-        _finished = false, _streaming = false, _before_head_done = false,
-        _json_errors = false, _session_orig = false,
+        _finished = false, _streaming = false,
     }, mt or Response)
 end
 
@@ -211,14 +211,12 @@ local function checked(ok, err)
     return ok
 end
 
--- Runs the class's _before_head hook (saving the session) once, just before
--- the head leaves.
+-- Runs the class's _before_head hook (saving the session) just before the head
+-- leaves. It may run twice, when an error page replaces a refused response;
+-- saving the session again is a no-op.
 local function before_head(self)
     local hook = self._before_head
-    if hook and not self._before_head_done then
-        self._before_head_done = true
-        hook(self)
-    end
+    if hook then hook(self) end
 end
 
 -- Sends the head and what is written so far; the response streams from now on.
