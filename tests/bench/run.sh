@@ -8,6 +8,10 @@
 #
 # usage: tests/bench/run.sh [BUILD_DIR]          (default: build)
 # env:   DURATION=5  seconds per measurement
+#        ROUNDS=3    rounds of null, hello, class, one after the other; each
+#                    figure is the median over the rounds, each ratio the median
+#                    of the rounds' ratios (a row is compared with the null
+#                    measured next to it, not minutes apart)
 #        WINDOW=100  requests lubeck-bench keeps in flight
 #        WRK_CONNECTIONS=50
 #        M2_ACCESS_LOG=1   0 turns Mongrel2's access log off (it costs Mongrel2 ~30%)
@@ -16,6 +20,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "run.sh: no build dir '${1:-build}'" >&2; exit 2; }
 DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-3}
 WINDOW=${WINDOW:-100}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
 M2_ACCESS_LOG=${M2_ACCESS_LOG:-1}
@@ -101,7 +106,12 @@ to_us() {
         printf "%.0f", u }'
 }
 
-declare -A ZRPS ZP50 ZP99 WRPS WP99 NOTE
+# Each holds one value per round, space-separated.
+declare -A ZRPS ZP50 ZP99 ZCPU WRPS WP99 NOTE
+
+# CPU time a process (all its threads) has used, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 # ---- zmq: lubeck-bench → handler ------------------------------------------------------
 
@@ -110,11 +120,17 @@ measure_zmq() {
     read -r -a ports <<<"$(free_ports 2)"
     send=tcp://127.0.0.1:${ports[0]} recv=tcp://127.0.0.1:${ports[1]}
     start_handler "$row" "$send" "$recv" "$TMP/$row.zmq.err"
+    sleep 0.3   # past the handler's start-up, which is not what we measure
+    local ticks=$(cpu_ticks "$HANDLER_PID")
     if line=$("$BUILD/lubeck-bench" --send "$send" --recv "$recv" --window "$WINDOW" \
                   --duration "$DURATION" --path "$(path_of "$row")" 2>"$TMP/$row.bench.err"); then
-        echo "zmq   $row: $line"
-        ZRPS[$row]=$(field "$line" rps) ZP50[$row]=$(field "$line" p50_us)
-        ZP99[$row]=$(field "$line" p99_us)
+        # The handler's own CPU per request: unlike requests/s, it does not
+        # depend on who wins the two cores.
+        local cpu_us=$(awk -v t="$(($(cpu_ticks "$HANDLER_PID") - ticks))" -v us="$TICK_US" \
+                           -v n="$(field "$line" requests)" 'BEGIN {if (n > 0) printf "%.2f", t * us / n}')
+        echo "zmq   $row: $line cpu_us_per_request=$cpu_us"
+        ZRPS[$row]+="$(field "$line" rps) " ZP50[$row]+="$(field "$line" p50_us) "
+        ZP99[$row]+="$(field "$line" p99_us) " ZCPU[$row]+="$cpu_us "
         [[ $(field "$line" errors) == 0 ]] || NOTE[$row]+=" zmq errors=$(field "$line" errors);"
     else
         echo "zmq   $row: failed: $(tail -n 1 "$TMP/$row.bench.err")"
@@ -198,8 +214,8 @@ measure_wrk() {
         NOTE[$row]+=" wrk failed: $(tail -n 1 <<<"$out");"
     rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    WRPS[$row]=$rps
-    [[ -z $p99 ]] || WP99[$row]=$(to_us "$p99")
+    WRPS[$row]+="$rps "
+    [[ -z $p99 ]] || WP99[$row]+="$(to_us "$p99") "
     echo "wrk   $row: rps=$rps p99=$p99"
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
     sockerr=$(grep -m1 'Socket errors:' <<<"$out" || true)
@@ -271,33 +287,63 @@ read -r load _ </proc/loadavg
 if awk -v l="$load" -v n="$(nproc)" 'BEGIN {exit !(l > 0.5 * n)}'; then
     echo "warning: load average $load on $(nproc) CPUs before starting; expect noisy ratios"
 fi
-for row in null hello class; do
-    reason=$(skip_reason "$row")
-    if [[ -n $reason ]]; then
-        echo "${LABEL[$row]}: $reason"
-        continue
-    fi
-    measure_zmq "$row"
-    measure_wrk "$row"
+for ((round = 1; round <= ROUNDS; round++)); do
+    echo "-- round $round of $ROUNDS"
+    for row in null hello class; do
+        reason=$(skip_reason "$row")
+        if [[ -n $reason ]]; then
+            ((round > 1)) || echo "${LABEL[$row]}: $reason"
+            continue
+        fi
+        measure_zmq "$row"
+        measure_wrk "$row"
+    done
 done
 measure_nginx
 
-ratio() {   # row value / null value, or "-" when either is missing
-    local v=${1:-} base=${2:-}
-    [[ -n $v && -n $base && $base != 0 ]] && awk -v a="$v" -v b="$base" 'BEGIN {printf "%.2f", a / b}' || echo -
+median() {   # of the numbers given, or "-" when there are none
+    tr ' ' '\n' <<<"$*" | awk 'NF' | sort -g |
+        awk '{v[NR] = $1} END {if (!NR) print "-"; else if (NR % 2) print v[(NR + 1) / 2];
+                              else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+
+# The median over the rounds of row/null, each pair from the same round.
+ratio() {
+    local -a v base
+    read -r -a v <<<"${1:-}"
+    read -r -a base <<<"${2:-}"
+    local i out=()
+    for ((i = 0; i < ${#v[@]} && i < ${#base[@]}; i++)); do
+        out+=("$(awk -v a="${v[$i]}" -v b="${base[$i]}" 'BEGIN {if (b > 0) printf "%.3f", a / b}')")
+    done
+    local m
+    m=$(median "${out[@]}")
+    [[ $m == - ]] && echo - || printf '%.2f' "$m"
+}
+
+# For the nginx row: its one measurement over the median null.
+ratio_to_median() {
+    local v=${1:-} base
+    base=$(median ${2:-})
+    [[ -n $v && $base != - ]] && awk -v a="$v" -v b="$base" 'BEGIN {printf "%.2f", a / b}' || echo -
 }
 
 echo
-printf '%-13s %10s %10s %10s %10s %10s %11s %10s\n' "" "zmq rps" "zmq p50_us" "zmq p99_us" \
-    "zmq ratio" "wrk rps" "wrk p99_us" "wrk ratio"
+printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s\n' "" "zmq rps" "zmq p50_us" "zmq p99_us" \
+    "zmq ratio" "cpu_us/req" "wrk rps" "wrk p99_us" "wrk ratio" "p99 ratio"
 for row in "${ROWS[@]}"; do
-    printf '%-13s %10s %10s %10s %10s %10s %11s %10s\n' "${LABEL[$row]}" \
-        "${ZRPS[$row]:--}" "${ZP50[$row]:--}" "${ZP99[$row]:--}" \
-        "$(ratio "${ZRPS[$row]:-}" "${ZRPS[null]:-}")" \
-        "${WRPS[$row]:--}" "${WP99[$row]:--}" \
-        "$(ratio "${WRPS[$row]:-}" "${WRPS[null]:-}")"
+    if [[ $row == nginx ]]; then wrk_ratio=$(ratio_to_median "${WRPS[$row]:-}" "${WRPS[null]:-}")
+    else wrk_ratio=$(ratio "${WRPS[$row]:-}" "${WRPS[null]:-}"); fi
+    if [[ $row == nginx ]]; then p99_ratio=$(ratio_to_median "${WP99[$row]:-}" "${WP99[null]:-}")
+    else p99_ratio=$(ratio "${WP99[$row]:-}" "${WP99[null]:-}"); fi
+    printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s\n' "${LABEL[$row]}" \
+        "$(median ${ZRPS[$row]:-})" "$(median ${ZP50[$row]:-})" "$(median ${ZP99[$row]:-})" \
+        "$(ratio "${ZRPS[$row]:-}" "${ZRPS[null]:-}")" "$(median ${ZCPU[$row]:-})" \
+        "$(median ${WRPS[$row]:-})" "$(median ${WP99[$row]:-})" "$wrk_ratio" "$p99_ratio"
 done
-echo "ratio = the row's requests/s divided by null's, both from this run."
+echo "figures: medians over $ROUNDS rounds; ratios: the median of the rounds' row/null"
+echo "(each pair measured one after the other); nginx: one run over the median null."
+echo "cpu_us/req: the handler process's CPU time (all threads) per request over ZeroMQ."
 for row in "${ROWS[@]}"; do
     [[ -z ${NOTE[$row]:-} ]] || echo "note: ${LABEL[$row]}:${NOTE[$row]%;}"
 done
