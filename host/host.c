@@ -393,11 +393,21 @@ static void drain_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
     drain(w->data);
 }
 
+/* What is written to stdout (access lines, a handler's print) is flushed
+ * LOG_FLUSH_DELAY after it was written, not at each loop iteration: under
+ * load that was a write() for every few requests. */
+#define LOG_FLUSH_DELAY 0.1
+
+static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    log_flush();
+}
+
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     lubeck *h = w->data;
     if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
-    log_flush();
+    if (log_pending() && !ev_is_active(&h->log_timer)) ev_timer_start(loop, &h->log_timer);
 }
 
 /* ---- life cycle -------------------------------------------------------------- */
@@ -446,6 +456,7 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     sched_init(h);
     ev_prepare_init(&h->prepare, prepare_cb);
     h->prepare.data = h;
+    ev_timer_init(&h->log_timer, log_timer_cb, LOG_FLUSH_DELAY, 0);
     ev_idle_init(&h->drain_idle, drain_idle_cb);
     h->drain_idle.data = h;
     host_park_init(h);
@@ -598,6 +609,7 @@ void lubeck_stop(lubeck *h)
     close_pull(h);
     websocket_stop_all(h);   /* close frames (1001): the sessions end within seconds */
     ev_prepare_stop(h->loop, &h->prepare);
+    ev_timer_stop(h->loop, &h->log_timer);
     log_flush();
 }
 
@@ -656,6 +668,8 @@ void lubeck_free(lubeck *h)
     if (!h) return;
     close_pull(h);
     ev_prepare_stop(h->loop, &h->prepare);
+    ev_timer_stop(h->loop, &h->log_timer);
+    log_flush();
     ev_timer_stop(h->loop, &h->deadline_timer);
     ev_idle_stop(h->loop, &h->ready_idle);
     h->ready_head = h->ready_tail = NULL;

@@ -84,6 +84,7 @@ struct lubeck {
     void *zctx, *pull, *pub;
     ev_io pull_io;
     ev_prepare prepare;          /* checks ZMQ_EVENTS before the loop blocks */
+    ev_timer log_timer;          /* flushes the access log a moment after a line */
     ev_idle drain_idle;          /* keeps receiving while messages are pending */
     ev_timer deadline_timer;
     lbk_gen *gen;                /* the generation new requests go to */

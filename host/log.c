@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdio_ext.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -59,4 +60,9 @@ void log_access(const char *line, size_t len)
 void log_flush(void)
 {
     fflush(stdout);
+}
+
+int log_pending(void)
+{
+    return __fpending(stdout) > 0;
 }

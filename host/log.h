@@ -1,7 +1,7 @@
 /* Logging: warnings and errors go to stderr with a "lubeck[pid]:" prefix; access
- * lines go to stdout. stdout is flushed once per loop iteration (log_flush from an
- * ev_prepare), so a busy host writes access lines in batches and an idle one at
- * once. */
+ * lines go to stdout. stdout is flushed a tenth of a second after something was
+ * written to it (the host's log timer), so a busy host writes access lines in
+ * batches and an idle one almost at once. */
 #ifndef LUBECK_LOG_H
 #define LUBECK_LOG_H
 
@@ -19,5 +19,6 @@ int log_rate_ok(double *last, unsigned *dropped);
 
 void log_access(const char *line, size_t len);
 void log_flush(void);
+int log_pending(void);   /* stdout holds unflushed bytes */
 
 #endif

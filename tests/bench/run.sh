@@ -107,7 +107,7 @@ to_us() {
 }
 
 # Each holds one value per round, space-separated.
-declare -A ZRPS ZP50 ZP99 ZCPU WRPS WP99 NOTE
+declare -A ZRPS ZP50 ZP99 ZCPU WRPS WP99 WCPU NOTE
 
 # CPU time a process (all its threads) has used, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -210,13 +210,16 @@ measure_wrk() {
         stop_pid "$M2_PID"
         return
     fi
+    local ticks=$(cpu_ticks "$HANDLER_PID")
     out=$(wrk -t1 -c"$WRK_CONNECTIONS" -d"${DURATION}s" --latency -H 'Cookie: session=abc' "$url" 2>&1) ||
         NOTE[$row]+=" wrk failed: $(tail -n 1 <<<"$out");"
+    local cpu_us=$(awk -v t="$(($(cpu_ticks "$HANDLER_PID") - ticks))" -v us="$TICK_US" \
+                       '/ requests in / {if ($1 > 0) printf "%.2f", t * us / $1}' <<<"$out")
     rps=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
     p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-    WRPS[$row]+="$rps "
+    WRPS[$row]+="$rps " WCPU[$row]+="$cpu_us "
     [[ -z $p99 ]] || WP99[$row]+="$(to_us "$p99") "
-    echo "wrk   $row: rps=$rps p99=$p99"
+    echo "wrk   $row: rps=$rps p99=$p99 handler_cpu_us_per_request=$cpu_us"
     non2xx=$(awk '/Non-2xx or 3xx responses:/ {print $NF}' <<<"$out")
     sockerr=$(grep -m1 'Socket errors:' <<<"$out" || true)
     [[ -z $non2xx ]] || NOTE[$row]+=" wrk non-2xx/3xx=$non2xx;"
@@ -329,21 +332,22 @@ ratio_to_median() {
 }
 
 echo
-printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s\n' "" "zmq rps" "zmq p50_us" "zmq p99_us" \
-    "zmq ratio" "cpu_us/req" "wrk rps" "wrk p99_us" "wrk ratio" "p99 ratio"
+printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s %10s\n' "" "zmq rps" "zmq p50_us" \
+    "zmq p99_us" "zmq ratio" "cpu_us/req" "wrk rps" "wrk p99_us" "wrk ratio" "p99 ratio" "cpu_us/req"
 for row in "${ROWS[@]}"; do
     if [[ $row == nginx ]]; then wrk_ratio=$(ratio_to_median "${WRPS[$row]:-}" "${WRPS[null]:-}")
     else wrk_ratio=$(ratio "${WRPS[$row]:-}" "${WRPS[null]:-}"); fi
     if [[ $row == nginx ]]; then p99_ratio=$(ratio_to_median "${WP99[$row]:-}" "${WP99[null]:-}")
     else p99_ratio=$(ratio "${WP99[$row]:-}" "${WP99[null]:-}"); fi
-    printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s\n' "${LABEL[$row]}" \
+    printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s %10s\n' "${LABEL[$row]}" \
         "$(median ${ZRPS[$row]:-})" "$(median ${ZP50[$row]:-})" "$(median ${ZP99[$row]:-})" \
         "$(ratio "${ZRPS[$row]:-}" "${ZRPS[null]:-}")" "$(median ${ZCPU[$row]:-})" \
-        "$(median ${WRPS[$row]:-})" "$(median ${WP99[$row]:-})" "$wrk_ratio" "$p99_ratio"
+        "$(median ${WRPS[$row]:-})" "$(median ${WP99[$row]:-})" "$wrk_ratio" "$p99_ratio" \
+        "$(median ${WCPU[$row]:-})"
 done
 echo "figures: medians over $ROUNDS rounds; ratios: the median of the rounds' row/null"
 echo "(each pair measured one after the other); nginx: one run over the median null."
-echo "cpu_us/req: the handler process's CPU time (all threads) per request over ZeroMQ."
+echo "cpu_us/req: the handler process's CPU time (all threads) per request, in each setup."
 for row in "${ROWS[@]}"; do
     [[ -z ${NOTE[$row]:-} ]] || echo "note: ${LABEL[$row]}:${NOTE[$row]%;}"
 done
