@@ -353,9 +353,10 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     dispatch(h, r);
 }
 
-/* ZMQ_FD is edge-triggered: drain until ZMQ_EVENTS says nothing is pending, and
- * look again before the loop blocks (prepare_cb), since any zmq call on the
- * socket may consume the edge. */
+/* ZMQ_FD is edge-triggered: drain until a receive finds nothing (ZeroMQ then
+ * signals the fd again when a message comes), and otherwise look at ZMQ_EVENTS
+ * before the loop blocks (prepare_cb), since any zmq call on the socket may
+ * consume the edge. */
 static void drain(lubeck *h)
 {
     for (int i = 0; i < RECV_BATCH; i++) {
@@ -366,6 +367,7 @@ static void drain(lubeck *h)
             if (errno != EAGAIN && errno != EINTR)
                 log_error_limited("receiving: %s", zmq_strerror(errno));
             ev_idle_stop(h->loop, &h->drain_idle);
+            h->pull_drained = errno == EAGAIN;
             return;
         }
         on_frame(h, &msg);
@@ -406,7 +408,10 @@ static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     lubeck *h = w->data;
-    if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
+    /* (Each ZMQ_EVENTS costs ZeroMQ a poll() system call: skipped when a
+     * receive has just come back empty, which re-armed the fd.) */
+    if (h->pull_drained) h->pull_drained = 0;
+    else if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
     if (log_pending() && !ev_is_active(&h->log_timer)) ev_timer_start(loop, &h->log_timer);
 }
 

@@ -86,6 +86,7 @@ struct lubeck {
     ev_prepare prepare;          /* checks ZMQ_EVENTS before the loop blocks */
     ev_timer log_timer;          /* flushes the access log a moment after a line */
     ev_idle drain_idle;          /* keeps receiving while messages are pending */
+    int pull_drained;            /* this loop iteration's last receive found nothing */
     ev_timer deadline_timer;
     lbk_gen *gen;                /* the generation new requests go to */
     lbk_req **reqs;
