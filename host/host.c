@@ -709,5 +709,6 @@ void lubeck_free(lubeck *h)
     free(h->send_spec);
     free(h->recv_spec);
     free(h->upload_dir);
+    free(h->scratch);
     free(h);
 }

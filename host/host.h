@@ -126,6 +126,8 @@ struct lubeck {
     char err[512];
     char *upload_dir;            /* real path of Mongrel2's upload.temp_store folder; NULL: uploads refused */
     struct lbk_websockets *websockets;   /* websocket.c's connections */
+    char *scratch;               /* decoded query values for lua_fast.c */
+    size_t scratch_cap;
 };
 
 /* host.c: replies. Each returns 0, or -1 when the request can no longer be

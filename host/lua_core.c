@@ -12,6 +12,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "crypto.h"
+#include "lua_fast.h"
 #include "form.h"
 #include "log.h"
 #include "reply.h"
@@ -97,54 +98,6 @@ static int l_req_field(lua_State *L)
 }
 
 /* The value of one name, without building a table for all of them. */
-typedef struct find_pair {
-    slice name, value;
-    int found, first_wins;
-} find_pair;
-
-static int match_pair(void *ud, slice name, slice value)
-{
-    find_pair *f = ud;
-    if (name.n != f->name.n || memcmp(name.p, f->name.p, name.n) != 0) return 0;
-    f->value = value;
-    f->found = 1;
-    return f->first_wins;   /* stop at the first, or go on to the last */
-}
-
-/* query_arg(handle, name) → the last value of name in the query string, or nil */
-static int l_query_arg(lua_State *L)
-{
-    lbk_req *r = check_req(L, 1);
-    if (!r) return luaL_error(L, "this request has ended");
-    find_pair f = { .first_wins = 0 };
-    f.name.p = luaL_checklstring(L, 2, &f.name.n);
-    slice q = r->m2.query;
-    char stack[1024];
-    char *scratch = q.n <= sizeof stack ? stack : malloc(q.n);
-    if (!scratch) return luaL_error(L, "out of memory");
-    if (q.p) form_parse_urlencoded(q.p, q.n, scratch, match_pair, &f);
-    if (f.found) lua_pushlstring(L, f.value.p, f.value.n); else lua_pushnil(L);
-    if (scratch != stack) free(scratch);
-    return 1;
-}
-
-/* req_cookie(handle, name) → that cookie's value (the first, as req.cookies), or nil */
-static int l_req_cookie(lua_State *L)
-{
-    lbk_req *r = check_req(L, 1);
-    if (!r) return luaL_error(L, "this request has ended");
-    find_pair f = { .first_wins = 1 };
-    f.name.p = luaL_checklstring(L, 2, &f.name.n);
-    m2_headers *hs = &r->m2.headers;
-    for (int i = 0; i < hs->n && !f.found; i++) {
-        m2_header *e = &hs->v[i];
-        if (e->key.n == 6 && memcmp(e->key.p, "cookie", 6) == 0)
-            form_parse_cookies(e->value.p, e->value.n, match_pair, &f);
-    }
-    if (f.found) lua_pushlstring(L, f.value.p, f.value.n); else lua_pushnil(L);
-    return 1;
-}
-
 static int is_client_header(slice key)
 {
     /* Mongrel2 lower-cases client header names; its own keys are upper-case. */
@@ -246,21 +199,10 @@ static int l_req_active(lua_State *L)
 /* Reads a flat { name, value, ... } table into slices (the strings stay alive on
  * the Lua stack for the call). Returns the pair count, or raises on a value that
  * is not a string; sets *bad to the first header that may not be sent. */
-/* The Content-Type the pipeline sends with a function handler's string or
- * table: named by a number, so the common response skips reading a table. */
-static const slice TYPE_HTML[] = { SLICE_LIT("Content-Type"), SLICE_LIT("text/html; charset=utf-8") };
-static const slice TYPE_JSON[] = { SLICE_LIT("Content-Type"), SLICE_LIT("application/json") };
-
 static int read_headers(lua_State *L, int idx, lbk_req *r, slice *out, int max, const char **bad)
 {
     *bad = NULL;
     if (lua_isnoneornil(L, idx)) return 0;
-    if (lua_type(L, idx) == LUA_TNUMBER) {   /* 1: HTML, 2: JSON */
-        const slice *type = lua_tointeger(L, idx) == 2 ? TYPE_JSON : TYPE_HTML;
-        out[0] = type[0];
-        out[1] = type[1];
-        return 1;
-    }
     luaL_checktype(L, idx, LUA_TTABLE);
     int n = (int)lua_objlen(L, idx);
     if (n % 2 != 0) luaL_error(L, "headers must be name, value pairs");
@@ -296,8 +238,8 @@ static int push_bad_header(lua_State *L, const char *name)
 }
 
 /* respond(handle, status, body, headers) → true | false (dropped) | nil, err;
- * headers is a flat { name, value, ... } list, or 1 (HTML) / 2 (JSON) for just
- * that Content-Type */
+ * headers is a flat { name, value, ... } list (a response with only a
+ * Content-Type goes through fast.respond, lua_fast.c) */
 static int l_respond(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -546,8 +488,6 @@ static const luaL_Reg core_functions[] = {
     { "route_add", l_route_add },
     { "method_bit", l_method_bit },
     { "req_field", l_req_field },
-    { "query_arg", l_query_arg },
-    { "req_cookie", l_req_cookie },
     { "req_headers", l_req_headers },
     { "req_header", l_req_header },
     { "req_m2", l_req_m2 },
@@ -599,6 +539,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     shared_open(L, g->host);
     model_open(L, g);
     crypto_open(L, g);
+    fast_open(L, g);
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);

@@ -98,11 +98,13 @@ function _M.new_instance(cls, req, app)
     return Response.new(req, app, instance_mt(cls))
 end
 
--- Runs prepare, then the method the request asks for. Returns what the method
--- returned (the pipeline turns it into the response).
+-- Runs prepare, then the method the request asks for with the route's
+-- captures (`captures` unpacks the pipeline's fixed slots: no `...` here, so
+-- LuaJIT can compile it). Returns what the method returned (the pipeline turns
+-- it into the response).
 -- (The hooks and methods are looked up on the class: an instance lookup would
 -- go through the instance metatable's function.)
-function _M.run(inst, cls, req, ...)
+function _M.run(inst, cls, req, captures, n, c1, c2, c3, c4, rest)
     -- checks mixins add (CSRF): each may end the request
     local checks = cls._checks
     if checks then
@@ -129,7 +131,7 @@ function _M.run(inst, cls, req, ...)
         end
         return inst:send_error(405, nil, { "Allow", allow })
     end
-    return fn(inst, ...)
+    return fn(inst, captures(n, c1, c2, c3, c4, rest))
 end
 
 -- Renders a template of the app (lubeck.template) and finishes the response.

@@ -81,8 +81,8 @@ local function params_of(route, n, c1, c2, c3, c4, rest)
     return params
 end
 
-local HTML_HEADERS, JSON_HEADERS = 1, 2   -- core.respond's shorthands for one Content-Type
-local respond = core.respond
+local fast = require "lubeck.fast"
+local respond, HTML, JSON = fast.respond, fast.HTML, fast.JSON
 local json_encode = require("lubeck.json").encode
 
 -- A function handler that returns a string or a table (the common case) is
@@ -92,10 +92,14 @@ local function run_function(route, req, app, n, c1, c2, c3, c4, rest)
     if ok and b == nil then
         local ta = type(a)
         if ta == "string" then
-            if respond(req._handle, 200, a, HTML_HEADERS) ~= nil then return end
+            respond(req._handle, 200, a, HTML)   -- (false: the client is gone)
+            return
         elseif ta == "table" then
             local encoded, body = pcall(json_encode, a)
-            if encoded and respond(req._handle, 200, body, JSON_HEADERS) ~= nil then return end
+            if encoded then
+                respond(req._handle, 200, body, JSON)
+                return
+            end
         end
     end
     local resp = Response.new(req, app)
@@ -108,7 +112,7 @@ end
 -- The class's method, then what it returned turned into the response: one
 -- protected call for both, since a failure in either is answered the same way.
 local function run_and_apply(inst, cls, req, n, c1, c2, c3, c4, rest)
-    return inst:apply_result(handler.run(inst, cls, req, captures(n, c1, c2, c3, c4, rest)))
+    return inst:apply_result(handler.run(inst, cls, req, captures, n, c1, c2, c3, c4, rest))
 end
 
 local function run_class(inst, route, req, app, n, c1, c2, c3, c4, rest)

@@ -8,7 +8,8 @@ local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring =
     setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, gsub = string.lower, string.find, string.gsub
 local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
-local query_arg, req_cookie = core.query_arg, core.req_cookie
+local fast = require "lubeck.fast"
+local query_arg, req_cookie = fast.query_arg, fast.cookie
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 local multipart_parse, req_upload = core.multipart_parse, core.req_upload
 local errors = require "lubeck.errors"

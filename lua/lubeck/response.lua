@@ -9,6 +9,8 @@ local session = require "lubeck.session"
 local type, tostring, error, setmetatable, pairs, concat = type, tostring, error, setmetatable, pairs, table.concat
 local lower, format, date, find, gsub, byte = string.lower, string.format, os.date, string.find, string.gsub, string.byte
 local respond, stream_start, stream_write, stream_end = core.respond, core.stream_start, core.stream_write, core.stream_end
+local fast = require "lubeck.fast"
+local fast_respond = fast.respond
 
 
 local Response = {}
@@ -237,8 +239,6 @@ function Response:flush()
     return core.req_active(handle)
 end
 
-local HTML_ONLY = 1   -- core.respond's shorthand for the one header Content-Type: text/html
-
 function Response:finish(chunk)
     if self._finished then return end
     local body
@@ -260,18 +260,18 @@ function Response:finish(chunk)
     -- Finished only once sent: when a header is refused, the error page that
     -- follows must still be able to go out.
     local headers = self._headers
-    if body ~= "" then
-        if headers == NONE then
-            headers = HTML_ONLY
-        else
-            default_content_type(self)
-            headers = self._headers
-            if #headers == 2 and headers[2] == HTML and headers[1] == "Content-Type" then
-                headers = HTML_ONLY   -- nothing for C to read and check
-            end
-        end
+    if body ~= "" and headers ~= NONE then
+        default_content_type(self)
+        headers = self._headers
     end
-    checked(respond(handle, self._status, body, headers))
+    if headers == NONE then
+        -- No header of the handler's own: nothing for C to read and check.
+        fast_respond(handle, self._status, body, body ~= "" and fast.HTML or fast.NO_TYPE)
+    elseif #headers == 2 and headers[2] == HTML and headers[1] == "Content-Type" then
+        fast_respond(handle, self._status, body, fast.HTML)
+    else
+        checked(respond(handle, self._status, body, headers))
+    end
     self._finished = true
 end
 

@@ -66,6 +66,11 @@ describe("the request", function()
             assert.are.same({ one = "2 3", enc = "x", default = "dflt" }, r)
         end)
 
+        it("reads values longer than any buffer on the stack", function()
+            local long = string.rep("x", 100000)
+            assert.are.same({ n = 100000 }, get("GET", "/long-query?a=1&long=" .. long))
+        end)
+
         it("are percent- and plus-decoded", function()
             local r = get("GET", "/args?one=a%20b+c%26d&many=%E2%9C%93")
             assert.are.equal("a b c&d", r.one)
@@ -107,6 +112,15 @@ describe("the request", function()
 
         it("are none without a Cookie header", function()
             assert.are.same({ all = {} }, get("GET", "/cookies"))
+        end)
+    end)
+
+    describe("kept past its end", function()
+        it("raises 'this request has ended' from arg and cookie", function()
+            assert.are.equal("kept", c:get("/keep?one=1").body)
+            local r = get("GET", "/use-kept?one=2")
+            assert.matches("this request has ended", r.arg)
+            assert.matches("this request has ended", r.cookie)
         end)
     end)
 

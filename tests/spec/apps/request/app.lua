@@ -33,6 +33,19 @@ app:get("/one-cookie", function(req)
     return { a = req:cookie("a"), b = req:cookie("b"), missing = req:cookie("zzz") }
 end)
 
+-- A request kept past its end (in a global here): reading from it is an error
+-- that names the cause, not a read of whatever request took its slot.
+local kept
+app:get("/keep", function(req) kept = req; return "kept" end)
+app:get("/use-kept", function()
+    local ok_arg, err_arg = pcall(kept.arg, kept, "one")
+    local ok_cookie, err_cookie = pcall(kept.cookie, kept, "a")
+    return { arg = ok_arg or err_arg, cookie = ok_cookie or err_cookie }
+end)
+app:get("/long-query", function(req)
+    return { n = #req:arg("long") }
+end)
+
 app:post("/json", function(req)
     local value, err = req:json()
     return { value = value, err = err }
