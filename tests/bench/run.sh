@@ -13,6 +13,7 @@
 #                    of the rounds' ratios (a row is compared with the null
 #                    measured next to it, not minutes apart)
 #        WINDOW=100  requests lubeck-bench keeps in flight
+#        LATENCY_DURATION=2  seconds of the light-load run (window 1) per row
 #        WRK_CONNECTIONS=50
 #        M2_ACCESS_LOG=1   0 turns Mongrel2's access log off (it costs Mongrel2 ~30%)
 set -euo pipefail
@@ -22,6 +23,7 @@ BUILD=$(cd "${1:-build}" 2>/dev/null && pwd) || { echo "run.sh: no build dir '${
 DURATION=${DURATION:-5}
 ROUNDS=${ROUNDS:-3}
 WINDOW=${WINDOW:-100}
+LATENCY_DURATION=${LATENCY_DURATION:-2}
 WRK_CONNECTIONS=${WRK_CONNECTIONS:-50}
 M2_ACCESS_LOG=${M2_ACCESS_LOG:-1}
 
@@ -107,7 +109,7 @@ to_us() {
 }
 
 # Each holds one value per round, space-separated.
-declare -A ZRPS ZP50 ZP99 ZCPU WRPS WP99 WCPU NOTE
+declare -A ZRPS ZP50 ZP99 ZCPU ZLAT WRPS WP99 WCPU NOTE
 
 # CPU time a process (all its threads) has used, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
@@ -132,6 +134,12 @@ measure_zmq() {
         ZRPS[$row]+="$(field "$line" rps) " ZP50[$row]+="$(field "$line" p50_us) "
         ZP99[$row]+="$(field "$line" p99_us) " ZCPU[$row]+="$cpu_us "
         [[ $(field "$line" errors) == 0 ]] || NOTE[$row]+=" zmq errors=$(field "$line" errors);"
+        # Light load: one request at a time, for the latency the host adds.
+        if line=$("$BUILD/lubeck-bench" --send "$send" --recv "$recv" --window 1 \
+                      --duration "$LATENCY_DURATION" --path "$(path_of "$row")" 2>>"$TMP/$row.bench.err"); then
+            echo "zmq   $row (window 1): $line"
+            ZLAT[$row]+="$(field "$line" p50_us) "
+        fi
     else
         echo "zmq   $row: failed: $(tail -n 1 "$TMP/$row.bench.err")"
         tail -n 5 "$TMP/$row.zmq.err" | sed 's/^/      handler: /'
@@ -324,6 +332,18 @@ ratio() {
     [[ $m == - ]] && echo - || printf '%.2f' "$m"
 }
 
+# The median over the rounds of row - null (microseconds), each pair from the same round.
+difference() {
+    local -a v base
+    read -r -a v <<<"${1:-}"
+    read -r -a base <<<"${2:-}"
+    local i out=()
+    for ((i = 0; i < ${#v[@]} && i < ${#base[@]}; i++)); do
+        out+=("$(awk -v a="${v[$i]}" -v b="${base[$i]}" 'BEGIN {printf "%.1f", a - b}')")
+    done
+    median "${out[@]}"
+}
+
 # For the nginx row: its one measurement over the median null.
 ratio_to_median() {
     local v=${1:-} base
@@ -345,6 +365,13 @@ for row in "${ROWS[@]}"; do
         "$(median ${WRPS[$row]:-})" "$(median ${WP99[$row]:-})" "$wrk_ratio" "$p99_ratio" \
         "$(median ${WCPU[$row]:-})"
 done
+echo
+printf '%-13s %16s %19s\n' "" "window-1 p50_us" "minus null's (us)"
+for row in null hello class; do
+    printf '%-13s %16s %19s\n' "${LABEL[$row]}" "$(median ${ZLAT[$row]:-})" \
+        "$(difference "${ZLAT[$row]:-}" "${ZLAT[null]:-}")"
+done
+echo
 echo "figures: medians over $ROUNDS rounds; ratios: the median of the rounds' row/null"
 echo "(each pair measured one after the other); nginx: one run over the median null."
 echo "cpu_us/req: the handler process's CPU time (all threads) per request, in each setup."
