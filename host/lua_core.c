@@ -97,7 +97,6 @@ static int l_req_field(lua_State *L)
     return 1;
 }
 
-/* The value of one name, without building a table for all of them. */
 static int is_client_header(slice key)
 {
     /* Mongrel2 lower-cases client header names; its own keys are upper-case. */

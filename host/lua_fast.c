@@ -16,7 +16,7 @@ typedef struct fast_api {
                    int content_type);
 } fast_api;
 
-enum { FAST_ENDED = -1, FAST_ABSENT = 0, FAST_FOUND = 1 };
+enum { FAST_NO_MEMORY = -2, FAST_ENDED = -1, FAST_ABSENT = 0, FAST_FOUND = 1 };
 
 typedef struct find_pair {
     slice name, value;
@@ -44,7 +44,7 @@ static int fast_query_arg(lbk_gen *g, double handle, const char *name, size_t na
     if (!q.p) return FAST_ABSENT;
     if (q.n > h->scratch_cap) {
         char *grown = realloc(h->scratch, q.n);
-        if (!grown) return FAST_ABSENT;
+        if (!grown) return FAST_NO_MEMORY;
         h->scratch = grown;
         h->scratch_cap = q.n;
     }

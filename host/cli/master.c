@@ -87,6 +87,11 @@ static void spawn(int i)
 
 static void describe_exit(int status, char *out, size_t len);
 
+static void bus_term_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    ev_break(loop, EVBREAK_ALL);
+}
+
 /* The bus process: forwards channel messages between the workers. It ignores
  * SIGINT and SIGHUP (a terminal's ^C reaches the whole group, and the draining
  * workers still need the bus); the master ends it with SIGTERM after them. */
@@ -103,10 +108,13 @@ static void start_bus(void)
         M.bus = pid;
         return;
     }
+    ev_signal_stop(EV_DEFAULT, &M.sigint);   /* (when restarted by a running master) */
+    ev_signal_stop(EV_DEFAULT, &M.sigterm);
+    ev_signal_stop(EV_DEFAULT, &M.sighup);
+    ev_child_stop(EV_DEFAULT, &M.child);
     ev_loop_destroy(EV_DEFAULT);
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
-    signal(SIGTERM, SIG_DFL);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     struct ev_loop *loop = ev_default_loop(0);
     char err[256];
@@ -115,7 +123,11 @@ static void start_bus(void)
         fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
         _exit(BUS_CANNOT_BIND);
     }
+    ev_signal term;
+    ev_signal_init(&term, bus_term_cb, SIGTERM);
+    ev_signal_start(loop, &term);
     ev_run(loop, 0);
+    bus_forwarder_stop(bus);
     _exit(0);
 }
 

@@ -18,7 +18,7 @@ local gen = ffi.cast("void *", core.fast_gen)   -- (a light userdata argument is
 local value, value_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
 local ffi_string, error = ffi.string, error
 
-local FOUND, ENDED = 1, -1
+local FOUND, ENDED, NO_MEMORY = 1, -1, -2
 
 local _M = {}
 
@@ -27,6 +27,7 @@ function _M.query_arg(handle, name)
     local rc = c_query_arg(gen, handle, name, #name, value, value_len)
     if rc == FOUND then return ffi_string(value[0], value_len[0]) end
     if rc == ENDED then error("this request has ended", 3) end
+    if rc == NO_MEMORY then error("out of memory", 3) end
     return nil
 end
 

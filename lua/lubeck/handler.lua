@@ -98,40 +98,38 @@ function _M.new_instance(cls, req, app)
     return Response.new(req, app, instance_mt(cls))
 end
 
--- Runs prepare, then the method the request asks for with the route's
--- captures (`captures` unpacks the pipeline's fixed slots: no `...` here, so
--- LuaJIT can compile it). Returns what the method returned (the pipeline turns
--- it into the response).
--- (The hooks and methods are looked up on the class: an instance lookup would
--- go through the instance metatable's function.)
-function _M.run(inst, cls, req, captures, n, c1, c2, c3, c4, rest)
-    -- checks mixins add (CSRF): each may end the request
+-- Runs the checks mixins add (CSRF) and prepare, then picks the method the
+-- request asks for; nil when one of them has finished the response, or when
+-- the class has no such method (then 405, or 204 with Allow to OPTIONS).
+-- (Hooks and methods are looked up on the class: an instance lookup would go
+-- through the instance metatable's function.)
+function _M.method_for(inst, cls, req)
     local checks = cls._checks
     if checks then
         for i = 1, #checks do
             checks[i](inst)
-            if inst._finished then return end
+            if inst._finished then return nil end
         end
     end
     local prepare = cls.prepare
     if type(prepare) == "function" then
         prepare(inst)
-        if inst._finished then return end
+        if inst._finished then return nil end
     end
     local method = req.method
     local name = METHODS[method]
     local fn = name and cls[name]
     if method == "HEAD" and type(cls.head) == "function" then fn = cls.head end
-    if type(fn) ~= "function" then
-        local allow = _M.allow(cls)
-        if method == "OPTIONS" then
-            inst:set_header("Allow", allow)
-            inst:set_status(204)
-            return inst:finish()
-        end
-        return inst:send_error(405, nil, { "Allow", allow })
+    if type(fn) == "function" then return fn end
+    local allow = _M.allow(cls)
+    if method == "OPTIONS" then
+        inst:set_header("Allow", allow)
+        inst:set_status(204)
+        inst:finish()
+    else
+        inst:send_error(405, nil, { "Allow", allow })
     end
-    return fn(inst, captures(n, c1, c2, c3, c4, rest))
+    return nil
 end
 
 -- Renders a template of the app (lubeck.template) and finishes the response.

@@ -112,7 +112,8 @@ end
 -- The class's method, then what it returned turned into the response: one
 -- protected call for both, since a failure in either is answered the same way.
 local function run_and_apply(inst, cls, req, n, c1, c2, c3, c4, rest)
-    return inst:apply_result(handler.run(inst, cls, req, captures, n, c1, c2, c3, c4, rest))
+    local method = handler.method_for(inst, cls, req)
+    if method then return inst:apply_result(method(inst, captures(n, c1, c2, c3, c4, rest))) end
 end
 
 local function run_class(inst, route, req, app, n, c1, c2, c3, c4, rest)
