@@ -16,7 +16,7 @@ local api = ffi.cast("const lubeck_fast_api *", core.fast_api)
 local c_query_arg, c_cookie, c_respond = api.query_arg, api.cookie, api.respond
 local gen = ffi.cast("void *", core.fast_gen)   -- (a light userdata argument is not compiled)
 local value, value_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
-local ffi_string, error = ffi.string, error
+local ffi_string, error, type, tostring = ffi.string, error, type, tostring
 
 local FOUND, ENDED, NO_MEMORY = 1, -1, -2
 
@@ -24,6 +24,7 @@ local _M = {}
 
 -- The last value of name in the query string, or nil.
 function _M.query_arg(handle, name)
+    if type(name) ~= "string" then name = tostring(name) end
     local rc = c_query_arg(gen, handle, name, #name, value, value_len)
     if rc == FOUND then return ffi_string(value[0], value_len[0]) end
     if rc == ENDED then error("this request has ended", 3) end
@@ -33,6 +34,7 @@ end
 
 -- The first cookie of that name, or nil.
 function _M.cookie(handle, name)
+    if type(name) ~= "string" then name = tostring(name) end
     local rc = c_cookie(gen, handle, name, #name, value, value_len)
     if rc == FOUND then return ffi_string(value[0], value_len[0]) end
     if rc == ENDED then error("this request has ended", 3) end

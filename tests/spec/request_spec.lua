@@ -66,6 +66,11 @@ describe("the request", function()
             assert.are.same({ one = "2 3", enc = "x", default = "dflt" }, r)
         end)
 
+        it("takes a number for a name, as the string it reads as", function()
+            assert.are.same({ arg = "x", cookie = "y" },
+                get("GET", "/number-name?7=x", { headers = { cookie = "7=y" } }))
+        end)
+
         it("reads values longer than any buffer on the stack", function()
             local long = string.rep("x", 100000)
             assert.are.same({ n = 100000 }, get("GET", "/long-query?a=1&long=" .. long))

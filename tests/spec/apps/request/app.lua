@@ -42,6 +42,9 @@ app:get("/use-kept", function()
     local ok_cookie, err_cookie = pcall(kept.cookie, kept, "a")
     return { arg = ok_arg or err_arg, cookie = ok_cookie or err_cookie }
 end)
+app:get("/number-name", function(req)
+    return { arg = req:arg(7), cookie = req:cookie(7) }
+end)
 app:get("/long-query", function(req)
     return { n = #req:arg("long") }
 end)
