@@ -709,6 +709,7 @@ void lubeck_free(lubeck *h)
     free(h->send_spec);
     free(h->recv_spec);
     free(h->upload_dir);
+    free(h->upload_chroot);
     free(h->scratch);
     free(h);
 }

@@ -125,6 +125,7 @@ struct lubeck {
     char lua_dir[1024];
     char err[512];
     char *upload_dir;            /* real path of Mongrel2's upload.temp_store folder; NULL: uploads refused */
+    char *upload_chroot;         /* real path of Mongrel2's chroot, or NULL: its paths are real */
     struct lbk_websockets *websockets;   /* websocket.c's connections */
     char *scratch;               /* decoded query values for lua_fast.c */
     size_t scratch_cap;
@@ -198,9 +199,11 @@ void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g);
 /* lua_model.c: adds the model, multipart and upload functions to the table on top */
 void model_open(lua_State *L, lbk_gen *g);
-/* host.c: where Mongrel2 writes async uploads (its upload.temp_store folder);
- * only files inside it are handed to handlers. 0, or -1 if dir does not resolve. */
-int host_set_upload_dir(lubeck *h, const char *dir);
+/* upload.c: where Mongrel2 writes async uploads (its upload.temp_store folder,
+ * a real path); only files inside it are handed to handlers. m2_chroot (or
+ * NULL): the folder a Mongrel2 running as root chroots into, which the paths
+ * it names are inside. 0, or -1 if a folder does not resolve. */
+int host_set_upload_dir(lubeck *h, const char *dir, const char *m2_chroot);
 
 /* paths.c */
 int paths_lua_dir(char *out, size_t outlen);

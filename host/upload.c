@@ -20,15 +20,39 @@ int host_is_upload_start(const m2_request *m)
     return m2_header_get(m, "transfer-encoding", 17) != NULL;
 }
 
-int host_set_upload_dir(lubeck *h, const char *dir)
+static int set_real_path(char **field, const char *path)
 {
     char real[PATH_MAX];
-    if (!dir || !realpath(dir, real)) return -1;
+    if (!path || !realpath(path, real)) return -1;
     char *copy = strdup(real);
     if (!copy) return -1;
-    free(h->upload_dir);
-    h->upload_dir = copy;
+    free(*field);
+    *field = copy;
     return 0;
+}
+
+int host_set_upload_dir(lubeck *h, const char *dir, const char *m2_chroot)
+{
+    if (set_real_path(&h->upload_dir, dir) != 0) return -1;
+    if (!m2_chroot) {
+        free(h->upload_chroot);
+        h->upload_chroot = NULL;
+        return 0;
+    }
+    return set_real_path(&h->upload_chroot, m2_chroot);
+}
+
+/* The real path of a path Mongrel2 named: inside its chroot, when it has one
+ * (a relative path is relative to it too: Mongrel2 runs from there). */
+static int upload_real_path(const lubeck *h, slice named, char *out)
+{
+    char path[PATH_MAX];
+    int n = h->upload_chroot
+        ? snprintf(path, sizeof path, "%s%s%.*s", h->upload_chroot, named.p[0] == '/' ? "" : "/",
+                   (int)named.n, named.p)
+        : snprintf(path, sizeof path, "%.*s", (int)named.n, named.p);
+    if (n < 0 || (size_t)n >= sizeof path) return -1;
+    return realpath(path, out) ? 0 : -1;
 }
 
 /* A message with x-mongrel2-upload-done names a file for the handler. A client
@@ -41,13 +65,11 @@ const char *host_upload_accept(lubeck *h, lbk_req *r)
     if (!h->upload_dir) return "no upload folder is configured (lubeck run --upload-dir DIR)";
     if (!start.p || start.n != done.n || memcmp(start.p, done.p, done.n) != 0)
         return "x-mongrel2-upload-start and x-mongrel2-upload-done differ";
-    char path[PATH_MAX], real[PATH_MAX];
-    if (done.n == 0 || done.n >= sizeof path || memchr(done.p, '\0', done.n)) return "bad upload path";
-    memcpy(path, done.p, done.n);
-    path[done.n] = '\0';
+    char real[PATH_MAX];
+    if (done.n == 0 || done.n >= PATH_MAX || memchr(done.p, '\0', done.n)) return "bad upload path";
     size_t dl = strlen(h->upload_dir);
     struct stat st;
-    if (!realpath(path, real) || strncmp(real, h->upload_dir, dl) != 0 || real[dl] != '/')
+    if (upload_real_path(h, done, real) != 0 || strncmp(real, h->upload_dir, dl) != 0 || real[dl] != '/')
         return "the upload path is not inside the upload folder";
     if (lstat(real, &st) != 0 || !S_ISREG(st.st_mode)) return "the upload is not a regular file";
     const m2_header *cl = m2_header_get(&r->m2, "content-length", 14);

@@ -20,6 +20,7 @@ typedef struct cli_options {
     char recv_specs[2048];
     const char *sender_id;
     const char *upload_dir;      /* Mongrel2's upload.temp_store folder (serve: RUN/tmp) */
+    const char *m2_chroot;       /* run: the folder Mongrel2 chroots into, or NULL */
     double watchdog;             /* seconds without a heartbeat before a worker is killed */
     char probe_token[37];        /* serve: requests carrying it are answered by the host */
     int max_inflight, max_headers;   /* 0: the host's defaults */

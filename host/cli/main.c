@@ -20,6 +20,8 @@ static const char USAGE[] =
     "                          [--watchdog SECONDS] [--max-body BYTES] [--max-inflight N]\n"
     "                          [--max-headers N] [--upload-dir DIR]   (Mongrel2's upload.temp_store\n"
     "                          folder; without it, async uploads are refused with 400)\n"
+    "                          [--m2-chroot DIR]   (Mongrel2's Server.chroot when it runs as root:\n"
+    "                          the upload paths it names are inside it)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
@@ -87,6 +89,7 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
         } else if (!strcmp(a, "--run-dir")) o->run_dir = v;
         else if (!strcmp(a, "--sender-id")) o->sender_id = v;
         else if (!strcmp(a, "--upload-dir")) o->upload_dir = v;
+        else if (!strcmp(a, "--m2-chroot")) o->m2_chroot = v;
         else if (!strcmp(a, "--send")) {
             if (append_spec(o->send_specs, sizeof o->send_specs, v)) return usage_error("too many --send: %s", v);
             nsend++;
@@ -98,6 +101,7 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
     }
     if (!strcmp(cmd, "run") && (nsend == 0 || nsend != nrecv))
         return usage_error("%s needs --send and --recv in pairs", "run");
+    if (o->m2_chroot && !o->upload_dir) return usage_error("%s goes with run --upload-dir", "--m2-chroot");
     return 0;
 }
 

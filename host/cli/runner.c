@@ -105,8 +105,9 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         fprintf(stderr, "lubeck: %s\n", err);
         return 1;
     }
-    if (o->upload_dir && host_set_upload_dir(R.host, o->upload_dir) != 0) {
-        fprintf(stderr, "lubeck: --upload-dir %s: no such folder\n", o->upload_dir);
+    if (o->upload_dir && host_set_upload_dir(R.host, o->upload_dir, o->m2_chroot) != 0) {
+        fprintf(stderr, "lubeck: --upload-dir %s%s%s: no such folder\n", o->upload_dir,
+                o->m2_chroot ? " or --m2-chroot " : "", o->m2_chroot ? o->m2_chroot : "");
         lubeck_free(R.host);
         return 1;
     }

@@ -3,6 +3,7 @@ app:resource) through a real Mongrel2, plus the hostile inputs: each must get
 a clear 400, never a crash or a hang. One `lubeck serve tests/e2e/apps/models
 --max-body 20000` serves the module, so a 50 KB body arrives as a Mongrel2
 async upload."""
+import http.client
 import json
 import os
 import shutil
@@ -12,7 +13,7 @@ import uuid
 
 import pytest
 
-from conftest import APPS, ROOT, Server, free_port
+from conftest import APPS, LUBECK, ROOT, Process, Response, Server, free_port
 
 MAX_BODY = 20000
 JSON_CT = {"Content-Type": "application/json"}
@@ -389,3 +390,91 @@ def test_run_upload_dir(tmp_path, configured):
             assert f.exists()
     finally:
         m2.close()
+
+
+# ---- uploads from a chrooted Mongrel2 ------------------------------------------------
+
+CHROOTED_CONF = """
+app = Handler(send_spec='{send}', send_ident='{ident}', recv_spec='{recv}', recv_ident='')
+main = Server(uuid='{uuid}', name='chrooted', chroot='{root}',
+    access_log='/logs/access.log', error_log='/logs/error.log', pid_file='/run/mongrel2.pid',
+    control_port='ipc://run/control', default_host='localhost', bind_addr='127.0.0.1',
+    port={port}, hosts=[Host(name='localhost', routes={{'/': app}})])
+settings = {{'server.daemonize': 0, 'limits.content_length': 65536,
+             'upload.temp_store': '/tmp/upload.XXXXXX'}}
+servers = [main]
+"""
+
+
+@pytest.fixture
+def chrooted_mongrel2(tmp_path):
+    """A Mongrel2 that chroots into its own folder (it does as root), as a
+    production one does; it names its upload files by their path in there."""
+    if os.geteuid() != 0:
+        pytest.skip("Mongrel2 chroots only when it runs as root")
+    root = tmp_path / "chroot"
+    for d in ("logs", "run", "tmp"):
+        (root / d).mkdir(parents=True)
+    m2 = {"root": str(root), "port": free_port(), "uuid": str(uuid.uuid4()), "ident": str(uuid.uuid4()),
+          "send": "tcp://127.0.0.1:%d" % free_port(), "recv": "tcp://127.0.0.1:%d" % free_port()}
+    (tmp_path / "m2.conf").write_text(CHROOTED_CONF.format(**m2))
+    db = str(tmp_path / "config.sqlite")
+    subprocess.run(["m2sh", "load", "-config", str(tmp_path / "m2.conf"), "-db", db], check=True,
+                   capture_output=True, env=dict(os.environ, LOGNAME="lubeck"))
+    proc = subprocess.Popen(["mongrel2", db, m2["uuid"]], cwd="/", stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    yield m2
+    proc.terminate()
+    proc.wait(10)
+
+
+def run_host(m2, *args):
+    host = Process([LUBECK, "run", os.path.join(APPS, "models"), "--send", m2["send"],
+                    "--recv", m2["recv"], "--upload-dir", os.path.join(m2["root"], "tmp")] + list(args))
+    deadline = time.time() + 15
+    while time.time() < deadline:          # both ZeroMQ links up: a request is answered
+        try:
+            if http_request(m2["port"], "GET", "/form").status < 500:
+                return host
+        except OSError:
+            pass
+        time.sleep(0.2)
+    host.stop()
+    raise AssertionError("no answer through the chrooted Mongrel2")
+
+
+def http_request(port, method, path, body=None, headers=None):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Response(r.status, r.reason, r.getheaders(), r.read())
+    finally:
+        conn.close()
+
+
+def test_run_m2_chroot_reads_uploads_inside_mongrel2s_chroot(chrooted_mongrel2):
+    m2 = chrooted_mongrel2
+    host = run_host(m2, "--m2-chroot", m2["root"])
+    try:
+        r = http_request(m2["port"], "PUT", "/upload", body=b"u" * 300000,
+                         headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 200, r.text
+        f = json.loads(r.body)["files"]["file"]
+        assert f["size"] == 300000
+        assert f["path"].startswith(os.path.realpath(os.path.join(m2["root"], "tmp")) + "/upload.")
+    finally:
+        host.stop()
+
+
+def test_without_m2_chroot_a_chrooted_upload_is_refused(chrooted_mongrel2):
+    m2 = chrooted_mongrel2
+    host = run_host(m2)
+    try:
+        r = http_request(m2["port"], "PUT", "/upload", body=b"u" * 300000,
+                         headers={"Content-Type": "application/octet-stream"})
+        assert r.status == 400
+        assert r.text == "Bad Request: upload refused\n"
+        host.wait_line("the upload path is not inside the upload folder", stream="err", timeout=5)
+    finally:
+        host.stop()
