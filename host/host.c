@@ -412,7 +412,10 @@ static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
      * receive has just come back empty, which re-armed the fd.) */
     if (h->pull_drained) h->pull_drained = 0;
     else if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
-    if (log_pending() && !ev_is_active(&h->log_timer)) ev_timer_start(loop, &h->log_timer);
+    if (log_pending() && !ev_is_active(&h->log_timer)) {
+        ev_timer_set(&h->log_timer, LOG_FLUSH_DELAY, 0);   /* (a stopped timer keeps what was left: 0) */
+        ev_timer_start(loop, &h->log_timer);
+    }
 }
 
 /* ---- life cycle -------------------------------------------------------------- */
@@ -461,7 +464,7 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     sched_init(h);
     ev_prepare_init(&h->prepare, prepare_cb);
     h->prepare.data = h;
-    ev_timer_init(&h->log_timer, log_timer_cb, LOG_FLUSH_DELAY, 0);
+    ev_init(&h->log_timer, log_timer_cb);
     ev_idle_init(&h->drain_idle, drain_idle_cb);
     h->drain_idle.data = h;
     host_park_init(h);
@@ -674,7 +677,7 @@ void lubeck_free(lubeck *h)
     close_pull(h);
     ev_prepare_stop(h->loop, &h->prepare);
     ev_timer_stop(h->loop, &h->log_timer);
-    log_flush();
+    log_flush_final();
     ev_timer_stop(h->loop, &h->deadline_timer);
     ev_idle_stop(h->loop, &h->ready_idle);
     h->ready_head = h->ready_tail = NULL;

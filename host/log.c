@@ -1,8 +1,13 @@
 #include "log.h"
 
+#include <limits.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdio_ext.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -52,17 +57,89 @@ int log_rate_ok(double *last, unsigned *dropped)
     return 1;
 }
 
+/* Access lines are collected here and written by log_flush, only as much as
+ * stdout takes without blocking: a reader that stops reading (a full pipe)
+ * must not stop the host. Past ACCESS_MAX unwritten bytes lines are dropped
+ * and counted, and the count is written once stdout drains. To a pipe or a
+ * socket the writes are whole lines of at most PIPE_BUF bytes, so the lines
+ * of several workers sharing it never interleave. */
+#define ACCESS_MAX (1 << 20)
+
+static struct {
+    char *buf;
+    size_t len, cap;
+    unsigned long dropped;
+} access_log;
+
 void log_access(const char *line, size_t len)
 {
-    fwrite(line, 1, len, stdout);
+    if (access_log.len + len > access_log.cap) {
+        size_t cap = access_log.cap ? access_log.cap * 2 : 1 << 16;
+        while (cap < access_log.len + len) cap *= 2;
+        char *grown = cap <= ACCESS_MAX ? realloc(access_log.buf, cap) : NULL;
+        if (!grown) {
+            access_log.dropped++;
+            return;
+        }
+        access_log.buf = grown;
+        access_log.cap = cap;
+    }
+    memcpy(access_log.buf + access_log.len, line, len);
+    access_log.len += len;
+}
+
+static int stdout_writable(void)
+{
+    struct pollfd p = { .fd = 1, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
+/* Writes buf[0..len) while stdout takes it; returns how much went. */
+static size_t write_some(const char *buf, size_t len, int by_lines)
+{
+    size_t done = 0;
+    while (done < len && stdout_writable()) {
+        size_t n = len - done;
+        if (by_lines && n > PIPE_BUF) {
+            n = PIPE_BUF;
+            while (n > 0 && buf[done + n - 1] != '\n') n--;
+            if (n == 0) n = PIPE_BUF;   /* a line longer than PIPE_BUF goes in pieces */
+        }
+        ssize_t w = write(1, buf + done, n);
+        if (w <= 0) break;   /* a full disk or a closed stdout: the lines wait, then drop */
+        done += (size_t)w;
+    }
+    return done;
 }
 
 void log_flush(void)
 {
-    fflush(stdout);
+    if (__fpending(stdout) > 0 && stdout_writable()) fflush(stdout);   /* a handler's print */
+    struct stat st;
+    int by_lines = fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    if (access_log.dropped && access_log.len == 0) {
+        char note[96];
+        int n = snprintf(note, sizeof note, "lubeck: %lu access lines dropped: stdout was not being read\n",
+                         access_log.dropped);
+        if (write_some(note, (size_t)n, by_lines) == (size_t)n) access_log.dropped = 0;
+    }
+    size_t done = write_some(access_log.buf, access_log.len, by_lines);
+    memmove(access_log.buf, access_log.buf + done, access_log.len - done);
+    access_log.len -= done;
+}
+
+void log_flush_final(void)
+{
+    /* At the end, a reader that is merely slow gets a second to take the rest. */
+    for (int i = 0; i < 10 && log_pending(); i++) {
+        log_flush();
+        struct pollfd p = { .fd = 1, .events = POLLOUT };
+        if (log_pending()) poll(&p, 1, 100);
+    }
+    log_flush();
 }
 
 int log_pending(void)
 {
-    return __fpending(stdout) > 0;
+    return access_log.len > 0 || access_log.dropped > 0 || __fpending(stdout) > 0;
 }

@@ -1,7 +1,8 @@
 /* Logging: warnings and errors go to stderr with a "lubeck[pid]:" prefix; access
- * lines go to stdout. stdout is flushed a tenth of a second after something was
- * written to it (the host's log timer), so a busy host writes access lines in
- * batches and an idle one almost at once. */
+ * lines go to stdout. They are written a tenth of a second after they were
+ * logged (the host's log timer), so a busy host writes them in batches and an
+ * idle one almost at once; and only as fast as stdout takes them, so a reader
+ * that stops reading costs access lines, never the host (log.c). */
 #ifndef LUBECK_LOG_H
 #define LUBECK_LOG_H
 
@@ -18,7 +19,8 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int log_rate_ok(double *last, unsigned *dropped);
 
 void log_access(const char *line, size_t len);
-void log_flush(void);
-int log_pending(void);   /* stdout holds unflushed bytes */
+void log_flush(void);    /* writes what stdout takes now, never blocks on it */
+void log_flush_final(void);   /* the same, waiting up to a second for a slow reader */
+int log_pending(void);   /* lines or a handler's print wait to be written */
 
 #endif

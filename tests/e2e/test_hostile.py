@@ -195,3 +195,44 @@ def test_one_host_serves_two_mongrel2_servers(tmp_path):
         host.stop()
         a.stop()
         b.stop()
+
+
+def test_a_stdout_nobody_reads_costs_access_lines_not_answers(tmp_path):
+    """`lubeck serve APP | less` and nobody scrolls: the pipe fills up. The host
+    keeps answering, drops the access lines it cannot write, and says how many
+    once stdout is read again."""
+    import http.client
+    port = free_port()
+    proc = subprocess.Popen([LUBECK, "serve", APP, "--port", str(port), "--run-dir", str(tmp_path / "run")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert b"serving" in proc.stdout.readline()    # then nobody reads
+        path = "/" + "x" * 240                           # ~270-byte access lines
+        def hammer(n):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            statuses = []
+            for _ in range(n):
+                conn.request("GET", path)
+                r = conn.getresponse()
+                r.read()
+                statuses.append(r.status)
+            conn.close()
+            return statuses
+        # 6,000 lines: far more than the pipe (64 KiB) and the host's buffer (1 MiB) hold
+        with ThreadPoolExecutor(4) as pool:
+            statuses = [s for part in pool.map(hammer, [1500] * 4) for s in part]
+        assert statuses == [404] * 6000
+        os.set_blocking(proc.stdout.fileno(), False)
+        seen, deadline = b"", time.time() + 10
+        while b"access lines dropped" not in seen and time.time() < deadline:
+            chunk = proc.stdout.read(1 << 20)
+            seen = (seen + chunk)[-4096:] if chunk else seen
+            time.sleep(0.05)
+        assert b"access lines dropped: stdout was not being read" in seen
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
