@@ -11,12 +11,31 @@
 #include <time.h>
 #include <unistd.h>
 
+static int fd_writable(int fd)
+{
+    struct pollfd p = { .fd = fd, .events = POLLOUT };
+    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+}
+
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
+    /* A stderr nobody reads (a full pipe) must not stop the host: the line is
+     * dropped and counted, and the count written before the next line that goes. */
+    static unsigned long dropped;
+    if (!fd_writable(2)) {
+        dropped++;
+        return;
+    }
     char line[4096];
-    int n = snprintf(line, sizeof line, "lubeck[%d]: %s", (int)getpid(), level);
-    if (n < 0) return;
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int n = 0;
+    if (dropped)
+        n = snprintf(line, sizeof line, "lubeck[%d]: %lu log lines dropped: stderr was not being read\n",
+                     (int)getpid(), dropped);
+    dropped = 0;
+    int m = snprintf(line + n, sizeof line - (size_t)n, "lubeck[%d]: %s", (int)getpid(), level);
+    if (m < 0) return;
+    n += m;
+    m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
     if (m < 0) return;
     size_t len = (size_t)n + (size_t)m;
     if (len > sizeof line - 2) len = sizeof line - 2;
@@ -88,17 +107,11 @@ void log_access(const char *line, size_t len)
     access_log.len += len;
 }
 
-static int stdout_writable(void)
-{
-    struct pollfd p = { .fd = 1, .events = POLLOUT };
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
-}
-
 /* Writes buf[0..len) while stdout takes it; returns how much went. */
 static size_t write_some(const char *buf, size_t len, int by_lines)
 {
     size_t done = 0;
-    while (done < len && stdout_writable()) {
+    while (done < len && fd_writable(1)) {
         size_t n = len - done;
         if (by_lines && n > PIPE_BUF) {
             n = PIPE_BUF;
@@ -114,7 +127,7 @@ static size_t write_some(const char *buf, size_t len, int by_lines)
 
 void log_flush(void)
 {
-    if (__fpending(stdout) > 0 && stdout_writable()) fflush(stdout);   /* a handler's print */
+    if (__fpending(stdout) > 0 && fd_writable(1)) fflush(stdout);   /* a handler's print */
     struct stat st;
     int by_lines = fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
     if (access_log.dropped && access_log.len == 0) {

@@ -197,18 +197,17 @@ def test_one_host_serves_two_mongrel2_servers(tmp_path):
         b.stop()
 
 
-def test_a_stdout_nobody_reads_costs_access_lines_not_answers(tmp_path):
-    """`lubeck serve APP | less` and nobody scrolls: the pipe fills up. The host
-    keeps answering, drops the access lines it cannot write, and says how many
-    once stdout is read again."""
+def test_a_stdout_and_stderr_nobody_reads_cost_log_lines_not_answers(tmp_path):
+    """`lubeck serve APP 2>&1 | less` and nobody scrolls: the pipe fills up. The
+    host keeps answering, drops the access lines and error logs it cannot
+    write, and says how many once its output is read again."""
     import http.client
     port = free_port()
     proc = subprocess.Popen([LUBECK, "serve", APP, "--port", str(port), "--run-dir", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         assert b"serving" in proc.stdout.readline()    # then nobody reads
-        path = "/" + "x" * 240                           # ~270-byte access lines
-        def hammer(n):
+        def hammer(path, n):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             statuses = []
             for _ in range(n):
@@ -218,17 +217,23 @@ def test_a_stdout_nobody_reads_costs_access_lines_not_answers(tmp_path):
                 statuses.append(r.status)
             conn.close()
             return statuses
-        # 6,000 lines: far more than the pipe (64 KiB) and the host's buffer (1 MiB) hold
-        with ThreadPoolExecutor(4) as pool:
-            statuses = [s for part in pool.map(hammer, [1500] * 4) for s in part]
-        assert statuses == [404] * 6000
+        # 6,000 ~270-byte access lines: far more than the pipe (64 KiB) and the
+        # host's buffer (1 MiB) hold; and 300 errors logged with their tracebacks.
+        with ThreadPoolExecutor(5) as pool:
+            lines = [pool.submit(hammer, "/" + "x" * 240, 1500) for _ in range(4)]
+            errors = pool.submit(hammer, "/fail?where=on_finish", 300)
+            assert [s for f in lines for s in f.result()] == [404] * 6000
+            assert errors.result() == [200] * 300      # on_finish fails after the answer
         os.set_blocking(proc.stdout.fileno(), False)
         seen, deadline = b"", time.time() + 10
-        while b"access lines dropped" not in seen and time.time() < deadline:
+        while time.time() < deadline and not (b"access lines dropped" in seen and b"log lines dropped" in seen):
+            hammer("/fail?where=on_finish", 1)   # an error logged once stderr is read again
             chunk = proc.stdout.read(1 << 20)
-            seen = (seen + chunk)[-4096:] if chunk else seen
-            time.sleep(0.05)
+            if chunk:
+                seen += b"\n".join(l for l in chunk.split(b"\n") if b"dropped" in l) + b"\n"
+            time.sleep(0.1)
         assert b"access lines dropped: stdout was not being read" in seen
+        assert b"log lines dropped: stderr was not being read" in seen
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
