@@ -136,6 +136,7 @@ void log_flush(void)
                          access_log.dropped);
         if (write_some(note, (size_t)n, by_lines) == (size_t)n) access_log.dropped = 0;
     }
+    if (access_log.len == 0) return;
     size_t done = write_some(access_log.buf, access_log.len, by_lines);
     memmove(access_log.buf, access_log.buf + done, access_log.len - done);
     access_log.len -= done;
