@@ -130,16 +130,18 @@ void log_flush(void)
     if (__fpending(stdout) > 0 && fd_writable(1)) fflush(stdout);   /* a handler's print */
     struct stat st;
     int by_lines = fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
+    if (access_log.len > 0) {
+        size_t done = write_some(access_log.buf, access_log.len, by_lines);
+        memmove(access_log.buf, access_log.buf + done, access_log.len - done);
+        access_log.len -= done;
+    }
+    /* Once what was kept before the drop is out: how many went missing. */
     if (access_log.dropped && access_log.len == 0) {
         char note[96];
         int n = snprintf(note, sizeof note, "lubeck: %lu access lines dropped: stdout was not being read\n",
                          access_log.dropped);
         if (write_some(note, (size_t)n, by_lines) == (size_t)n) access_log.dropped = 0;
     }
-    if (access_log.len == 0) return;
-    size_t done = write_some(access_log.buf, access_log.len, by_lines);
-    memmove(access_log.buf, access_log.buf + done, access_log.len - done);
-    access_log.len -= done;
 }
 
 void log_flush_final(void)

@@ -16,6 +16,12 @@ count() {   # count NAME PASSED FAILED
     failed=$((failed + $3))
 }
 
+# pytest_count LOG 'failed|errors?' → the sum of those counts in pytest's
+# summary line ("1 failed, 273 passed in 86.16s"), never in a test's output.
+pytest_count() {
+    grep -E ' in [0-9.]+s' "$1" | tail -1 | grep -Eo "[0-9]+ ($2)" | awk '{s += $1} END {print s + 0}'
+}
+
 echo "== C unit tests (ctest)"
 ctest --test-dir "$BUILD" --output-on-failure 2>&1 | tee "$log/ctest"
 total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$log/ctest")
@@ -75,8 +81,8 @@ if cmake -S . -B build-asan -DLUBECK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >"$log
     LUBECK_BUILD="$PWD/build-asan" "$PY" -m pytest -q -p no:cacheprovider tests/e2e \
         --ignore tests/e2e/test_embed.py --ignore tests/e2e/test_install.py 2>&1 |
         tee "$log/asan-pytest" | tail -5
-    asan_ok=$(grep -Eo '[0-9]+ passed' "$log/asan-pytest" | tail -1 | grep -Eo '[0-9]+')
-    asan_bad=$(grep -Eo '[0-9]+ (failed|errors?)' "$log/asan-pytest" | awk '{s += $1} END {print s + 0}')
+    asan_ok=$(pytest_count "$log/asan-pytest" passed)
+    asan_bad=$(pytest_count "$log/asan-pytest" 'failed|errors?')
     count "sanitized (units as one)" $(( ${asan_ok:-0} + ok )) $(( ${asan_bad:-0} + 1 - ok ))
     unset ASAN_OPTIONS UBSAN_OPTIONS
 else
@@ -85,9 +91,9 @@ fi
 
 echo "== end to end through Mongrel2 (pytest)"
 LUBECK_BUILD="$PWD/$BUILD" "$PY" -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee "$log/pytest"
-ok=$(grep -Eo '[0-9]+ passed' "$log/pytest" | tail -1 | grep -Eo '[0-9]+')
-bad=$(grep -Eo '[0-9]+ (failed|errors?)' "$log/pytest" | awk '{s += $1} END {print s + 0}')
-[ -n "$ok$bad" ] || bad=1
+ok=$(pytest_count "$log/pytest" passed)
+bad=$(pytest_count "$log/pytest" 'failed|errors?')
+grep -Eq ' in [0-9.]+s' "$log/pytest" || bad=1   # no summary: pytest itself failed
 count "end to end" "${ok:-0}" "${bad:-0}"
 
 echo "total: $passed passed, $failed failed"
