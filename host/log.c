@@ -11,18 +11,23 @@
 #include <time.h>
 #include <unistd.h>
 
-static int fd_writable(int fd)
+static int fd_writable(int fd, int wait_ms)
 {
     struct pollfd p = { .fd = fd, .events = POLLOUT };
-    return poll(&p, 1, 0) == 1 && (p.revents & POLLOUT);
+    return poll(&p, 1, wait_ms) == 1 && (p.revents & POLLOUT);
 }
+
+/* How long a log line waits for a stderr that is full: a slow reader gets
+ * that long; one that has stopped (a line was dropped since the last that
+ * went) gets no wait at all, so a stuck reader costs the host one pause. */
+#define STDERR_WAIT_MS 200
 
 static void vlog(const char *level, const char *fmt, va_list ap)
 {
     /* A stderr nobody reads (a full pipe) must not stop the host: the line is
      * dropped and counted, and the count written before the next line that goes. */
     static unsigned long dropped;
-    if (!fd_writable(2)) {
+    if (!fd_writable(2, dropped ? 0 : STDERR_WAIT_MS)) {
         dropped++;
         return;
     }
@@ -111,7 +116,7 @@ void log_access(const char *line, size_t len)
 static size_t write_some(const char *buf, size_t len, int by_lines)
 {
     size_t done = 0;
-    while (done < len && fd_writable(1)) {
+    while (done < len && fd_writable(1, 0)) {
         size_t n = len - done;
         if (by_lines && n > PIPE_BUF) {
             n = PIPE_BUF;
@@ -127,7 +132,7 @@ static size_t write_some(const char *buf, size_t len, int by_lines)
 
 void log_flush(void)
 {
-    if (__fpending(stdout) > 0 && fd_writable(1)) fflush(stdout);   /* a handler's print */
+    if (__fpending(stdout) > 0 && fd_writable(1, 0)) fflush(stdout);   /* a handler's print */
     struct stat st;
     int by_lines = fstat(1, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode));
     if (access_log.len > 0) {
