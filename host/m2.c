@@ -15,6 +15,7 @@
 
 #include "m2.h"
 #include "tnet.h"
+#include "decimal.h"
 
 #define M2_MAX_LEN_DIGITS 9      /* the same bound tnetstrings use: < 1 GB */
 #define M2_MAX_CONN_ID_DIGITS 10 /* 4294967295 */
@@ -672,26 +673,6 @@ void m2_headers_free(m2_headers *h)
 
 /* ---- replies ------------------------------------------------------------- */
 
-static size_t decimal_digits(uint64_t v)
-{
-    size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
-static size_t write_decimal(char *out, uint64_t v)
-{
-    size_t n = decimal_digits(v), at = n;
-    do {
-        out[--at] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return n;
-}
-
 /* Length of "ID ID ID": the digits plus one space between neighbours. */
 static size_t id_list_len(const uint32_t *ids, int n)
 {
@@ -719,12 +700,12 @@ size_t m2_reply_prefix(char *out, slice sender, const uint32_t *ids, int n)
     memcpy(w, sender.p, sender.n);
     w += sender.n;
     *w++ = ' ';
-    w += write_decimal(w, id_list_len(ids, n));
+    w += decimal_write(w, id_list_len(ids, n));
     *w++ = ':';
     for (int i = 0; i < n; i++) {
         if (i)
             *w++ = ' ';
-        w += write_decimal(w, ids[i]);
+        w += decimal_write(w, ids[i]);
     }
     *w++ = ',';
     *w++ = ' ';

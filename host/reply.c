@@ -1,4 +1,5 @@
 #include "reply.h"
+#include "decimal.h"
 
 #include <stdio.h>
 #include <strings.h>
@@ -122,13 +123,6 @@ static const char *date_line(double now, size_t *len)
     return line;
 }
 
-static size_t digits(size_t v)
-{
-    size_t n = 1;
-    while (v >= 10) { v /= 10; n++; }
-    return n;
-}
-
 static const char CONN_CLOSE[] = "Connection: close\r\n";
 static const char CONN_KEEP[] = "Connection: keep-alive\r\n";
 static const char CHUNKED[] = "Transfer-Encoding: chunked\r\n";
@@ -150,7 +144,7 @@ size_t reply_head_size(const reply_spec *s)
     else if (s->until_close)
         ;
     else if (reply_status_has_body(s->status))
-        n += sizeof CONTENT_LENGTH - 1 + digits(s->content_length) + 2;
+        n += sizeof CONTENT_LENGTH - 1 + decimal_digits(s->content_length) + 2;
     if (s->conn == REPLY_CONN_CLOSE) n += sizeof CONN_CLOSE - 1;
     if (s->conn == REPLY_CONN_KEEP_ALIVE) n += sizeof CONN_KEEP - 1;
     return n + 2;
@@ -192,11 +186,7 @@ size_t reply_write_head(char *out, const reply_spec *s)
         /* no framing: the end of the connection ends the body */
     } else if (reply_status_has_body(s->status)) {
         o = put(o, CONTENT_LENGTH, sizeof CONTENT_LENGTH - 1);
-        char num[24];
-        int n = 0;
-        size_t v = s->content_length;
-        do { num[sizeof num - ++n] = (char)('0' + v % 10); v /= 10; } while (v);
-        o = put(o, num + sizeof num - n, (size_t)n);
+        o += decimal_write(o, s->content_length);
         o = put(o, "\r\n", 2);
     }
     if (s->conn == REPLY_CONN_CLOSE) o = put(o, CONN_CLOSE, sizeof CONN_CLOSE - 1);

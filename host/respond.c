@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "reply.h"
+#include "decimal.h"
 
 static void send_msg(lubeck *h, zmq_msg_t *m)
 {
@@ -64,13 +65,9 @@ static char *put_slice(char *o, const char *end, slice s)
     return o + n;
 }
 
-static char *put_uint(char *o, unsigned long long v)
+static char *put_uint(char *o, uint64_t v)
 {
-    char digits[24];
-    int n = 0;
-    do { digits[n++] = (char)('0' + v % 10); v /= 10; } while (v);
-    while (n) *o++ = digits[--n];
-    return o;
+    return o + decimal_write(o, v);
 }
 
 /* "127.0.0.1 GET /path 200 123 0.42ms": written by hand, since printf's float

@@ -1,5 +1,6 @@
 /* tnetstrings: "LEN:PAYLOAD" followed by a one-byte type tag. */
 #include "tnet.h"
+#include "decimal.h"
 
 /* A length has at most 9 digits, so it always fits in a long and no frame can
  * claim more than ~1 GB. */
@@ -43,16 +44,6 @@ long tnet_parse(const char *buf, size_t len, tnet_item *out)
     return (long)(i + n + 1);
 }
 
-static size_t decimal_digits(size_t v)
-{
-    size_t d = 1;
-    while (v >= 10) {
-        v /= 10;
-        d++;
-    }
-    return d;
-}
-
 size_t tnet_size(size_t payload_len)
 {
     return decimal_digits(payload_len) + 1 + payload_len + 1;
@@ -60,13 +51,7 @@ size_t tnet_size(size_t payload_len)
 
 size_t tnet_write(char *out, char type, const char *payload, size_t len)
 {
-    size_t digits = decimal_digits(len), v = len, at = digits;
-
-    /* The length, written right to left. */
-    do {
-        out[--at] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
+    size_t digits = decimal_write(out, len);
     out[digits] = ':';
     if (len)
         memcpy(out + digits + 1, payload, len);
