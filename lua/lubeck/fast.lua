@@ -22,23 +22,24 @@ local FOUND, ENDED, NO_MEMORY = 1, -1, -2
 
 local _M = {}
 
--- The last value of name in the query string, or nil.
-function _M.query_arg(handle, name)
+-- Calls a finder (query_arg or cookie) and copies the value it found.
+local function find(c_find, handle, name)
     if type(name) ~= "string" then name = tostring(name) end
-    local rc = c_query_arg(gen, handle, name, #name, value, value_len)
+    local rc = c_find(gen, handle, name, #name, value, value_len)
     if rc == FOUND then return ffi_string(value[0], value_len[0]) end
     if rc == ENDED then error("this request has ended", 3) end
     if rc == NO_MEMORY then error("out of memory", 3) end
     return nil
 end
 
+-- The last value of name in the query string, or nil.
+function _M.query_arg(handle, name)
+    return find(c_query_arg, handle, name)
+end
+
 -- The first cookie of that name, or nil.
 function _M.cookie(handle, name)
-    if type(name) ~= "string" then name = tostring(name) end
-    local rc = c_cookie(gen, handle, name, #name, value, value_len)
-    if rc == FOUND then return ffi_string(value[0], value_len[0]) end
-    if rc == ENDED then error("this request has ended", 3) end
-    return nil
+    return find(c_cookie, handle, name)
 end
 
 -- Sends a whole response whose only header is its Content-Type.
