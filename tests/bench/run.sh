@@ -318,31 +318,21 @@ median() {   # of the numbers given, or "-" when there are none
                               else print (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }
 
-# The median over the rounds of row/null, each pair from the same round.
-ratio() {
+# per_round EXPR ROW_VALUES NULL_VALUES: the median over the rounds of EXPR (awk,
+# of a, the row's value, and b, null's), each pair measured in the same round.
+per_round() {
     local -a v base
-    read -r -a v <<<"${1:-}"
-    read -r -a base <<<"${2:-}"
+    read -r -a v <<<"${2:-}"
+    read -r -a base <<<"${3:-}"
     local i out=()
     for ((i = 0; i < ${#v[@]} && i < ${#base[@]}; i++)); do
-        out+=("$(awk -v a="${v[$i]}" -v b="${base[$i]}" 'BEGIN {if (b > 0) printf "%.3f", a / b}')")
-    done
-    local m
-    m=$(median "${out[@]}")
-    [[ $m == - ]] && echo - || printf '%.2f' "$m"
-}
-
-# The median over the rounds of row - null (microseconds), each pair from the same round.
-difference() {
-    local -a v base
-    read -r -a v <<<"${1:-}"
-    read -r -a base <<<"${2:-}"
-    local i out=()
-    for ((i = 0; i < ${#v[@]} && i < ${#base[@]}; i++)); do
-        out+=("$(awk -v a="${v[$i]}" -v b="${base[$i]}" 'BEGIN {printf "%.1f", a - b}')")
+        out+=("$(awk -v a="${v[$i]}" -v b="${base[$i]}" "BEGIN {if (b > 0) printf \"%.3f\", $1}")")
     done
     median "${out[@]}"
 }
+
+ratio() { local m; m=$(per_round 'a / b' "$@"); [[ $m == - ]] && echo - || printf '%.2f' "$m"; }
+difference() { local m; m=$(per_round 'a - b' "$@"); [[ $m == - ]] && echo - || printf '%.1f' "$m"; }
 
 # For the nginx row: its one measurement over the median null.
 ratio_to_median() {
@@ -351,14 +341,15 @@ ratio_to_median() {
     [[ -n $v && $base != - ]] && awk -v a="$v" -v b="$base" 'BEGIN {printf "%.2f", a / b}' || echo -
 }
 
+# A wrk figure over null's: per round, or for nginx (run once) over the median null.
+wrk_ratio() { if [[ $1 == nginx ]]; then ratio_to_median "$2" "$3"; else ratio "$2" "$3"; fi; }
+
 echo
 printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s %10s\n' "" "zmq rps" "zmq p50_us" \
     "zmq p99_us" "zmq ratio" "cpu_us/req" "wrk rps" "wrk p99_us" "wrk ratio" "p99 ratio" "cpu_us/req"
 for row in "${ROWS[@]}"; do
-    if [[ $row == nginx ]]; then wrk_ratio=$(ratio_to_median "${WRPS[$row]:-}" "${WRPS[null]:-}")
-    else wrk_ratio=$(ratio "${WRPS[$row]:-}" "${WRPS[null]:-}"); fi
-    if [[ $row == nginx ]]; then p99_ratio=$(ratio_to_median "${WP99[$row]:-}" "${WP99[null]:-}")
-    else p99_ratio=$(ratio "${WP99[$row]:-}" "${WP99[null]:-}"); fi
+    wrk_ratio=$(wrk_ratio "$row" "${WRPS[$row]:-}" "${WRPS[null]:-}")
+    p99_ratio=$(wrk_ratio "$row" "${WP99[$row]:-}" "${WP99[null]:-}")
     printf '%-13s %10s %10s %10s %10s %10s %10s %11s %10s %10s %10s\n' "${LABEL[$row]}" \
         "$(median ${ZRPS[$row]:-})" "$(median ${ZP50[$row]:-})" "$(median ${ZP99[$row]:-})" \
         "$(ratio "${ZRPS[$row]:-}" "${ZRPS[null]:-}")" "$(median ${ZCPU[$row]:-})" \
