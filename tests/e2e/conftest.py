@@ -43,6 +43,19 @@ class Response:
         return self.body.decode("utf-8", "replace")
 
 
+def http_request(port, method, path, body=None, headers=None, timeout=10, version=None):
+    """One request on a connection of its own to 127.0.0.1:port."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    if version == "HTTP/1.0":
+        conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return Response(r.status, r.reason, r.getheaders(), r.read())
+    finally:
+        conn.close()
+
+
 class Process:
     """A command whose stdout and stderr are collected line by line."""
 
@@ -111,17 +124,8 @@ class Server:
                                 "--run-dir", self.run_dir] + list(args))
         self.process.wait_line("serving", timeout=20)
 
-    def request(self, method, path, body=None, headers=None, timeout=10, version=None):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        if version == "HTTP/1.0":
-            conn._http_vsn, conn._http_vsn_str = 10, "HTTP/1.0"
-        try:
-            conn.request(method, path, body=body, headers=headers or {})
-            r = conn.getresponse()
-            data = r.read()
-            return Response(r.status, r.reason, r.getheaders(), data)
-        finally:
-            conn.close()
+    def request(self, method, path, **kw):
+        return http_request(self.port, method, path, **kw)
 
     def get(self, path, **kw):
         return self.request("GET", path, **kw)
@@ -197,13 +201,7 @@ class Mongrel2:
                 self.proc.wait()
 
     def get(self, path, timeout=3):
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        try:
-            conn.request("GET", path)
-            r = conn.getresponse()
-            return Response(r.status, r.reason, r.getheaders(), r.read())
-        finally:
-            conn.close()
+        return http_request(self.port, "GET", path, timeout=timeout)
 
     def wait_ok(self, path="/", timeout=20):
         """True once a GET of path answers 200 (both ZeroMQ links are up)."""

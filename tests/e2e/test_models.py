@@ -3,7 +3,6 @@ app:resource) through a real Mongrel2, plus the hostile inputs: each must get
 a clear 400, never a crash or a hang. One `lubeck serve tests/e2e/apps/models
 --max-body 20000` serves the module, so a 50 KB body arrives as a Mongrel2
 async upload."""
-import http.client
 import json
 import os
 import shutil
@@ -13,7 +12,7 @@ import uuid
 
 import pytest
 
-from conftest import APPS, LUBECK, ROOT, Process, Response, Server, free_port
+from conftest import APPS, LUBECK, ROOT, Process, Server, free_port, http_request
 
 MAX_BODY = 20000
 JSON_CT = {"Content-Type": "application/json"}
@@ -441,16 +440,6 @@ def run_host(m2, *args):
         time.sleep(0.2)
     host.stop()
     raise AssertionError("no answer through the chrooted Mongrel2")
-
-
-def http_request(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        conn.request(method, path, body=body, headers=headers or {})
-        r = conn.getresponse()
-        return Response(r.status, r.reason, r.getheaders(), r.read())
-    finally:
-        conn.close()
 
 
 def test_run_m2_chroot_reads_uploads_inside_mongrel2s_chroot(chrooted_mongrel2):
