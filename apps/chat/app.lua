@@ -40,6 +40,7 @@ local PAGE = [[<!DOCTYPE html>
   <input name="text" placeholder="say something" maxlength="500" required autofocus>
   <button>Send</button>
 </form>
+<script src="/static/room.js"></script>
 <script src="/static/chat.js"></script></body></html>
 ]]
 

@@ -416,6 +416,9 @@ def test_chat_page(chat):
     js = chat.get("/static/chat.js")                # served by Mongrel2 itself
     assert js.status == 200
     assert b"/poll?since=" in js.body and b'"/say"' in js.body
+    room = chat.get("/static/room.js")             # what both chat pages draw messages with
+    assert b'<script src="/static/room.js">' in r.body
+    assert room.status == 200 and b"textContent" in room.body
 
 
 def say(chat, body, content_type="application/x-www-form-urlencoded"):

@@ -1,21 +1,9 @@
 // The chat page's client: one long poll at a time, sent again as soon as it
-// answers. Messages are drawn with textContent, never as HTML.
-const list = document.querySelector("#messages");
+// answers. room.js draws each message.
 const form = document.querySelector("#say");
 let since = 0;                                   // the last message id seen
 
 const pause = (ms) => new Promise((done) => setTimeout(done, ms));
-
-function show(m) {
-  const item = document.createElement("li");
-  const who = document.createElement("b");
-  who.textContent = m.name;
-  const time = document.createElement("time");
-  time.textContent = new Date(m.at * 1000).toLocaleTimeString();
-  item.append(time, " ", who, ": ", m.text);
-  list.append(item);
-  item.scrollIntoView();
-}
 
 async function poll() {
   for (;;) {

@@ -1,20 +1,8 @@
 // The WebSocket room's client: one socket to /ws, opened again when it drops.
-// Messages are drawn with textContent, never as HTML.
-const list = document.querySelector("#messages");
+// room.js draws each message.
 const form = document.querySelector("#say");
 let socket = null;
 let since = "";                                 // the last message id seen
-
-function show(m) {
-  const item = document.createElement("li");
-  const who = document.createElement("b");
-  who.textContent = m.name;
-  const time = document.createElement("time");
-  time.textContent = new Date(m.at * 1000).toLocaleTimeString();
-  item.append(time, " ", who, ": ", m.text);
-  list.append(item);
-  item.scrollIntoView();
-}
 
 function connect() {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
