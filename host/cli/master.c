@@ -85,7 +85,13 @@ static void spawn(int i)
     M.beats[i] = ev_time();   /* grace while it loads the app */
 }
 
-static void describe_exit(int status, char *out, size_t len);
+static void describe_exit(int status, char *out, size_t len)
+{
+    if (WIFEXITED(status)) snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
+    else if (WIFSIGNALED(status)) snprintf(out, len, "was killed by signal %d (%s)", WTERMSIG(status),
+                                           strsignal(WTERMSIG(status)));
+    else snprintf(out, len, "stopped (status %d)", status);
+}
 
 static void bus_term_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
@@ -175,14 +181,6 @@ static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
     for (i = 0; i < M.n; i++)
         if (&M.workers[i].restart == w) break;
     if (i < M.n && !M.stopping && !M.workers[i].pid) spawn(i);
-}
-
-static void describe_exit(int status, char *out, size_t len)
-{
-    if (WIFEXITED(status)) snprintf(out, len, "exited with status %d", WEXITSTATUS(status));
-    else if (WIFSIGNALED(status)) snprintf(out, len, "was killed by signal %d (%s)", WTERMSIG(status),
-                                           strsignal(WTERMSIG(status)));
-    else snprintf(out, len, "stopped (status %d)", status);
 }
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
