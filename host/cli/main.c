@@ -1,4 +1,4 @@
-/* lubeck's command line (API.md §1). Exit status: 0 ok, 1 app or runtime error,
+/* lubeck's command line (docs/reference.md, Commands). Exit status: 0 ok, 1 app or runtime error,
  * 2 usage error with a one-line reason. */
 #include "cli.h"
 
