@@ -21,6 +21,16 @@ end)
 app:get("/say", function(req)
     return { woken_here = room:publish(req:arg("m")), pid = pid() }
 end)
+-- Every value published within wait seconds, up to n of them, in arrival order.
+app:get("/collect", function(req)
+    local n, deadline = tonumber(req:arg("n")) or 1, lubeck.now() + (tonumber(req:arg("wait")) or 10)
+    local values = {}
+    while #values < n and lubeck.now() < deadline do
+        local value = room:wait(deadline - lubeck.now())
+        if value ~= nil then values[#values + 1] = value end
+    end
+    return { values = values, pid = pid() }
+end)
 app:get("/waiters", function()
     return { waiters = lubeck.stats().channel_waiters, pid = pid(), redis = app.redis }
 end)
