@@ -5,7 +5,7 @@ local app = lubeck.app{ name = "channel_redis", redis = "redis://127.0.0.1:6390/
 
 app:get("/", function() return { redis = app.redis } end)
 app:get("/bad", function()
-    local ok, err = pcall(function() return lubeck.app{ redis = "redis://127.0.0.1:port" } end)
+    local ok, err = pcall(function() local bad = lubeck.app{ redis = "redis://127.0.0.1:port" }; return bad end)
     return { ok = ok, err = err }
 end)
 
