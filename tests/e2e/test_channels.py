@@ -188,12 +188,15 @@ def test_each_process_gets_each_publish_once_in_its_publishers_order(redis_serve
     ex = ThreadPoolExecutor(12)
     collectors = [ex.submit(collect, p.port, 6) for _ in range(12)]
     parked_per_process(p.port, 12)
-    # on one keep-alive connection, so the publishes come from several processes
+    # On one keep-alive connection, so the publishes come from several processes.
+    # A waiter only gets what is published while it waits: the pause lets each
+    # collector wait again (a matter of microseconds) before the next publish.
     c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
     publishers = {}
     for i in range(6):
         c.request("GET", "/say?m=m%d" % i)
         publishers["m%d" % i] = json.loads(c.getresponse().read())["pid"]
+        time.sleep(0.3)
     c.close()
     assert len(set(publishers.values())) >= 2
     got = [f.result(timeout=30) for f in collectors]
