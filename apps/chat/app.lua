@@ -85,7 +85,9 @@ app:post("/say", function(req)
 end)
 
 app:get("/stats", function(req)
-    return { listening = lubeck.stats().channel_waiters, last = said:last() }
+    local last = said:last()
+    if not last then return 503, UNAVAILABLE end
+    return { listening = lubeck.stats().channel_waiters, last = last }
 end)
 
 -- The WebSocket room (docs/websockets.md), beside the long-poll one: the same

@@ -17,6 +17,7 @@ static const char USAGE[] =
     "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N|auto] [--reload]\n"
     "                            [--debug] [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
     "                            [--watchdog SECONDS] [--max-inflight N] [--max-headers N]\n"
+    "                            [--redis redis://HOST:PORT/DB]\n"
     "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
     "                          [--sender-id ID] [--workers N|auto] [--reload] [--debug] [--drain SECONDS]\n"
     "                          [--watchdog SECONDS] [--max-body BYTES] [--max-inflight N]\n"
@@ -24,8 +25,8 @@ static const char USAGE[] =
     "                          folder; without it, async uploads are refused with 400)\n"
     "                          [--m2-chroot DIR]   (Mongrel2's Server.chroot when it runs as root:\n"
     "                          the upload paths it names are inside it)\n"
-    "                          [--redis redis://HOST:PORT/DB]   (channels reach every host through\n"
-    "                          it; serve takes it too)\n"
+    "                          [--redis redis://HOST:PORT/DB]   (lubeck.channel publishes reach\n"
+    "                          every host joined to that Redis)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
