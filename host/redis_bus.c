@@ -60,7 +60,9 @@ int redis_url_parse(const char *url, redis_url *out, char *err, size_t errlen)
         return -1;
     }
     const char *p = url + 8;
-    const char *at = strrchr(p, '@');
+    const char *at = NULL;   /* the last '@' before the path ends the password */
+    for (const char *q = p; *q && *q != '/'; q++)
+        if (*q == '@') at = q;
     if (at) {   /* [:]PASSWORD@ (a user name before the colon is not supported) */
         const char *colon = memchr(p, ':', (size_t)(at - p));
         const char *pw = colon ? colon + 1 : p;
