@@ -130,7 +130,6 @@ int channel_set_redis(lubeck *h, const char *url, char *err, size_t errlen)
     }
     free(h->redis_url);
     h->redis_url = copy;
-    h->redis_url_fixed = 1;
     return 0;
 }
 
@@ -159,7 +158,8 @@ int channel_start_redis(lubeck *h)
 }
 
 /* channel_redis([url]) → the url channels cross hosts through, or nil | nil, err
- * for a bad url. The app's redis option calls it while loading: --redis wins. */
+ * for a bad url. The app's redis option calls it while loading: --redis wins,
+ * and a reload keeps the url the host started with (its link is made once). */
 static int l_channel_redis(lua_State *L)
 {
     lubeck *h = gen_of(L)->host;
@@ -172,7 +172,7 @@ static int l_channel_redis(lua_State *L)
             lua_pushstring(L, err);
             return 2;
         }
-        if (!h->redis_url_fixed) {
+        if (!h->redis_url) {   /* --redis, or a first generation's option, stays */
             char *copy = strdup(url);
             if (!copy) return luaL_error(L, "out of memory");
             free(h->redis_url);

@@ -15,8 +15,8 @@ int channel_waiters(lubeck *h);
 void channel_open(lua_State *L, lbk_gen *g);   /* adds the functions to the table on top */
 void channel_free_all(lubeck *h);   /* and the Redis link */
 
-/* The Redis url given on the command line (wins over the app's redis option):
- * 0, or -1 with why in err. */
+/* The Redis url given on the command line, before the app loads (so it wins over
+ * the app's redis option): 0, or -1 with why in err. */
 int channel_set_redis(lubeck *h, const char *url, char *err, size_t errlen);
 /* The url channels cross hosts through (--redis, else the app's), or NULL. */
 const char *channel_redis_url(lubeck *h);

@@ -109,7 +109,6 @@ struct lubeck {
     struct lbk_channel **channels;   /* channel.c's hash table */
     int nchannel_waiters;
     char *redis_url;             /* channels cross hosts through it (channel.c); NULL: this host only */
-    int redis_url_fixed;         /* --redis: the app's redis option does not change it */
     struct redis_bus *redis;     /* a host without workers holds the link itself (redis_bus.c) */
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
     int nsocks;

@@ -123,7 +123,6 @@ static void arm(redis_bus *b, double after)
  * reconnect is scheduled. Logged once per outage. */
 static void go_down(redis_bus *b, const char *why)
 {
-    int was_up = b->up;
     b->up = b->pub_ready = b->subscribed = 0;
     redisAsyncContext *pub = b->pub, *sub = b->sub;
     b->pub = b->sub = NULL;
@@ -132,7 +131,7 @@ static void go_down(redis_bus *b, const char *why)
     if (b->stopping) return;
     if (!b->outage_logged) {
         b->outage_logged = 1;
-        if (was_up || b->ever_up)
+        if (b->ever_up)
             log_warn("redis: lost %s:%d (%s): channel publishes reach this host only until it is back",
                      b->url.host, b->url.port, why);
         else
