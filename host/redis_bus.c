@@ -17,6 +17,7 @@
 #define RETRY_MAX 2.0
 #define CONNECT_TIMEOUT 5.0      /* hiredis 0.14 has none of its own for async connects */
 #define ORIGIN_LEN 16            /* hex digits before every message's payload */
+#define MAX_UNANSWERED 10000     /* publishes Redis has not acknowledged: past this it is stuck */
 
 struct redis_bus {
     struct ev_loop *loop;
@@ -32,6 +33,7 @@ struct redis_bus {
     int outage_logged;           /* this outage has been reported */
     int stopping;
     unsigned long dropped;       /* publishes not carried during this outage */
+    int unanswered;              /* publishes sent on this connection, not yet acknowledged */
     double backoff;
     ev_timer timer;              /* the next reconnect, or a connect's time limit */
 };
@@ -226,6 +228,7 @@ static void on_published(redisAsyncContext *c, void *r, void *privdata)
 {
     redisReply *reply = r;
     redis_bus *b = privdata;
+    b->unanswered--;
     if (reply && reply->type != REDIS_REPLY_ERROR) return;
     b->dropped++;   /* the connection went before Redis answered, or Redis refused it */
     if (reply) log_error_limited("redis: PUBLISH: %s", reply->str);
@@ -304,6 +307,8 @@ redis_bus *redis_bus_start(struct ev_loop *loop, const char *url, redis_bus_deli
 
 void redis_bus_publish(redis_bus *b, const char *name, size_t name_len, const char *payload, size_t len)
 {
+    if (b->up && b->unanswered >= MAX_UNANSWERED)   /* (a Redis that stopped, not one that closed) */
+        go_down(b, "10000 publishes unanswered");
     if (!b->up) {
         b->dropped++;
         return;
@@ -311,6 +316,8 @@ void redis_bus_publish(redis_bus *b, const char *name, size_t name_len, const ch
     if (redisAsyncCommand(b->pub, on_published, b, "PUBLISH %s%b %s%b", b->prefix, name, name_len,
                           b->origin, payload, len) != REDIS_OK)
         b->dropped++;
+    else
+        b->unanswered++;
 }
 
 void redis_bus_stop(redis_bus *b)
