@@ -175,7 +175,6 @@ static int l_channel_redis(lua_State *L)
         if (!h->redis_url) {   /* --redis, or a first generation's option, stays */
             char *copy = strdup(url);
             if (!copy) return luaL_error(L, "out of memory");
-            free(h->redis_url);
             h->redis_url = copy;
         }
     }
