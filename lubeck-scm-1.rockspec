@@ -36,6 +36,7 @@ external_dependencies = {
    ZMQ = { header = "zmq.h", library = "zmq" },
    PCRE2 = { header = "pcre2.h", library = "pcre2-8" },
    SODIUM = { header = "sodium.h", library = "sodium" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
    EV = { header = "ev.h", library = "ev" },
    LUAJIT = { header = "luajit-2.1/luajit.h" },
 }
@@ -53,6 +54,6 @@ build = {
       LUBECK_TESTS = "OFF",
       EV_INCLUDE_DIR = "$(EV_INCDIR)",
       EV_LIBRARY = "$(EV_LIBDIR)/libev.so",
-      CMAKE_C_FLAGS = "-I$(ZMQ_INCDIR) -I$(PCRE2_INCDIR) -I$(SODIUM_INCDIR)",
+      CMAKE_C_FLAGS = "-I$(ZMQ_INCDIR) -I$(PCRE2_INCDIR) -I$(SODIUM_INCDIR) -I$(HIREDIS_INCDIR)",
    },
 }

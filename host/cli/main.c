@@ -8,13 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "channel.h"
 #include "host.h"
 #include "lubeck.h"
+#include "redis_bus.h"
 
 static const char USAGE[] =
     "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N|auto] [--reload]\n"
     "                            [--debug] [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
     "                            [--watchdog SECONDS] [--max-inflight N] [--max-headers N]\n"
+    "                            [--redis redis://HOST:PORT/DB]\n"
     "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
     "                          [--sender-id ID] [--workers N|auto] [--reload] [--debug] [--drain SECONDS]\n"
     "                          [--watchdog SECONDS] [--max-body BYTES] [--max-inflight N]\n"
@@ -22,6 +25,8 @@ static const char USAGE[] =
     "                          folder; without it, async uploads are refused with 400)\n"
     "                          [--m2-chroot DIR]   (Mongrel2's Server.chroot when it runs as root:\n"
     "                          the upload paths it names are inside it)\n"
+    "                          [--redis redis://HOST:PORT/DB]   (lubeck.channel publishes reach\n"
+    "                          every host joined to that Redis)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
@@ -90,6 +95,12 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
         else if (!strcmp(a, "--sender-id")) o->sender_id = v;
         else if (!strcmp(a, "--upload-dir")) o->upload_dir = v;
         else if (!strcmp(a, "--m2-chroot")) o->m2_chroot = v;
+        else if (!strcmp(a, "--redis")) {
+            redis_url parsed;
+            char why[512];
+            if (redis_url_parse(v, &parsed, why, sizeof why)) return usage_error("bad --redis: %s", why);
+            o->redis = v;
+        }
         else if (!strcmp(a, "--send")) {
             if (append_spec(o->send_specs, sizeof o->send_specs, v)) return usage_error("too many --send: %s", v);
             nsend++;
@@ -105,17 +116,19 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
     return 0;
 }
 
-int app_check(const cli_options *o, char *err, size_t errlen)
+int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, size_t url_len)
 {
     lubeck_config cfg = { .app = o->app, .debug = o->debug };
     lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, errlen);
     if (!h) return -1;
     h->checking = 1;
+    if (o->redis) channel_set_redis(h, o->redis, err, errlen);   /* (checked with the options) */
     lbk_gen *g = gen_load(h, o->app, err, errlen);
     if (g) {
         snprintf(err, errlen, "%d routes", router_count(g->router));
         gen_release(g);
     }
+    if (redis_url) snprintf(redis_url, url_len, "%s", channel_redis_url(h) ? channel_redis_url(h) : "");
     lubeck_free(h);
     return g ? 0 : -1;
 }
@@ -124,7 +137,7 @@ int app_check(const cli_options *o, char *err, size_t errlen)
 static int check_main(cli_options *o)
 {
     char err[4096];
-    if (app_check(o, err, sizeof err) != 0) {
+    if (app_check(o, err, sizeof err, NULL, 0) != 0) {
         fprintf(stderr, "%s\n", err);
         return 1;
     }

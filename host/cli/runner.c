@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "bus.h"
+#include "channel.h"
 #include "host.h"
 #include "lubeck.h"
 
@@ -111,6 +112,7 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         lubeck_free(R.host);
         return 1;
     }
+    if (o->redis) channel_set_redis(R.host, o->redis, err, sizeof err);   /* (checked with the options) */
     snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
     if (link && link->shared) host_use_shared_zone(R.host, link->shared);
     if (o->max_inflight) R.host->max_inflight = o->max_inflight;
@@ -123,6 +125,9 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
     }
     if (link && link->bus_in && bus_connect(R.host, link->bus_in, link->bus_out) != 0)
         fprintf(stderr, "lubeck: %s (channels stay within this worker)\n", lubeck_error(R.host));
+    /* A worker's channels reach other hosts through its master's bus process. */
+    if (!link && channel_start_redis(R.host) != 0)
+        fprintf(stderr, "lubeck: %s (channels stay within this host)\n", lubeck_error(R.host));
     R.drain = o->drain;
     R.on_stopped = on_stopped;
     R.ud = ud;

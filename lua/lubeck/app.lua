@@ -15,7 +15,7 @@ App.__index = App
 local OPTIONS = {
     cookie_secret = "string", template_dir = "string", login_url = "string",
     debug = "boolean", request_timeout = "number", name = "string",
-    session_store = "table", template_engine = "table",
+    session_store = "table", template_engine = "table", redis = "string",
 }
 
 function App.new(opts)
@@ -45,6 +45,11 @@ function App.new(opts)
             error("lubeck.app{...}: session_store needs a cookie_secret (sessions are signed with it)", 2)
         end
     end
+    -- Channels cross hosts through this Redis; `--redis` on the command line wins,
+    -- so app.redis is the url in effect (or nil: channels stay on this host).
+    local redis_url, redis_err = core.channel_redis(app.redis)
+    if redis_err then error("lubeck.app{...}: option 'redis': " .. redis_err, 2) end
+    app.redis = redis_url
     if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
         error("lubeck.app{...}: template_engine must be { compile = function(source, name) ... end }", 2)
     end

@@ -52,6 +52,13 @@ describe("apps/chat", function()
         assert.are.equal("fresh", news.messages[1].text)
     end)
 
+    it("keeps a message of 500 bytes whole (lubeck.shared holds it in parts)", function()
+        local text = ("é"):rep(200) .. ("x"):rep(100)
+        assert.are.equal(201, c:post("/say", { form = { name = "long", text = text } }).status)
+        local news = cjson.decode(c:get("/poll?since=0").body)
+        assert.are.equal(text, news.messages[1].text)
+    end)
+
     it("refuses an empty message or a long name", function()
         assert.are.equal(400, c:post("/say", { form = { text = "   " } }).status)
         assert.are.equal(400, c:post("/say", { form = { text = "x", name = ("n"):rep(41) } }).status)
