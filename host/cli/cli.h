@@ -25,6 +25,8 @@ typedef struct cli_options {
     char probe_token[37];        /* serve: requests carrying it are answered by the host */
     int max_inflight, max_headers;   /* 0: the host's defaults */
     int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
+    int hup_stops;               /* serve: SIGHUP (its terminal closed) stops like SIGINT;
+                                    SIGUSR1 reloads (run: SIGHUP and SIGUSR1 reload) */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */

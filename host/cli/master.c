@@ -47,7 +47,7 @@ static struct {
     ev_timer bus_restart;
     shared_zone *shared;
     char bus_in[96], bus_out[96];
-    ev_signal sigint, sigterm, sighup;
+    ev_signal sigint, sigterm, sighup, sigusr1;
     ev_child child;
     ev_timer watchdog;
     app_watch *watch;
@@ -74,6 +74,7 @@ static void spawn(int i)
         ev_signal_stop(loop, &M.sigint);
         ev_signal_stop(loop, &M.sigterm);
         ev_signal_stop(loop, &M.sighup);
+        ev_signal_stop(loop, &M.sigusr1);
         ev_child_stop(loop, &M.child);
         ev_loop_destroy(loop);
         prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
@@ -117,6 +118,7 @@ static void start_bus(void)
     ev_signal_stop(EV_DEFAULT, &M.sigint);   /* (when restarted by a running master) */
     ev_signal_stop(EV_DEFAULT, &M.sigterm);
     ev_signal_stop(EV_DEFAULT, &M.sighup);
+    ev_signal_stop(EV_DEFAULT, &M.sigusr1);
     ev_child_stop(EV_DEFAULT, &M.child);
     ev_loop_destroy(EV_DEFAULT);
     signal(SIGINT, SIG_IGN);
@@ -285,10 +287,13 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     ev_child_start(loop, &M.child);
     ev_signal_init(&M.sigint, stop_cb, SIGINT);
     ev_signal_init(&M.sigterm, stop_cb, SIGTERM);
-    ev_signal_init(&M.sighup, hup_cb, SIGHUP);
+    /* serve: SIGHUP means its terminal closed, and stops it; SIGUSR1 reloads. */
+    ev_signal_init(&M.sighup, o->hup_stops ? stop_cb : hup_cb, SIGHUP);
+    ev_signal_init(&M.sigusr1, hup_cb, SIGUSR1);
     ev_signal_start(loop, &M.sigint);
     ev_signal_start(loop, &M.sigterm);
     ev_signal_start(loop, &M.sighup);
+    ev_signal_start(loop, &M.sigusr1);
     for (int i = 0; i < M.n; i++) {
         ev_init(&M.workers[i].restart, restart_cb);
         spawn(i);

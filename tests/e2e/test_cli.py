@@ -1,0 +1,184 @@
+"""The lubeck command line as a user meets it: `serve` supervising its Mongrel2,
+signals, one-line start-up errors, --reload watching only what the app loads,
+--help on every command, `check`'s messages, `lubeck new`, and `m2conf` with
+the commands docs/deploy.md gives."""
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from conftest import BUILD, LUBECK, ROOT, Process, Server, free_port, http_request
+
+APP = '''local lubeck = require "lubeck"
+local greeting = require "greeting"
+local app = lubeck.app{}
+local loaded_at = io.open("/proc/sys/kernel/random/uuid"):read("*l")   -- new on every (re)load
+app:get("/", function() return greeting.text end)
+app:get("/loaded", function() return loaded_at end)
+return app
+'''
+
+
+def write_app(folder, text="hello"):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "app.lua"), "w") as f:
+        f.write(APP)
+    set_greeting(folder, text)
+    return str(folder)
+
+
+def set_greeting(folder, text):
+    """Rewrites greeting.lua atomically, as editors do."""
+    path = os.path.join(folder, "greeting.lua")
+    with open(path + ".tmp", "w") as f:
+        f.write('return { text = "%s" }\n' % text)
+    os.rename(path + ".tmp", path)
+
+
+def run_cli(*args, timeout=20, **kw):
+    return subprocess.run([LUBECK] + list(args), capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def mongrel2_pid(run_dir):
+    with open(os.path.join(str(run_dir), "run", "mongrel2.pid")) as f:
+        return int(f.read().strip())
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is not alive either
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def wait_until(predicate, timeout=10, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def one_line(stderr):
+    lines = [l for l in stderr.splitlines() if l.strip()]
+    assert len(lines) == 1, "expected one line, got:\n" + stderr
+    return lines[0]
+
+
+# ---- serve supervises its Mongrel2 --------------------------------------------------------
+
+def test_a_killed_mongrel2_is_restarted_and_serve_answers_again(tmp_path):
+    app = write_app(tmp_path / "app")
+    server = Server(app, tmp_path / "run")
+    try:
+        assert server.get("/").text == "hello"
+        first = mongrel2_pid(tmp_path / "run")
+        os.kill(first, signal.SIGKILL)
+        line = server.process.wait_line("mongrel2 was killed by signal 9", stream="err")
+        assert "137" not in line and "restarting" in line
+        server.process.wait_line("serving again", stream="err")
+        r = server.get("/")
+        assert (r.status, r.text) == (200, "hello")
+        assert mongrel2_pid(tmp_path / "run") != first
+        assert not any("[INFO]" in l for l in server.stderr)    # no Mongrel2 log dump
+    finally:
+        assert server.stop() == 0
+
+
+def test_sighup_stops_serve_and_its_mongrel2(tmp_path):
+    app = write_app(tmp_path / "app")
+    server = Server(app, tmp_path / "run")
+    m2 = mongrel2_pid(tmp_path / "run")
+    server.process.signal(signal.SIGHUP)
+    assert server.process.proc.wait(15) == 0
+    assert wait_until(lambda: not alive(m2)), "mongrel2 outlived serve"
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
+
+
+def test_sigusr1_reloads_the_app(tmp_path):
+    app = write_app(tmp_path / "app", "before")
+    server = Server(app, tmp_path / "run")
+    try:
+        assert server.get("/").text == "before"
+        set_greeting(app, "after")
+        server.process.signal(signal.SIGUSR1)
+        assert wait_until(lambda: server.get("/").text == "after"), "SIGUSR1 did not reload"
+        assert server.process.proc.poll() is None
+    finally:
+        server.stop()
+
+
+# ---- start-up failures: one line naming the cause -----------------------------------------
+
+def test_a_port_in_use_is_one_line(tmp_path):
+    app = write_app(tmp_path / "app")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = run_cli("serve", app, "--port", str(port), "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 1
+    assert "port %d is in use" % port in one_line(r.stderr)
+
+
+def test_a_second_serve_on_the_same_app_is_one_line(tmp_path):
+    app = write_app(tmp_path / "app")
+    first = Process([LUBECK, "serve", app, "--port", str(free_port())])   # run folder APP/.lubeck
+    try:
+        first.wait_line("serving", timeout=20)
+        r = run_cli("serve", app, "--port", str(free_port()))
+        assert r.returncode == 1
+        line = one_line(r.stderr)
+        assert "another lubeck serve (pid %d)" % first.proc.pid in line
+        assert os.path.join(app, ".lubeck") in line
+        assert first.proc.poll() is None                          # the first one is untouched
+        assert http_request(int(re.search(r":(\d+)/", first.out[0]).group(1)), "GET", "/").status == 200
+    finally:
+        assert first.stop() == 0
+
+
+def test_a_config_mongrel2_refuses_is_one_line(tmp_path):
+    app = write_app(tmp_path / "app")
+    r = run_cli("serve", app, "--port", str(free_port()), "--host", "127.0.0'1",
+                "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert "mongrel2 refused its config" in line and "SYNTAX ERROR" in line
+
+
+def test_an_address_not_of_this_machine_is_one_line(tmp_path):
+    app = write_app(tmp_path / "app")
+    r = run_cli("serve", app, "--port", str(free_port()), "--host", "192.0.2.1",
+                "--run-dir", str(tmp_path / "run"))
+    assert r.returncode == 1
+    assert "cannot listen on 192.0.2.1" in one_line(r.stderr)
+
+
+# ---- --reload watches what the app loads -----------------------------------------------------
+
+def test_reload_ignores_files_the_app_writes_and_follows_its_modules(tmp_path):
+    app = write_app(tmp_path / "app", "one")
+    server = Server(app, tmp_path / "run", ["--reload"])
+    try:
+        loaded = server.get("/loaded").text
+        os.makedirs(os.path.join(app, "uploads"))
+        for name in ("uploads/photo.png", "notes.txt", "data.json", "todo.db"):
+            with open(os.path.join(app, name), "w") as f:
+                f.write("written by the app")
+        time.sleep(1.0)                                   # the watcher's quiet time is 50 ms
+        assert server.get("/loaded").text == loaded, "a written file reloaded the app"
+        assert not any("reloaded" in l for l in server.stderr)
+        set_greeting(app, "two")
+        assert wait_until(lambda: server.get("/").text == "two"), "a changed module did not reload"
+        assert server.get("/loaded").text != loaded
+    finally:
+        server.stop()
