@@ -76,5 +76,6 @@ int app_check(const cli_options *o, char *err, size_t errlen);
 
 int serve_main(cli_options *o);
 int m2conf_main(cli_options *o);
+int new_main(cli_options *o);
 
 #endif

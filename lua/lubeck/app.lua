@@ -6,6 +6,8 @@ local handler = require "lubeck.handler"
 
 local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format =
     setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
+local sub, gsub, find = string.sub, string.gsub, string.find
+local band = require("bit").band
 local getinfo = debug.getinfo
 
 local App = {}
@@ -60,7 +62,12 @@ function App.is_app(v)
     return getmetatable(v) == App
 end
 
-local function add_route(app, pattern, target, methods, level)
+local function add_route(app, verb, pattern, target, methods, level)
+    if not App.is_app(app) then
+        -- app.get("/", fn): the pattern arrived as self and the handler as the pattern
+        error(format("app.%s(...) needs a colon: write app:%s(%s, ...)", verb, verb,
+            type(app) == "string" and format("%q", app) or "pattern"), level)
+    end
     if type(pattern) ~= "string" or pattern == "" then
         error("route pattern must be a non-empty string", level)
     end
@@ -96,14 +103,14 @@ end
 -- Not tail calls: a tail call drops this frame, and level 3 (the app.lua line
 -- that declared the route) would then name the loader instead.
 function App:route(pattern, target, methods)
-    local app = add_route(self, pattern, target, methods, 3)
+    local app = add_route(self, "route", pattern, target, methods, 3)
     return app
 end
 
 for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
     local methods = { verb:upper() }
     App[verb] = function(self, pattern, target)
-        local app = add_route(self, pattern, target, methods, 3)
+        local app = add_route(self, verb, pattern, target, methods, 3)
         return app
     end
 end
@@ -111,6 +118,9 @@ end
 -- REST routes for a model (lubeck.resource): GET/POST path, GET/PUT/PATCH/DELETE
 -- path/:id; store defaults to an in-memory one.
 function App:resource(path, m, store)
+    if not App.is_app(self) then
+        error("app.resource(...) needs a colon: write app:resource(path, Model)", 2)
+    end
     local app = require("lubeck.resource").add(self, path, m, store, 3)
     return app
 end
@@ -120,6 +130,47 @@ end
 function App:deliver(sender, conn_ids, data)
     if type(conn_ids) ~= "table" then conn_ids = { conn_ids } end
     return core.deliver(sender, conn_ids, data)
+end
+
+-- A path template with its names left out ("/users/:id" → "/users/:"), and a
+-- Lua pattern matching the paths it takes; nil for a regular expression.
+local function template_shape(pattern)
+    if sub(pattern, 1, 1) == "^" then return nil end
+    local shape = gsub(gsub(pattern, ":[%w_]+", ":"), "%*[%w_]*", "*")
+    local lua = "^" .. gsub(gsub(gsub(shape, "[%%%.%-%+%?%[%]%(%)%$%^]", "%%%0"), ":", "[^/]+"), "%*", ".*") .. "$"
+    return shape, lua
+end
+
+local function methods_covered(earlier, later)
+    return earlier == 0 or (later ~= 0 and band(earlier, later) == later)
+end
+
+-- Routes an earlier route always wins over (the first match wins): the same
+-- pattern, or a fixed path an earlier template takes, for methods the earlier
+-- one covers. One "file:line: ..." warning each.
+function App:_shadowed()
+    local warnings = {}
+    for i, r in ipairs(self.routes) do
+        local shape = template_shape(r.pattern)
+        local fixed = shape and not find(shape, "[:*]")
+        for j = 1, i - 1 do
+            local e = self.routes[j]
+            if methods_covered(e.mask, r.mask) then
+                local e_shape, e_lua = template_shape(e.pattern)
+                local same = e.pattern == r.pattern or (shape and shape == e_shape)
+                if same then
+                    warnings[#warnings + 1] = format("%s: warning: route %s is already declared at %s; this one never matches",
+                        r.where, r.pattern, e.where)
+                    break
+                elseif fixed and e_lua and find(r.pattern, e_lua) then
+                    warnings[#warnings + 1] = format("%s: warning: route %s can never match: %s (%s) takes that path first",
+                        r.where, r.pattern, e.pattern, e.where)
+                    break
+                end
+            end
+        end
+    end
+    return warnings
 end
 
 -- Hands every route to the C router, in order (the first match wins).
