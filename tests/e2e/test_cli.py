@@ -182,3 +182,130 @@ def test_reload_ignores_files_the_app_writes_and_follows_its_modules(tmp_path):
         assert server.get("/loaded").text != loaded
     finally:
         server.stop()
+
+
+# ---- --help, -v, unknown flags --------------------------------------------------------------
+
+COMMANDS = {
+    "serve": ["--port", "--host", "--run-dir", "--workers", "--reload", "--debug", "--drain", "--max-body"],
+    "run": ["--send", "--recv", "--sender-id", "--workers", "--reload", "--drain", "--upload-dir"],
+    "check": [],
+    "m2conf": ["--port", "--host", "--run-dir"],
+    "new": [],
+}
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_every_command_has_help(command, flag):
+    r = run_cli(command, flag)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("usage: lubeck %s" % command)
+    for option in COMMANDS[command]:
+        assert re.search(r"^  %s\b" % re.escape(option), r.stdout, re.M), option
+    assert "example:\n  lubeck %s" % command in r.stdout
+    assert run_cli(command, "APP", flag).returncode == 0      # after the APP_DIR too
+
+
+@pytest.mark.parametrize("flag", ["-v", "--version"])
+def test_version_flags(flag):
+    r = run_cli(flag)
+    assert r.returncode == 0 and re.match(r"lubeck \d+\.\d+\.\d+\n$", r.stdout)
+
+
+@pytest.mark.parametrize("flag", ["-h", "--help"])
+def test_top_level_help_lists_every_command(flag):
+    r = run_cli(flag)
+    assert r.returncode == 0
+    for command in COMMANDS:
+        assert "lubeck %s " % command in r.stdout
+
+
+def test_an_unknown_flag_is_named_as_unknown(tmp_path):
+    r = run_cli("serve", str(tmp_path), "--bogus")
+    assert r.returncode == 2
+    assert "unknown option --bogus" in one_line(r.stderr)
+    r = run_cli("serve", str(tmp_path), "--port")
+    assert r.returncode == 2 and "--port needs a value" in one_line(r.stderr)
+    r = run_cli("check", str(tmp_path), "--port", "80")
+    assert r.returncode == 2 and "check takes no --port option" in one_line(r.stderr)
+
+
+# ---- check's messages -------------------------------------------------------------------------
+
+def check_app(tmp_path, lines):
+    (tmp_path / "app.lua").write_text('local lubeck = require "lubeck"\nlocal app = lubeck.app{}\n'
+                                      + "".join(l + "\n" for l in lines) + "return app\n")
+    return run_cli("check", str(tmp_path))
+
+
+def test_check_without_app_lua_says_so_without_a_traceback(tmp_path):
+    r = run_cli("check", str(tmp_path / "nowhere"))
+    assert r.returncode == 1
+    assert "is not an app folder (no app.lua)" in one_line(r.stderr)
+
+
+def test_check_hints_at_the_colon(tmp_path):
+    r = check_app(tmp_path, ['app.get("/", function() return "x" end)'])
+    assert r.returncode == 1
+    line = one_line(r.stderr)
+    assert re.search(r"app\.lua:3: app\.get\(\.\.\.\) needs a colon: write app:get\(\"/\", \.\.\.\)", line)
+
+
+def test_check_has_no_traceback_for_a_runtime_error(tmp_path):
+    r = check_app(tmp_path, ["local x", "x.y = 1"])
+    assert r.returncode == 1
+    assert re.search(r"app\.lua:4: attempt to index", one_line(r.stderr))
+    assert "stack traceback" not in r.stderr and "loader.lua" not in r.stderr
+
+
+def test_check_warns_about_routes_that_never_match(tmp_path):
+    r = check_app(tmp_path, ['app:get("/", function() return "a" end)',
+                             'app:get("/", function() return "b" end)',
+                             'app:get("/files/*path", function() end)',
+                             'app:get("/files/readme", function() end)',
+                             'app:post("/files/readme", function() end)'])
+    assert r.returncode == 0
+    warnings = r.stderr.strip().splitlines()
+    assert len(warnings) == 2, r.stderr
+    assert re.search(r"app\.lua:4: warning: route / is already declared at .*app\.lua:3", warnings[0])
+    assert re.search(r"app\.lua:6: warning: route /files/readme can never match: /files/\*path", warnings[1])
+
+
+# ---- lubeck new --------------------------------------------------------------------------------
+
+def lua_env():
+    return dict(os.environ,
+                LUA_PATH="%s/lua/?.lua;%s/lua/?/init.lua;;" % (ROOT, ROOT),
+                LUA_CPATH="%s/lua/?.so;;" % BUILD)
+
+
+def test_new_makes_an_app_that_serves_checks_clean_and_passes_its_spec(tmp_path):
+    r = run_cli("new", "blog", cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    app = tmp_path / "blog"
+    for path in ("app.lua", "templates/layout.html", "templates/index.html", "static/style.css",
+                 "spec/app_spec.lua", ".gitignore", "README.md"):
+        assert (app / path).is_file(), path
+    assert ".lubeck/" in (app / ".gitignore").read_text().splitlines()
+
+    r = run_cli("check", str(app))
+    assert (r.returncode, r.stderr) == (0, "")
+
+    spec = subprocess.run(["busted"], cwd=str(app), env=lua_env(), capture_output=True, text=True,
+                          timeout=60)      # .busted picks LuaJIT
+    assert spec.returncode == 0, spec.stdout + spec.stderr
+    assert "3 successes / 0 failures / 0 errors" in spec.stdout
+
+    server = Server(str(app), tmp_path / "run")
+    try:
+        page = server.get("/")
+        assert page.status == 200 and "<h1>blog</h1>" in page.text
+        assert '<link rel="icon" href="/static/favicon.svg">' in page.text
+        assert server.get("/static/style.css").status == 200
+        assert server.get("/static/favicon.svg").status == 200
+    finally:
+        server.stop()
+
+    again = run_cli("new", "blog", cwd=str(tmp_path))
+    assert again.returncode == 1 and "blog already exists" in one_line(again.stderr)
