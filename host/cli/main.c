@@ -49,9 +49,10 @@ static const command COMMANDS[] = {
       "(exit 1), or says it is clean (exit 0).",
       "lubeck check apps/hello" },
     { "m2conf", CMD_M2CONF, "APP_DIR [options]",
-      "Prints the Mongrel2 config that serve uses for the app, creates the folders it\n"
-      "names, and says (on stderr) how to load and start it.",
-      "lubeck m2conf apps/hello --port 8080 > apps/hello/.lubeck/mongrel2.conf" },
+      "Prints the Mongrel2 config that serve uses for the app (send/recv specs default to\n"
+      "tcp://127.0.0.1:9997 and :9996), creates the folders it names, and says on stderr\n"
+      "how to load it, start Mongrel2 and connect `lubeck run`. See docs/deploy.md.",
+      "lubeck m2conf apps/hello --port 8080 > mongrel2.conf" },
     { "new", CMD_NEW, "NAME",
       "Makes a new app folder NAME: app.lua, templates/ with a layout, static/, spec/ with a\n"
       "test-client spec, .gitignore and a README.",
@@ -157,8 +158,8 @@ static const option OPTIONS[] = {
     { "--host", "ADDR", CMD_SERVE | CMD_M2CONF, "address Mongrel2 listens on (127.0.0.1)", set_host },
     { "--port", "N", CMD_SERVE | CMD_M2CONF, "port Mongrel2 listens on (6767)", set_port },
     { "--run-dir", "DIR", CMD_SERVE | CMD_M2CONF, "run folder for config, logs, pid, uploads (APP_DIR/.lubeck)", set_run_dir },
-    { "--send", "SPEC", CMD_RUN, "a Handler's send_spec (ZeroMQ address Mongrel2 binds)", set_send },
-    { "--recv", "SPEC", CMD_RUN, "the same Handler's recv_spec", set_recv },
+    { "--send", "SPEC", CMD_RUN | CMD_M2CONF, "a Handler's send_spec (ZeroMQ address Mongrel2 binds)", set_send },
+    { "--recv", "SPEC", CMD_RUN | CMD_M2CONF, "the same Handler's recv_spec", set_recv },
     { "--sender-id", "ID", CMD_RUN, "this host's ZeroMQ identity (a fresh UUID)", set_sender_id },
     { "--workers", "N|auto", HOSTS, "worker processes under a master (1)", set_workers },
     { "--reload", NULL, HOSTS, "reload when a Lua module or template changes", set_reload },

@@ -309,3 +309,52 @@ def test_new_makes_an_app_that_serves_checks_clean_and_passes_its_spec(tmp_path)
 
     again = run_cli("new", "blog", cwd=str(tmp_path))
     assert again.returncode == 1 and "blog already exists" in one_line(again.stderr)
+
+
+# ---- m2conf + m2sh load + mongrel2 + lubeck run, from docs/deploy.md alone --------------------
+
+def deploy_commands():
+    """The command block of docs/deploy.md's "By hand" section (the one after the export)."""
+    with open(os.path.join(ROOT, "docs", "deploy.md")) as f:
+        blocks = re.findall(r"```sh\n(.*?)```", f.read(), re.S)
+    assert blocks[0].startswith("export APP=")
+    return [l for l in blocks[1].splitlines() if l.strip()]
+
+
+def test_deploy_md_commands_serve_the_app(tmp_path):
+    import shutil
+    app = tmp_path / "hello"
+    shutil.copytree(os.path.join(ROOT, "apps", "hello"), str(app))
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    env = dict(os.environ, LOGNAME=os.environ.get("LOGNAME", "lubeck"))   # m2sh wants one, as a shell has
+    env.update(APP=str(app), PORT=str(free_port()), SEND="tcp://127.0.0.1:%d" % free_port(),
+               RECV="tcp://127.0.0.1:%d" % free_port(), PATH=BUILD + os.pathsep + os.environ["PATH"])
+    m2conf, load, start_mongrel2, run = deploy_commands()
+    for line in (m2conf, load):
+        r = subprocess.run(["bash", "-c", line], cwd=str(etc), env=env, capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 0 and "[ERROR]" not in r.stdout + r.stderr, line + "\n" + r.stderr
+    mongrel2 = Process(["bash", "-c", start_mongrel2], env=env, cwd=str(etc))
+    host = Process(["bash", "-c", run], env=env, cwd=str(etc))
+    try:
+        port = int(env["PORT"])
+
+        def answered():
+            try:
+                return http_request(port, "GET", "/", timeout=2)
+            except OSError:
+                return None
+        assert wait_until(answered, timeout=15), "no answer:\n%s\n%s" % (mongrel2.err, host.err)
+        r = http_request(port, "GET", "/")
+        assert (r.status, r.text) == (200, "Hello from Lua")
+        assert http_request(port, "GET", "/static/hello.txt").status == 200
+        host.wait_line("GET / 200")
+    finally:
+        for p in (host, mongrel2):
+            p.signal(signal.SIGTERM)
+            try:
+                os.killpg(p.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            p.proc.wait(15)
