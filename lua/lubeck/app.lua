@@ -151,6 +151,7 @@ end
 function App:_shadowed()
     local warnings = {}
     for i, r in ipairs(self.routes) do
+        if r.internal then break end
         local shape = template_shape(r.pattern)
         local fixed = shape and not find(shape, "[:*]")
         for j = 1, i - 1 do
@@ -173,8 +174,41 @@ function App:_shadowed()
     return warnings
 end
 
+-- Browsers ask every site for /favicon.ico. Unless the app routes it, it is
+-- APP/static/favicon.ico when there is one, else a small built-in icon, so the
+-- log is not a 404 per page view.
+local FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    .. '<rect width="32" height="32" rx="6" fill="#0b5fad"/>'
+    .. '<text x="16" y="23" font-size="20" font-family="sans-serif" text-anchor="middle" fill="#fff">l</text></svg>\n'
+
+local function favicon_route(app)
+    local body, ctype
+    local f = app.dir and io.open(app.dir .. "/static/favicon.ico", "rb")
+    if f then
+        body, ctype = f:read("*a"), "image/x-icon"
+        f:close()
+    else
+        body, ctype = FAVICON, "image/svg+xml"
+    end
+    local headers = { ["Content-Type"] = ctype, ["Cache-Control"] = "public, max-age=86400" }
+    return {
+        pattern = "/favicon.ico", kind = "function", mask = core.method_bit("GET"), internal = true,
+        handler = function() return 200, body, headers end, where = "lubeck (built-in /favicon.ico)",
+    }
+end
+
+local function routes_favicon(app)
+    for _, r in ipairs(app.routes) do
+        if r.pattern == "/favicon.ico" or (sub(r.pattern, 1, 1) == "^" and find(r.pattern, "favicon", 1, true)) then
+            return true
+        end
+    end
+    return false
+end
+
 -- Hands every route to the C router, in order (the first match wins).
 function App:_compile()
+    if not routes_favicon(self) then self.routes[#self.routes + 1] = favicon_route(self) end
     for i, r in ipairs(self.routes) do
         local index, names = core.route_add(r.pattern, r.mask)
         if not index then error(r.where .. ": " .. names, 0) end

@@ -12,7 +12,8 @@
 -- A store is a table of functions (each may return nil, err on failure):
 --   list() → { item, ... }   get(id) → item | nil   create(item) → id
 --   put(id, item) → true     delete(id) → true | false (no such item)
-local cjson = require("cjson").new()
+local cjson = require("cjson").new()       -- the Redis store's own format
+local json = require "lubeck.json"          -- what goes out
 local model = require "lubeck.model"
 local errors = require "lubeck.errors"
 
@@ -135,7 +136,7 @@ end
 local function encode_list(list)
     if #list == 0 then return "[]" end
     local parts = {}
-    for i, v in ipairs(list) do parts[i] = cjson.encode(v) end
+    for i, v in ipairs(list) do parts[i] = json.encode(v) end
     return "[" .. concat(parts, ",") .. "]"
 end
 
@@ -200,17 +201,17 @@ function _M.add(app, path, m, store, level)
         local id = checked(store.create(value))
         value.id = id
         local headers = { ["Content-Type"] = "application/json", Location = path .. "/" .. id }
-        return 201, cjson.encode(out(m, id, value)), headers
+        return 201, json.encode(out(m, id, value)), headers
     end)
     app:get(item_path, function(req, id)
-        return 200, cjson.encode(out(m, id, find(id))), JSON
+        return 200, json.encode(out(m, id, find(id))), JSON
     end)
     local function replace(req, id, patch)
         local current = find(id)
         local value = body_of(req, patch and current or nil)
         value.id = id
         checked(store.put(id, value))
-        return 200, cjson.encode(out(m, id, value)), JSON
+        return 200, json.encode(out(m, id, value)), JSON
     end
     app:put(item_path, function(req, id) return replace(req, id, false) end)
     app:patch(item_path, function(req, id) return replace(req, id, true) end)
