@@ -275,9 +275,16 @@ def test_check_warns_about_routes_that_never_match(tmp_path):
 # ---- lubeck new --------------------------------------------------------------------------------
 
 def lua_env():
-    return dict(os.environ,
-                LUA_PATH="%s/lua/?.lua;%s/lua/?/init.lua;;" % (ROOT, ROOT),
-                LUA_CPATH="%s/lua/?.so;;" % BUILD)
+    env = dict(os.environ,
+               LUA_PATH="%s/lua/?.lua;%s/lua/?/init.lua;;" % (ROOT, ROOT),
+               LUA_CPATH="%s/lua/?.so;;" % BUILD)
+    # A sanitized test host loads into luajit only after the ASan runtime.
+    ldd = subprocess.run(["ldd", os.path.join(BUILD, "lua", "lubeck", "testhost.so")],
+                         capture_output=True, text=True).stdout
+    asan = re.search(r"libasan\.so\S* => (\S+)", ldd)
+    if asan:
+        env.update(LD_PRELOAD=asan.group(1), ASAN_OPTIONS="detect_leaks=0")
+    return env
 
 
 def test_new_makes_an_app_that_serves_checks_clean_and_passes_its_spec(tmp_path):
