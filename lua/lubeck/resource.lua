@@ -1,4 +1,4 @@
--- REST resources over a model (API.md §7):
+-- REST resources over a model (docs/models.md):
 --   app:resource("/todos", Todo [, store])
 --   GET /todos            200 JSON array
 --   POST /todos           201, Location: /todos/<id>, the item

@@ -1,4 +1,4 @@
--- Testing an app without Mongrel2 (API.md §9):
+-- Testing an app without Mongrel2 (docs/testing.md):
 --   local client = require("lubeck.test").client("apps/hello")
 --   local res = client:get("/users/1", { headers = { cookie = "a=b" } })
 --   -- res.status, res.headers, res.body; client:post(path, { body=, form=, json= })
