@@ -93,9 +93,33 @@ def test_a_killed_mongrel2_is_restarted_and_serve_answers_again(tmp_path):
         assert server.stop() == 0
 
 
-def test_sighup_stops_serve_and_its_mongrel2(tmp_path):
+def test_a_mongrel2_that_keeps_dying_is_given_up_in_one_line(tmp_path):
     app = write_app(tmp_path / "app")
     server = Server(app, tmp_path / "run")
+    try:
+        killed = set()
+        deadline = time.time() + 30
+        while server.process.proc.poll() is None and time.time() < deadline:
+            try:
+                pid = mongrel2_pid(tmp_path / "run")
+            except (OSError, ValueError):
+                pid = None
+            if pid and pid not in killed and alive(pid):
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
+            time.sleep(0.02)
+        assert server.process.proc.wait(15) == 1
+        server.process.wait_line("giving up", stream="err")
+        assert len(killed) == 6
+        assert len([l for l in server.stderr if "restarting it in" in l]) == 5
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sighup_stops_serve_and_its_mongrel2(tmp_path, workers):
+    app = write_app(tmp_path / "app")
+    server = Server(app, tmp_path / "run", ["--workers", workers])
     m2 = mongrel2_pid(tmp_path / "run")
     server.process.signal(signal.SIGHUP)
     assert server.process.proc.wait(15) == 0
