@@ -245,8 +245,10 @@ static int parse_options(const command *c, int argc, char **argv, cli_options *o
         int nsend = 0, nrecv = 0;
         for (const char *p = o->send_specs; *p; p++) nsend += *p == ';';
         for (const char *p = o->recv_specs; *p; p++) nrecv += *p == ';';
-        if (!o->send_specs[0] || !o->recv_specs[0] || nsend != nrecv)
-            return usage_error("%s needs --send and --recv in pairs", "run");
+        if (!o->send_specs[0] || !o->recv_specs[0] || nsend != nrecv) {
+            fprintf(stderr, "lubeck: run needs --send and --recv in pairs (see lubeck run --help)\n");
+            return 2;
+        }
     }
     if (o->m2_chroot && !o->upload_dir) return usage_error("%s goes with run --upload-dir", "--m2-chroot");
     return 0;
