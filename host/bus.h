@@ -1,4 +1,4 @@
-/* The bus between the workers of one host (DESIGN.md, Workers): channel
+/* The bus between the workers of one host (docs/architecture.md, Workers): channel
  * publishes and Mongrel2 disconnect notices are passed to every other worker
  * through a forwarder the master runs (ZeroMQ XSUB/XPUB on ipc://). A worker
  * skips what it sent itself. */

@@ -331,7 +331,7 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
         return;
     case M2_CREDITS:
     case M2_NOTICE:
-        host_req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
+        host_req_free(h, r);   /* never routed, never answered (docs/protocol.md, Notices) */
         return;
     case M2_HTTP:
         break;

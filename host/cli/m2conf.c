@@ -1,6 +1,7 @@
-/* The Mongrel2 config `lubeck serve` loads, and `lubeck m2conf` prints. As root Mongrel2 chroots into
- * Server.chroot; chroot='/' keeps every path real, so the config uses absolute
- * paths throughout and works the same with or without root. */
+/* The Mongrel2 config `lubeck serve` loads, and `lubeck m2conf` prints. As root
+ * Mongrel2 chroots into Server.chroot; chroot='/' keeps every path real, so the
+ * config uses absolute paths throughout and works the same with or without
+ * root (docs/protocol.md). */
 #include "cli.h"
 #include "host.h"
 
@@ -44,7 +45,7 @@ int m2conf_write(char *buf, size_t len, const m2conf_params *p)
     if (has_static) {
         APPEND(",\n        '/static/': static");
         /* Mongrel2 1.12 gives the prefixes of a Dir route ("/s" … "/static") to the
-         * Dir, which answers 404: route each of them to the app. */
+         * Dir, which answers 404: route each of them to the app (docs/protocol.md). */
         const char *prefix = "/static";
         for (size_t n = 2; n <= strlen(prefix); n++)
             APPEND(",\n        '%.*s': app", (int)n, prefix);

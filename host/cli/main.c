@@ -1,5 +1,5 @@
-/* lubeck's command line. Exit status: 0 ok, 1 app or runtime error, 2 usage
- * error with a one-line reason.
+/* lubeck's command line (docs/reference.md, Commands). Exit status: 0 ok, 1 app
+ * or runtime error, 2 usage error with a one-line reason.
  *
  * Two tables drive it: COMMANDS (name, usage line, what it does, an example)
  * and OPTIONS (name, value, the commands that take it, help, a setter). A new

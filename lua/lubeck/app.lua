@@ -3,6 +3,7 @@
 -- declared it.
 local core = require "lubeck.core"
 local handler = require "lubeck.handler"
+local http_methods = require "lubeck.methods"
 
 local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format =
     setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
@@ -107,11 +108,15 @@ function App:route(pattern, target, methods)
     return app
 end
 
-for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
-    local methods = { verb:upper() }
-    App[verb] = function(self, pattern, target)
-        local app = add_route(self, verb, pattern, target, methods, 3)
-        return app
+-- app:get, app:post, ...: a route for one method (OPTIONS is answered for
+-- every route, so it has no helper of its own).
+for _, verb in ipairs(http_methods.class_methods) do
+    if verb ~= "options" then
+        local only = { verb:upper() }
+        App[verb] = function(self, pattern, target)
+            local app = add_route(self, verb, pattern, target, only, 3)
+            return app
+        end
     end
 end
 

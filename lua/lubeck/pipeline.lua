@@ -17,12 +17,8 @@ local band = bit.band
 local _M = {}
 
 -- Method bits as the C router numbers them, for the Allow header of a 405.
-local METHOD_BITS = {
-    { "GET", core.method_bit("GET") }, { "HEAD", core.method_bit("HEAD") },
-    { "POST", core.method_bit("POST") }, { "PUT", core.method_bit("PUT") },
-    { "PATCH", core.method_bit("PATCH") }, { "DELETE", core.method_bit("DELETE") },
-    { "OPTIONS", core.method_bit("OPTIONS") },
-}
+local METHOD_BITS = {}
+for i, m in ipairs(require("lubeck.methods").list) do METHOD_BITS[i] = { m, core.method_bit(m) } end
 
 local function allow_list(mask)
     local names = {}

@@ -148,7 +148,7 @@ end
 -- The C router's method bits (router.h) → the method; any other method is read
 -- from C when asked for.
 local METHODS = {}
-for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" }) do
+for _, m in ipairs(require("lubeck.methods").list) do
     METHODS[core.method_bit(m)] = m
 end
 

@@ -1,4 +1,4 @@
--- REST resources over a model (docs/models.md):
+-- REST resources over a model (docs/reference.md, Models and resources):
 --   app:resource("/todos", Todo [, store])
 --   GET /todos            200 JSON array
 --   POST /todos           201, Location: /todos/<id>, the item
@@ -12,8 +12,7 @@
 -- A store is a table of functions (each may return nil, err on failure):
 --   list() → { item, ... }   get(id) → item | nil   create(item) → id
 --   put(id, item) → true     delete(id) → true | false (no such item)
-local cjson = require("cjson").new()       -- the Redis store's own format
-local json = require "lubeck.json"          -- what goes out
+local json = require "lubeck.json"   -- numbers keep every digit
 local model = require "lubeck.model"
 local errors = require "lubeck.errors"
 
@@ -89,7 +88,7 @@ function _M.redis_store(opts)
             if not raw then return nil, err2 end
             local out = {}
             for _, s in ipairs(raw) do
-                if type(s) == "string" then out[#out + 1] = cjson.decode(s) end
+                if type(s) == "string" then out[#out + 1] = json.decode(s) end
             end
             return out
         end)
@@ -98,7 +97,7 @@ function _M.redis_store(opts)
         return with(function(r)
             local s, err = r:call("GET", key(id))
             if type(s) ~= "string" then return nil, err end
-            return cjson.decode(s)
+            return json.decode(s)
         end)
     end
     function store.create(item)
@@ -107,7 +106,7 @@ function _M.redis_store(opts)
             if not n then return nil, err end
             local id = tostring(n)
             item.id = id
-            local ok, err2 = r:call("SET", key(id), cjson.encode(item))
+            local ok, err2 = r:call("SET", key(id), json.encode(item))
             if not ok then return nil, err2 end
             ok, err2 = r:call("ZADD", prefix .. ":ids", n, id)
             if not ok then return nil, err2 end
@@ -116,7 +115,7 @@ function _M.redis_store(opts)
     end
     function store.put(id, item)
         return with(function(r)
-            local ok, err = r:call("SET", key(id), cjson.encode(item), "XX")
+            local ok, err = r:call("SET", key(id), json.encode(item), "XX")
             if not ok and err then return nil, err end
             return true
         end)

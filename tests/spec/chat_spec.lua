@@ -1,4 +1,4 @@
--- apps/chat in-process (API.md §9): how the showcase app is meant to be tested.
+-- apps/chat in-process (docs/testing.md): how the showcase app is meant to be tested.
 local test = require "lubeck.test"
 local cjson = require "cjson"
 

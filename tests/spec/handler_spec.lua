@@ -1,4 +1,4 @@
--- API.md §4 in-process: what a handler returns becomes the response; class
+-- docs/reference.md, Handlers, in-process: what a handler returns becomes the response; class
 -- dispatch, prepare/on_finish, HEAD/OPTIONS/405, JSONHandler, abort, 500.
 -- App: tests/spec/apps/handlers.
 local test = require "lubeck.test"

@@ -1,4 +1,4 @@
--- The spec app for API.md §4 (handlers): what a function returns, class
+-- The spec app for docs/reference.md, Handlers: what a function returns, class
 -- dispatch, errors and aborts. Driven in-process by tests/spec/handler_spec.lua.
 local lubeck = require "lubeck"
 
