@@ -128,6 +128,41 @@ def test_sighup_stops_serve_and_its_mongrel2(tmp_path, workers):
         socket.create_connection(("127.0.0.1", server.port), timeout=1).close()
 
 
+def test_closing_its_terminal_stops_serve_and_its_mongrel2(tmp_path):
+    """serve on a pseudo-terminal of its own; closing the terminal's other end
+    is what closing a terminal window does (the kernel sends SIGHUP)."""
+    import fcntl
+    import pty
+    import termios
+    app = write_app(tmp_path / "app")
+    port = free_port()
+    master, slave = pty.openpty()
+
+    def take_terminal():
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+    proc = subprocess.Popen([LUBECK, "serve", app, "--port", str(port), "--run-dir", str(tmp_path / "run")],
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
+                            preexec_fn=take_terminal)
+    os.close(slave)
+    try:
+        seen = b""
+        deadline = time.time() + 20
+        while b"serving" not in seen and time.time() < deadline:
+            seen += os.read(master, 4096)
+        assert b"serving" in seen, seen
+        m2 = mongrel2_pid(tmp_path / "run")
+        os.close(master)
+        master = None
+        assert proc.wait(15) == 0
+        assert wait_until(lambda: not alive(m2)), "mongrel2 outlived serve"
+    finally:
+        if master is not None:
+            os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 def test_sigusr1_reloads_the_app(tmp_path):
     app = write_app(tmp_path / "app", "before")
     server = Server(app, tmp_path / "run")
