@@ -73,6 +73,10 @@ static int make_dirs(const char *run)
             return -1;
         }
     }
+    /* Nothing in it is source: git leaves the whole folder out by itself. */
+    snprintf(path, sizeof path, "%s/.gitignore", run);
+    FILE *f = access(path, F_OK) != 0 ? fopen(path, "w") : NULL;
+    if (f) { fputs("*\n", f); fclose(f); }
     return 0;
 }
 

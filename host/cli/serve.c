@@ -503,6 +503,9 @@ static int make_run_folder(serve_state *s)
             return -1;
         }
     }
+    /* Nothing in it is source: git leaves the whole folder out by itself. */
+    snprintf(path, sizeof path, "%s/.gitignore", s->run);
+    if (access(path, F_OK) != 0) write_file(path, "*\n", 2);
     return 0;
 }
 

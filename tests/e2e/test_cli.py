@@ -200,6 +200,8 @@ def test_a_second_serve_on_the_same_app_is_one_line(tmp_path):
         assert "another lubeck serve (pid %d)" % first.proc.pid in line
         assert os.path.join(app, ".lubeck") in line
         assert first.proc.poll() is None                          # the first one is untouched
+        with open(os.path.join(app, ".lubeck", ".gitignore")) as f:
+            assert f.read() == "*\n"                               # git ignores the run folder
         assert http_request(int(re.search(r":(\d+)/", first.out[0]).group(1)), "GET", "/").status == 200
     finally:
         assert first.stop() == 0
