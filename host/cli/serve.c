@@ -54,7 +54,6 @@ typedef struct serve_state {
     size_t answer_len;
     int answered;                /* workers that have answered a probe */
     int answered_pids[64];       /* which (the first 64 are enough to count) */
-    int announced;
 } serve_state;
 
 static int mkdir_p(const char *path)
@@ -172,7 +171,11 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     s->mongrel2 = 0;
     char how[128], cause[1024];
     describe_exit(w->rstatus, how, sizeof how);
-    int has_cause = logged_cause(s->log, s->log_start, s->o->port, cause, sizeof cause) == 0;
+    double lived = ev_now(loop) - s->started;
+    /* Its first logged error says why only if it exited on its own soon after
+     * starting; a long-lived one has logged errors about clients meanwhile. */
+    int has_cause = !WIFSIGNALED(w->rstatus) && (!s->up || lived < YOUNG) &&
+                    logged_cause(s->log, s->log_start, s->o->port, cause, sizeof cause) == 0;
     if (!s->up) {   /* it never answered: nothing to restart */
         if (has_cause) fprintf(stderr, "lubeck: mongrel2 could not start: %s (log: %s)\n", cause, s->log);
         else fprintf(stderr, "lubeck: mongrel2 %s while starting (log: %s)\n", how, s->log);
@@ -180,7 +183,6 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
         runner_abort(1);
         return;
     }
-    double lived = ev_now(loop) - s->started;
     if (lived < YOUNG) {
         s->young_deaths++;
         s->pause = s->pause ? s->pause * 2 : RESTART_FIRST;
