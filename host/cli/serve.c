@@ -177,7 +177,9 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     int has_cause = !WIFSIGNALED(w->rstatus) && (!s->up || lived < YOUNG) &&
                     logged_cause(s->log, s->log_start, s->o->port, cause, sizeof cause) == 0;
     if (!s->up) {   /* it never answered: nothing to restart */
-        if (has_cause) fprintf(stderr, "lubeck: mongrel2 could not start: %s (log: %s)\n", cause, s->log);
+        if (WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 127)
+            fprintf(stderr, "lubeck: cannot run mongrel2: is it installed? (Debian: apt-get install mongrel2-core)\n");
+        else if (has_cause) fprintf(stderr, "lubeck: mongrel2 could not start: %s (log: %s)\n", cause, s->log);
         else fprintf(stderr, "lubeck: mongrel2 %s while starting (log: %s)\n", how, s->log);
         ev_timer_stop(loop, &s->probe);
         runner_abort(1);
@@ -531,6 +533,10 @@ static int load_config(serve_state *s, const char *send, const char *recv, const
     }
     char *load[] = { "m2sh", "load", "-config", conf_path, "-db", s->db, NULL };
     int rc = run_logged(load, load_log);
+    if (rc == 127) {
+        fprintf(stderr, "lubeck: cannot run m2sh: is Mongrel2 installed? (Debian: apt-get install mongrel2-core)\n");
+        return -1;
+    }
     int logged = logged_cause(load_log, 0, s->o->port, cause, sizeof cause) == 0;
     if (!logged && rc == 0) return 0;
     if (!logged) snprintf(cause, sizeof cause, "m2sh exited with status %d", rc);
