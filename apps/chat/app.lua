@@ -31,6 +31,7 @@ local PAGE = [[<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/static/chat.css"></head>
 <body><h1>lubeck chat</h1>
+<p>Long polling. The same room over one WebSocket: <a href="/static/ws.html">the WebSocket page</a>.</p>
 <ul id="messages"></ul>
 <form id="say" action="/say" method="post">
   <input name="name" placeholder="your name" maxlength="40">

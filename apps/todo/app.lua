@@ -8,7 +8,7 @@ local resource = require "lubeck.resource"
 local app = lubeck.app{ name = "todo" }
 
 local Todo = model.define("Todo", {
-    title = model.string{ required = true, min = 1, max = 200 },
+    title = model.string{ required = true, min = 1, max = 200, trim = true },   -- "   " is no title
     done = model.boolean{ default = false },
     order = model.integer{ min = 0 },
     due = model.datetime{},

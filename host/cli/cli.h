@@ -26,6 +26,8 @@ typedef struct cli_options {
     int max_inflight, max_headers;   /* 0: the host's defaults */
     int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
     const char *redis;           /* --redis: channels cross hosts through it (wins over the app's) */
+    int hup_stops;               /* serve: SIGHUP (its terminal closed) stops like SIGINT;
+                                    SIGUSR1 reloads (run: SIGHUP and SIGUSR1 reload) */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */
@@ -77,5 +79,6 @@ int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, s
 
 int serve_main(cli_options *o);
 int m2conf_main(cli_options *o);
+int new_main(cli_options *o);
 
 #endif

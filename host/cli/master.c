@@ -49,7 +49,7 @@ static struct {
     shared_zone *shared;
     char bus_in[96], bus_out[96];
     char redis_url[1024];        /* the bus process links the host to other hosts through it ("": none) */
-    ev_signal sigint, sigterm, sighup;
+    ev_signal sigint, sigterm, sighup, sigusr1;
     ev_child child;
     ev_timer watchdog;
     app_watch *watch;
@@ -76,6 +76,7 @@ static void spawn(int i)
         ev_signal_stop(loop, &M.sigint);
         ev_signal_stop(loop, &M.sigterm);
         ev_signal_stop(loop, &M.sighup);
+        ev_signal_stop(loop, &M.sigusr1);
         ev_child_stop(loop, &M.child);
         ev_loop_destroy(loop);
         prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
@@ -131,6 +132,7 @@ static void start_bus(void)
     ev_signal_stop(EV_DEFAULT, &M.sigint);   /* (when restarted by a running master) */
     ev_signal_stop(EV_DEFAULT, &M.sigterm);
     ev_signal_stop(EV_DEFAULT, &M.sighup);
+    ev_signal_stop(EV_DEFAULT, &M.sigusr1);
     ev_child_stop(EV_DEFAULT, &M.child);
     ev_loop_destroy(EV_DEFAULT);
     signal(SIGINT, SIG_IGN);
@@ -306,10 +308,13 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     ev_child_start(loop, &M.child);
     ev_signal_init(&M.sigint, stop_cb, SIGINT);
     ev_signal_init(&M.sigterm, stop_cb, SIGTERM);
-    ev_signal_init(&M.sighup, hup_cb, SIGHUP);
+    /* serve: SIGHUP means its terminal closed, and stops it; SIGUSR1 reloads. */
+    ev_signal_init(&M.sighup, o->hup_stops ? stop_cb : hup_cb, SIGHUP);
+    ev_signal_init(&M.sigusr1, hup_cb, SIGUSR1);
     ev_signal_start(loop, &M.sigint);
     ev_signal_start(loop, &M.sigterm);
     ev_signal_start(loop, &M.sighup);
+    ev_signal_start(loop, &M.sigusr1);
     for (int i = 0; i < M.n; i++) {
         ev_init(&M.workers[i].restart, restart_cb);
         spawn(i);

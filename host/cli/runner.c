@@ -1,5 +1,6 @@
 /* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (no new
- * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app.
+ * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app
+ * (under serve it stops, as SIGINT does), and so does SIGUSR1.
  * Alone it also watches the app folder (--reload); as a worker it beats a
  * heartbeat for its master and joins the master's bus. */
 #include "cli.h"
@@ -18,7 +19,7 @@ static struct {
     lubeck *host;
     double drain, stop_started;
     int status;
-    ev_signal sigint, sigterm, sighup;
+    ev_signal sigint, sigterm, sighup, sigusr1;
     ev_timer drain_poll, heartbeat;
     volatile double *beat;
     app_watch *watch;
@@ -33,6 +34,7 @@ static void finish(struct ev_loop *loop)
     ev_signal_stop(loop, &R.sigint);
     ev_signal_stop(loop, &R.sigterm);
     ev_signal_stop(loop, &R.sighup);
+    ev_signal_stop(loop, &R.sigusr1);
     ev_timer_stop(loop, &R.drain_poll);
     ev_timer_stop(loop, &R.heartbeat);
     watch_stop(R.watch);
@@ -133,10 +135,12 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
     R.ud = ud;
     ev_signal_init(&R.sigint, stop_cb, SIGINT);
     ev_signal_init(&R.sigterm, stop_cb, SIGTERM);
-    ev_signal_init(&R.sighup, hup_cb, SIGHUP);
+    ev_signal_init(&R.sighup, o->hup_stops && !link ? stop_cb : hup_cb, SIGHUP);
+    ev_signal_init(&R.sigusr1, hup_cb, SIGUSR1);
     ev_signal_start(loop, &R.sigint);
     ev_signal_start(loop, &R.sigterm);
     ev_signal_start(loop, &R.sighup);
+    ev_signal_start(loop, &R.sigusr1);
     if (link && link->heartbeat) {
         R.beat = link->heartbeat;
         *R.beat = ev_now(loop);

@@ -6,6 +6,7 @@
 --   PUT /todos/:id        200 item (whole item validated) | 400 | 404
 --   PATCH /todos/:id      200 item (the stored item with the body's fields over it) | 400 | 404
 --   DELETE /todos/:id     204 | 404
+-- Bodies are JSON objects or forms (urlencoded or multipart), as self:validate reads them.
 -- Items carry their id; private fields are stored but never sent.
 --
 -- A store is a table of functions (each may return nil, err on failure):
@@ -168,18 +169,22 @@ function _M.add(app, path, m, store, level)
         return item
     end
 
+    -- A JSON object, or a form (urlencoded or multipart) whose strings are
+    -- converted as the model's kinds say; PATCH lays it over the stored item.
     local function body_of(req, base)
-        local input = model.json_body(req)
+        local input, is_form = model.request_input(req, m)
         if type(input) ~= "table" then
             errors.abort(400, { status = 400, errors = { [""] = "must be an object" } })
         end
         if base then
             local merged = {}
             for k, v in pairs(base) do merged[k] = v end
-            for k, v in pairs(input) do merged[k] = v end
+            for k, v in pairs(input) do
+                if not (is_form and v == "") then merged[k] = v end   -- an empty field is absent
+            end
             input = merged
         end
-        local value, errs = m:validate(input)
+        local value, errs = m:validate(input, { form = is_form })
         if not value then errors.abort(400, { status = 400, errors = errs }) end
         return value
     end

@@ -6,6 +6,11 @@
 -- coroutines, reply framing) in this process, with no sockets: the client
 -- writes the frame Mongrel2 would send and reads the frames the host answers.
 -- Cookies the app sets are kept and sent back, as a browser would.
+-- The test host is built against LuaJIT: under another Lua it cannot even load
+-- (testhost.so: undefined symbol ...), so say what to run instead.
+if not rawget(_G, "jit") then
+    error("lubeck.test needs LuaJIT: run busted --lua=luajit (or put lua = \"luajit\" in .busted)", 0)
+end
 local testhost = require "lubeck.testhost"
 local json = require "lubeck.json"   -- numbers keep every digit (see json.lua)
 
