@@ -11,7 +11,7 @@ local channel = require "lubeck.channel"
 local cjson = require("cjson").new()
 
 local setmetatable, type, error, pcall, select, tostring, pairs = setmetatable, type, error, pcall, select, tostring, pairs
-local unpack, sort, concat = unpack, table.sort, table.concat
+local ipairs, unpack, sort, concat = ipairs, unpack, table.sort, table.concat
 local pg_connect, pg_listen = core.pg_connect, core.pg_listen
 
 local _M = { _VERSION = "0.1" }

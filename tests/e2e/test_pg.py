@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import APPS, Server, free_port
+from conftest import APPS, ROOT, Server, free_port
 
 PG_BIN = "/usr/lib/postgresql/15/bin"
 SUPERPASS = "super-secret"
@@ -319,3 +319,41 @@ def test_the_listener_reconnects_after_its_backend_is_killed(srv, postgres):
         time.sleep(0.5)
         postgres.sql("select pg_notify('lubeck_events', 'back')", db="app")
         assert json.loads(w.result(timeout=10).body)["payload"] == "back"
+
+
+def test_apps_todo_runs_on_postgresql(postgres, tmp_path):
+    os.environ["TODO_PG"] = postgres.dsn
+    try:
+        server = Server(os.path.join(ROOT, "apps", "todo"), tmp_path / "todo-run")
+    finally:
+        del os.environ["TODO_PG"]
+    try:
+        def send(method, path, body=None):
+            r = server.request(method, path, body=json.dumps(body) if body is not None else None,
+                               headers={"Content-Type": "application/json"})
+            return r.status, (json.loads(r.body) if r.body else None)
+
+        status, item = send("POST", "/todos", {"title": "It's \"quoted\"", "tags": ["a", "b c"],
+                                               "due": "2030-01-02T03:04:05+02:00", "order": 2,
+                                               "owner": "me@example.com"})
+        assert status == 201, item
+        assert item["title"] == "It's \"quoted\"" and "owner" not in item   # private: stored, not sent
+        row = postgres.sql("select title, tags::text, due, \"order\", owner, done from todos where id = %s"
+                           % item["id"], db="app")
+        assert row == [["It's \"quoted\"", '{a,"b c"}', "2030-01-02 01:04:05+00", "2", "me@example.com", "f"]]
+        status, got = send("GET", "/todos/%s" % item["id"])
+        assert status == 200 and got["tags"] == ["a", "b c"] and got["due"] == "2030-01-02T01:04:05Z"
+        assert got["done"] is False and got["order"] == 2 and got["id"] == item["id"]
+        status, patched = send("PATCH", "/todos/%s" % item["id"], {"done": True})
+        assert status == 200 and patched["done"] is True and patched["title"] == item["title"]
+        status, _ = send("POST", "/todos", {"title": "second"})
+        status, listed = send("GET", "/todos")
+        assert [t["title"] for t in listed] == [item["title"], "second"]
+        assert send("GET", "/todos/999999")[0] == 404
+        assert send("GET", "/todos/not-a-number")[0] == 404
+        assert send("DELETE", "/todos/%s" % item["id"])[0] == 204
+        assert send("DELETE", "/todos/%s" % item["id"])[0] == 404
+        assert postgres.sql("select title from todos", db="app") == [["second"]]
+    finally:
+        server.stop()
+        postgres.sql("drop table if exists todos", db="app")

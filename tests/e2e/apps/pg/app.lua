@@ -106,17 +106,18 @@ end)
 app:get("/errors", function(req)
     local db = connect(req)
     local out = {}
-    local v, err, fields = db:query("select * from no_such_table")
+    local _, v, err, fields
+    v, err, fields = db:query("select * from no_such_table")
     out.missing = { rows = v ~= nil, err = err, fields = fields }
-    v, err, fields = db:query("selec 1")
+    _, err, fields = db:query("selec 1")
     out.syntax = { err = err, fields = fields }
     db:query("create temp table uniq (id int primary key)")
     db:query("insert into uniq values (1)")
-    v, err, fields = db:query("insert into uniq values ($1)", 1)
+    _, err, fields = db:query("insert into uniq values ($1)", 1)
     out.unique = { err = err, fields = fields }
-    v, err = db:query("select $1::int4 as x", "not a number")
+    _, err = db:query("select $1::int4 as x", "not a number")
     out.bad_param = { err = err }
-    v, err = db:query("select $1::int4 + $2::int4 as x", 1)
+    _, err = db:query("select $1::int4 + $2::int4 as x", 1)
     out.arity = { err = err }
     v = db:query("select 1 as one")
     out.after = v and v[1].one
