@@ -216,6 +216,17 @@ app:get("/stats", function()
     return { pooled = pg.pooled(), worker = ffi.C.getpid() }
 end)
 
+-- The benchmark pair (tests/e2e/bench_pg.py): one row by primary key from
+-- PostgreSQL, and the same item from Redis.
+app:get("/redis-item", function(req)
+    local redis = require "lubeck.redis"
+    local r, err = redis.connect{ port = tonumber(os.getenv("LUBECK_TEST_REDIS_PORT")) }
+    if not r then return 502, err end
+    local v = r:get("item:" .. req:arg("id", "1"))
+    r:keepalive()
+    return v
+end)
+
 app:get("/item", function(req)
     local db = connect(req)
     local rows, err = db:query("select id, title from bench_items where id = $1", tonumber(req:arg("id", "1")))
