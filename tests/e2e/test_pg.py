@@ -263,6 +263,14 @@ def test_a_client_that_disconnects_cancels_its_query(srv, postgres):
     assert jget(srv, "/pid")["user"] == "app"     # the host goes on
 
 
+def test_a_request_answered_504_cancels_its_query(srv, postgres):
+    started = time.time()
+    r = srv.get("/sleep?s=5&tag=deadline")       # the app's request_timeout is 3 s
+    answered = time.time()
+    assert r.status == 504 and answered - started < 4.5
+    assert wait_until(lambda: not postgres.active("deadline"), 1.0)
+
+
 def test_a_query_timeout_cancels_it_on_the_server(srv, postgres):
     r = jget(srv, "/sleep?s=3&timeout=200&tag=timed-out")
     assert r["ok"] is False and r["err"] == "timeout" and r["waited"] < 1

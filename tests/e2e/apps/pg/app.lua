@@ -7,7 +7,7 @@ local cjson = require "cjson"
 local ffi = require "ffi"
 ffi.cdef "int getpid(void);"
 
-local app = lubeck.app{ name = "pg" }
+local app = lubeck.app{ name = "pg", request_timeout = 3 }   -- test_pg: a 504 cancels the query
 local DSN = assert(os.getenv("LUBECK_TEST_PG"), "LUBECK_TEST_PG is not set")
 local events = pg.listen(DSN, "lubeck_events")
 
