@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "log.h"
 
 #define STMT_CACHE 64            /* named statements kept per connection */
 
@@ -277,11 +276,14 @@ const char *pg_conn_dirty(pg_conn *c)
 
 /* ---- ending ----------------------------------------------------------------- */
 
+/* A cancel that fails leaves the query to run out on the server; its
+ * connection is closed anyway, so nothing of it reaches a caller. (No log
+ * line from here: the log is the loop thread's.) */
 static void *cancel_thread(void *arg)
 {
     PGcancel *k = arg;
     char err[256];
-    if (!PQcancel(k, err, sizeof err)) log_warn("pg: cancel request failed: %s", err);
+    PQcancel(k, err, sizeof err);
     PQfreeCancel(k);
     return NULL;
 }
