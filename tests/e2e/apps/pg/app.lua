@@ -7,7 +7,8 @@ local cjson = require "cjson"
 local ffi = require "ffi"
 ffi.cdef "int getpid(void);"
 
-local app = lubeck.app{ name = "pg", request_timeout = 3 }   -- test_pg: a 504 cancels the query
+-- LUBECK_TEST_PG_REQUEST_TIMEOUT: test_pg's 504 test runs a server of its own with a short one.
+local app = lubeck.app{ name = "pg", request_timeout = tonumber(os.getenv("LUBECK_TEST_PG_REQUEST_TIMEOUT") or "30") }
 local DSN = assert(os.getenv("LUBECK_TEST_PG"), "LUBECK_TEST_PG is not set")
 local events = pg.listen(DSN, "lubeck_events")
 
