@@ -253,6 +253,15 @@ def test_a_killed_backend_gives_nil_err_and_a_fresh_connection_next(srv, postgre
     assert nxt["pid"] != int(pid) and nxt["user"] == "app"
 
 
+def test_a_pooled_connection_whose_backend_dies_is_dropped(srv, postgres):
+    before = jget(srv, "/pid?user=alice&password=alice-pw")
+    assert before["kept"] == 1
+    postgres.sql("select pg_terminate_backend(%d)" % before["pid"])
+    assert wait_until(lambda: not postgres.sql("select 1 from pg_stat_activity where pid = %d" % before["pid"]), 2)
+    after = jget(srv, "/pid?user=alice&password=alice-pw")      # no error: a fresh connection
+    assert after["pid"] != before["pid"] and after["reused"] == 0 and after["user"] == "alice"
+
+
 def test_a_client_that_disconnects_cancels_its_query(srv, postgres):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     try:
