@@ -417,7 +417,12 @@ static void on_step(pg_conn *c, int failed, void *ud)
     default:
         break;
     }
-    if (sql_error && (db->step == Q_PREPARE || db->step == Q_DESCRIBE)) pg_stmt_forget(c, db->stmt);
+    /* A statement that failed to prepare, or that the session lost (DEALLOCATE,
+     * DISCARD ALL: SQLSTATE 26000), is prepared again next time. */
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (sql_error && (db->step == Q_PREPARE || db->step == Q_DESCRIBE ||
+                      (db->step == Q_EXEC && state && strcmp(state, "26000") == 0)))
+        pg_stmt_forget(c, db->stmt);
     resume(db, push_outcome(db, res));
 }
 

@@ -209,6 +209,7 @@ def test_command_tags_and_affected_rows(srv):
 def test_a_statement_is_prepared_once_per_connection(srv):
     r = jget(srv, "/prepared")
     assert r["got"] == [2, 4, 6] and r["prepared"] == 1
+    assert r["lost"] is False and r["lost_err"].startswith("ERROR 26000") and r["again"] == 12
 
 
 def test_transactions_commit_on_return_and_roll_back_on_error(srv):

@@ -145,8 +145,12 @@ app:get("/prepared", function(req)
     local got = {}
     for i = 1, 3 do got[i] = db:query(sql, i)[1].twice end
     local count = db:query("select count(*)::int as n from pg_prepared_statements where statement = $1", sql)
+    db:query("deallocate all")
+    local lost, lost_err = db:query(sql, 5)            -- the session forgot it: an error, once
+    local again = db:query(sql, 6)                     -- then prepared anew
     db:keepalive()
-    return { got = got, prepared = count[1].n }
+    return { got = got, prepared = count[1].n, lost = lost ~= nil, lost_err = lost_err,
+             again = again and again[1].twice }
 end)
 
 -- The backend of a pooled connection, and how often it was reused.
