@@ -38,6 +38,7 @@ external_dependencies = {
    SODIUM = { header = "sodium.h", library = "sodium" },
    EV = { header = "ev.h", library = "ev" },
    LUAJIT = { header = "luajit-2.1/luajit.h" },
+   PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
 build = {
