@@ -41,6 +41,7 @@ external_dependencies = {
    HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
    EV = { header = "ev.h", library = "ev" },
    LUAJIT = { header = "luajit-2.1/luajit.h" },
+   PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
 build = {

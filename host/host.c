@@ -23,6 +23,7 @@
 #include "thread.h"
 #include "channel.h"
 #include "cosocket.h"
+#include "pg.h"
 #include "bus.h"
 #include "websocket.h"
 #include "shared.h"
@@ -702,6 +703,7 @@ void lubeck_free(lubeck *h)
     websocket_free_all(h);
     channel_free_all(h);
     cosocket_free_all(h);
+    pg_free_all(h);
     if (h->own_shared) shared_zone_free(h->shared);
     bus_close(h);
     if (h->pub) zmq_close(h->pub);

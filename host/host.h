@@ -114,6 +114,7 @@ struct lubeck {
     int nsocks;
     struct lbk_pooled *pool;       /* idle keep-alive connections */
     struct lbk_resolver *resolver;
+    struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections */
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */

@@ -15,6 +15,7 @@
 #include "lua_fast.h"
 #include "form.h"
 #include "log.h"
+#include "pg.h"
 #include "reply.h"
 #include "scheduler.h"
 #include "shared.h"
@@ -534,6 +535,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    pg_open(L, g);
     websocket_open(L, g);
     shared_open(L, g->host);
     model_open(L, g);
