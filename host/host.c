@@ -184,7 +184,8 @@ static int wants_keep_alive(const m2_request *m)
  *   entry(handle, method_bit, has_body, route, n, c1, c2, c3, c4, rest)
  * with the route's n captures in c1..c4, or all of them in the table rest when
  * there are more than four. For a 405 (route -1), n is 1 and c1 the mask of
- * the methods the path allows. */
+ * the methods the path allows. tests/spec/handler_spec.lua checks each
+ * argument as pipeline.lua receives it. */
 #define ENTRY_NARGS 10
 #define ENTRY_SLOTS 4
 

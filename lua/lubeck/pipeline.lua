@@ -126,6 +126,11 @@ end
 -- The response object of each request still running, for on_timeout.
 local running = {}
 
+-- The function the host calls for each request (host.c, dispatch), with ten
+-- arguments: the handle, the method's router bit, whether there is a body,
+-- the route's index (0: none matched, -1: not for this method) and the
+-- captures. docs/architecture.md ("The seam") says what each holds;
+-- tests/spec/handler_spec.lua checks them through the host.
 function _M.entry(app)
     local routes = app.routes
     return function(handle, method_bit, has_body, index, n, c1, c2, c3, c4, rest)

@@ -134,8 +134,11 @@ Request.__index = function(req, key)
     return Request[key]
 end
 
--- The rest of the request line and connection, each read from C on first use.
-for i, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }) do
+-- The rest of the request line and connection, each read from C on first use:
+-- core.req_field(handle, i) returns the field FIELDS[i] names (host/lua_core.c,
+-- l_req_field; tests/spec/seam_spec.lua checks every position).
+_M.FIELDS = { "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }
+for i, key in ipairs(_M.FIELDS) do
     lazy[key] = function(req)
         return req_field(req._handle, i)
     end
