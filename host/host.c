@@ -25,6 +25,7 @@
 #include "cosocket.h"
 #include "bus.h"
 #include "websocket.h"
+#include "flow.h"
 #include "shared.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
@@ -326,14 +327,22 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     case M2_DISCONNECT:
         /* Mongrel2 hands notices to any worker: the owner may be another one. */
         bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
+        flow_gone(h, r->m2.sender, r->m2.conn_id);
         host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
         host_req_free(h, r);
         return;
-    case M2_CREDITS:
+    case M2_CREDITS: {
+        size_t written = flow_credits_written(&r->m2);
+        if (!flow_credit(h, r->m2.sender, r->m2.conn_id, written))
+            bus_send_credits(h, r->m2.sender, r->m2.conn_id, written);   /* another worker's */
+        host_req_free(h, r);
+        return;
+    }
     case M2_NOTICE:
         host_req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
         return;
     case M2_HTTP:
+        flow_request_seen(h, &r->m2);
         break;
     }
     if (websocket_frame(h, &r->m2)) {   /* METHOD WEBSOCKET: to its session, never routed */
@@ -700,6 +709,7 @@ void lubeck_free(lubeck *h)
     free(h->reqs);
     free(h->conns);
     websocket_free_all(h);
+    flow_free_all(h);
     channel_free_all(h);
     cosocket_free_all(h);
     if (h->own_shared) shared_zone_free(h->shared);
