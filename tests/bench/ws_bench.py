@@ -6,12 +6,16 @@ a running one) and measures, with a standard-library client:
   echo_1      messages per second echoed over one connection (one in flight)
   echo_100    messages per second echoed over 100 connections at once
               (one in flight on each)
+  burst_2     frames per second the server sends when 2 connections each ask
+              for a burst of --burst frames (/burst: one send per frame in a
+              loop), both read as fast as the client can; burst_cut_off counts
+              the connections that ended before their last frame (3 rounds)
   fanout_N    time from one publish (POST /publish) until all N sockets of
               the room (/room, each listening on one channel) have the message
 
-usage: tests/bench/ws_bench.py [--build build] [--seconds 5] [--fanout 1000] [--workers 1]
+usage: tests/bench/ws_bench.py [--build build] [--seconds 5] [--burst 20000] [--fanout 1000] [--workers 1]
 prints one line:
-  echo_1_msgs_per_s=… echo_100_msgs_per_s=… fanout_1000_first_ms=… fanout_1000_last_ms=…
+  echo_1_msgs_per_s=… echo_100_msgs_per_s=… burst_2_frames_per_s=… fanout_1000_first_ms=… fanout_1000_last_ms=…
 """
 import argparse
 import base64
@@ -134,6 +138,43 @@ def echo_many(port, seconds, count):
     return n / elapsed
 
 
+def burst(port, frames, conns=2, rounds=3):
+    """Median over rounds of frames received per second, all connections
+    together, and how many connections were cut off before their last frame."""
+    rates, dropped = [], 0
+    for _ in range(rounds):
+        cs = [Conn(port, "/burst") for _ in range(conns)]
+        sel = selectors.DefaultSelector()
+        start = time.time()
+        for c in cs:
+            c.sock.sendall(frame(str(frames).encode()))
+            c.sock.setblocking(False)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+        got, open_ = 0, conns
+        deadline = start + 120
+        while open_ and time.time() < deadline:
+            for key, _ in sel.select(timeout=1):
+                c = key.data
+                data = c.sock.recv(262144)
+                if not data:                      # cut off: Mongrel2 dropped it
+                    dropped += 1
+                    open_ -= 1
+                    sel.unregister(c.sock)
+                    continue
+                c.buf += data
+                for m in c.messages():
+                    if m == b"done":
+                        open_ -= 1
+                        sel.unregister(c.sock)
+                    else:
+                        got += 1
+        rates.append(got / (time.time() - start))
+        for c in cs:
+            c.sock.close()
+    rates.sort()
+    return rates[len(rates) // 2], dropped
+
+
 def fanout(port, count, rounds=5):
     conns = [Conn(port, "/room") for _ in range(count)]
     for c in conns:
@@ -180,6 +221,7 @@ def main():
     ap.add_argument("--port", type=int, help="a server already running the websocket test app")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--fanout", type=int, default=1000)
+    ap.add_argument("--burst", type=int, default=20000)
     ap.add_argument("--workers", default="1")
     args = ap.parse_args()
     proc = None
@@ -204,9 +246,11 @@ def main():
     try:
         one = echo_one(port, args.seconds)
         many = echo_many(port, args.seconds, 100)
+        frames, cut = burst(port, args.burst)
         first, last = fanout(port, args.fanout)
-        print("workers=%s echo_1_msgs_per_s=%.0f echo_100_msgs_per_s=%.0f fanout_%d_first_ms=%.1f "
-              "fanout_%d_last_ms=%.1f" % (args.workers, one, many, args.fanout, first, args.fanout, last))
+        print("workers=%s echo_1_msgs_per_s=%.0f echo_100_msgs_per_s=%.0f burst_2_frames_per_s=%.0f burst_cut_off=%d "
+              "fanout_%d_first_ms=%.1f fanout_%d_last_ms=%.1f"
+              % (args.workers, one, many, frames, cut, args.fanout, first, args.fanout, last))
     finally:
         if proc:
             os.killpg(proc.pid, signal.SIGTERM)
