@@ -337,7 +337,8 @@ int flow_credit(lubeck *h, slice sender, uint32_t id, size_t written)
     c->in_flight = written < c->in_flight ? c->in_flight - written : 0;
     if (c->head) {
         ev_timer_stop(h->loop, &c->stall);   /* the client reads: a fresh send_timeout */
-        pump(c);
+        pump(c);                             /* its waiters run: look c up again */
+        if (!(c = find(h, sender, id))) return 1;
     }
     forget_if_idle(c);
     return 1;
@@ -382,7 +383,8 @@ void flow_free_all(lubeck *h)
     for (uint32_t i = 0; f->buckets && i <= f->mask; i++)
         while (f->buckets[i]) {
             flow_conn *c = f->buckets[i];
-            c->waiters = NULL;   /* their owners are being freed too */
+            for (flow_waiter *w = c->waiters; w; w = w->next) w->conn = NULL;
+            c->waiters = NULL;
             conn_free(c);
         }
     free(f->buckets);
