@@ -304,6 +304,14 @@ void flow_unwatch(lubeck *h, flow_waiter *w)
 
 /* ---- what Mongrel2 tells us -------------------------------------------------- */
 
+static void set_window(lubeck *h, size_t window)
+{
+    struct lbk_flows *f = window > 0 ? flows_of(h) : NULL;
+    if (!f) return;
+    f->window = window;
+    f->piece = window / 4 ? window / 4 : 1;
+}
+
 void flow_request_seen(lubeck *h, const m2_request *m)
 {
     if (h->flows && h->flows->window) return;
@@ -314,10 +322,7 @@ void flow_request_seen(lubeck *h, const m2_request *m)
     memcpy(digits, hd->value.p, n);
     digits[n] = '\0';
     long window = strtol(digits, NULL, 10);
-    struct lbk_flows *f = window > 0 ? flows_of(h) : NULL;
-    if (!f) return;
-    f->window = (size_t)window;
-    f->piece = f->window / 4 ? f->window / 4 : 1;
+    if (window > 0) set_window(h, (size_t)window);
 }
 
 size_t flow_credits_written(const m2_request *m)
@@ -331,6 +336,9 @@ size_t flow_credits_written(const m2_request *m)
 
 int flow_credit(lubeck *h, slice sender, uint32_t id, size_t written)
 {
+    /* Credits before any request with DOWNLOAD_CREDITS (this worker started
+     * while Mongrel2's keep-alive connections were open): the mode is on. */
+    if (!flow_window(h)) set_window(h, FLOW_MONGREL2_WINDOW);
     flow_conn *c = find(h, sender, id);
     if (!c) return 0;
     /* More than we counted: bytes another worker sent (or sent before a restart). */

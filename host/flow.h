@@ -17,6 +17,7 @@
 #include "host.h"
 
 #define FLOW_SEND_TIMEOUT 30.0   /* seconds without credits while data waits: close */
+#define FLOW_MONGREL2_WINDOW (100 * 1024)   /* MAX_CREDITS, fixed in Mongrel2 1.12 */
 
 /* Someone waiting for a connection's backlog to empty: fn(ud, 1) when it has,
  * fn(ud, 0) when the connection ended first. Embedded in its owner. */
@@ -28,7 +29,8 @@ typedef struct flow_waiter {
 } flow_waiter;
 
 /* A request frame: the first request of a connection carries DOWNLOAD_CREDITS
- * (the window) when Mongrel2 runs with download.flow_control=1. */
+ * (the window) when Mongrel2 runs with download.flow_control=1. A credits
+ * notice that comes first turns the window on too (FLOW_MONGREL2_WINDOW). */
 void flow_request_seen(lubeck *h, const m2_request *m);
 /* The window in bytes; 0 when Mongrel2 sends no credits (no flow control). */
 size_t flow_window(const lubeck *h);

@@ -110,6 +110,10 @@ static void the_window_comes_from_download_credits(void **state)
     fixture *f = fixture_new("1000");
     assert_int_equal(flow_window(&f->h), 1000);
     fixture_free(f);
+    f = fixture_new(NULL);                       /* no request told it yet */
+    credit(f, 12, 100);
+    assert_int_equal(flow_window(&f->h), 102400);
+    fixture_free(f);
 }
 
 static void what_does_not_fit_waits_and_leaves_in_order_as_credits_come(void **state)
