@@ -9,6 +9,7 @@
 #include "channel.h"
 #include "log.h"
 #include "websocket.h"
+#include "flow.h"
 
 /* Messages are three parts: a kind byte with the sender's pid, then two
  * payload parts: 'C' (channel name, payload), 'D' (Mongrel2 sender, conn id) or
@@ -51,6 +52,18 @@ void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len)
     send3(h, 'W', sender.p, sender.n, frame, len);
 }
 
+/* Interim (see bus.h): 'K', sender, then the conn id and the bytes written. */
+typedef struct bus_credits {
+    uint32_t conn_id;
+    uint64_t written;
+} bus_credits;
+
+void bus_send_credits(lubeck *h, slice sender, uint32_t conn_id, size_t written)
+{
+    bus_credits k = { conn_id, written };
+    send3(h, 'K', sender.p, sender.n, &k, sizeof k);
+}
+
 /* Receives one whole message into parts; returns the part count or -1. */
 static int recv_parts(void *sock, zmq_msg_t parts[3])
 {
@@ -86,7 +99,12 @@ static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
     } else if (hd.kind == 'D' && blen == sizeof(uint32_t)) {
         uint32_t id;
         memcpy(&id, b, sizeof id);
+        flow_gone(h, slice_make(a, alen), id);
         host_cancel_conn(h, slice_make(a, alen), id);
+    } else if (hd.kind == 'K' && blen == sizeof(bus_credits)) {
+        bus_credits k;
+        memcpy(&k, b, sizeof k);
+        flow_credit(h, slice_make(a, alen), k.conn_id, (size_t)k.written);
     } else if (hd.kind == 'W') {
         websocket_bus_frame(h, b, blen);
     }

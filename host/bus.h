@@ -14,6 +14,10 @@ void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *
 void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id);
 /* A WEBSOCKET frame for a connection this worker does not own (websocket.c). */
 void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len);
+/* A credits notice for a connection this worker does not send to (flow.c).
+ * Interim: to be dropped once the master routes every notice of a connection
+ * to the worker that owns it. */
+void bus_send_credits(lubeck *h, slice sender, uint32_t conn_id, size_t written);
 
 /* The master's side: forwards everything from in_spec (bound XSUB) to out_spec
  * (bound XPUB) from inside the caller's loop. */

@@ -26,6 +26,7 @@
 #include "pg.h"
 #include "bus.h"
 #include "websocket.h"
+#include "flow.h"
 #include "shared.h"
 
 #define RECV_BATCH 64            /* messages per wake-up before others get a turn */
@@ -328,14 +329,22 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     case M2_DISCONNECT:
         /* Mongrel2 hands notices to any worker: the owner may be another one. */
         bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
+        flow_gone(h, r->m2.sender, r->m2.conn_id);
         host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
         host_req_free(h, r);
         return;
-    case M2_CREDITS:
+    case M2_CREDITS: {
+        size_t written = flow_credits_written(&r->m2);
+        if (!flow_credit(h, r->m2.sender, r->m2.conn_id, written))
+            bus_send_credits(h, r->m2.sender, r->m2.conn_id, written);   /* another worker's */
+        host_req_free(h, r);
+        return;
+    }
     case M2_NOTICE:
         host_req_free(h, r);   /* never routed, never answered (docs/protocol.md, Notices) */
         return;
     case M2_HTTP:
+        flow_request_seen(h, &r->m2);
         break;
     }
     if (websocket_frame(h, &r->m2)) {   /* METHOD WEBSOCKET: to its session, never routed */
@@ -702,6 +711,7 @@ void lubeck_free(lubeck *h)
     free(h->reqs);
     free(h->conns);
     websocket_free_all(h);
+    flow_free_all(h);
     channel_free_all(h);
     cosocket_free_all(h);
     pg_free_all(h);

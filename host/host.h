@@ -130,6 +130,7 @@ struct lubeck {
     char *upload_dir;            /* real path of Mongrel2's upload.temp_store folder; NULL: uploads refused */
     char *upload_chroot;         /* real path of Mongrel2's chroot, or NULL: its paths are real */
     struct lbk_websockets *websockets;   /* websocket.c's connections */
+    struct lbk_flows *flows;     /* flow.c: Mongrel2's download flow control */
     char *scratch;               /* decoded query values for lua_fast.c */
     size_t scratch_cap;
 };
@@ -142,8 +143,13 @@ int host_stream_start(lubeck *h, lbk_req *r, struct reply_spec *spec);
 int host_stream_write(lubeck *h, lbk_req *r, slice data);
 int host_stream_end(lubeck *h, lbk_req *r);
 void host_close_conn(lubeck *h, lbk_req *r);
-/* One frame to up to M2_MAX_TARGETS connections of a Mongrel2 server. */
+/* One frame to up to M2_MAX_TARGETS connections of a Mongrel2 server, within
+ * each one's flow-control window (flow.c). */
 void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body);
+/* respond.c: straight to Mongrel2, past flow control (flow.c decides when):
+ * a message of the parts a, b, c to the ids; a whole prebuilt frame. */
+void host_send_now(lubeck *h, slice sender, const uint32_t *ids, int n, slice a, slice b, slice c);
+void host_send_frame(lubeck *h, slice frame);
 /* Fills the parts of a reply_spec that follow from the request (version, time,
  * keep-alive). */
 void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);

@@ -15,6 +15,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "crypto.h"
+#include "flow.h"
 #include "lua_fast.h"
 #include "form.h"
 #include "log.h"
@@ -286,14 +287,60 @@ static int l_stream_start(lua_State *L)
     return 1;
 }
 
-/* Mongrel2 queues at most 16 frames per connection and drops the client on
- * the 17th, and it takes a burst from its socket without writing in between:
- * a stream sends at most STREAM_PACE_FRAMES frames per STREAM_PACE_WINDOW and
- * then waits out the window (the same budget WebSockets use, websocket.c). */
+/* Back-pressure for streams (docs/flow-control.md). With Mongrel2's flow
+ * control a write goes out within the connection's credit window (flow.c) and
+ * the writer waits while any of it is still in the backlog: a slow client
+ * slows its own stream only. Without flow control (no DOWNLOAD_CREDITS from
+ * Mongrel2) a stream sends at most STREAM_PACE_FRAMES frames per
+ * STREAM_PACE_WINDOW, half of Mongrel2's 16-message queue, and then waits out
+ * the window (the same budget WebSockets use, websocket.c). */
 #define STREAM_PACE_FRAMES 8
 #define STREAM_PACE_WINDOW 0.002
 
-/* stream_write(handle, data) → true | false (dropped); may wait for the window */
+static void stream_room(void *ud, int open)
+{
+    lbk_task *t = ud;
+    free(t->wait_on);
+    t->wait_on = NULL;
+    if (open) {
+        lua_pushboolean(t->co, 1);
+        sched_wake(t, 1);
+    } else {
+        lua_pushnil(t->co);
+        lua_pushliteral(t->co, "closed");
+        sched_wake(t, 2);
+    }
+}
+
+/* The writer was cancelled (its client left, its request timed out). */
+static void stream_undo_wait(lbk_task *t)
+{
+    flow_waiter *w = t->wait_on;
+    if (!w) return;
+    flow_unwatch(t->gen->host, w);
+    free(w);
+    t->wait_on = NULL;
+}
+
+/* Waits until the connection's backlog is empty: true, or nil, "closed". */
+static int wait_for_backlog(lua_State *L, lbk_task *t, lbk_req *r)
+{
+    lubeck *h = t->gen->host;
+    if (flow_backlog(h, r->m2.sender, r->m2.conn_id) == 0) return 1;
+    flow_waiter *w = calloc(1, sizeof *w);
+    if (!w) return luaL_error(L, "out of memory");
+    w->fn = stream_room;
+    w->ud = t;
+    if (!flow_watch(h, r->m2.sender, r->m2.conn_id, w)) {
+        free(w);
+        return 1;
+    }
+    lua_pop(L, 1);
+    return sched_wait(L, t, w, -1, stream_undo_wait, 0);
+}
+
+/* stream_write(handle, data) → true | false (dropped) | nil, "closed"; may
+ * wait for the client to take what was sent before */
 static int l_stream_write(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -304,6 +351,7 @@ static int l_stream_write(lua_State *L)
     lua_pushboolean(L, sent);
     lbk_task *t = g->host->current;
     if (!sent || !t || t->co != L || !r->streaming) return 1;
+    if (flow_window(g->host)) return wait_for_backlog(L, t, r);
     double now = ev_now(g->host->loop);
     if (now - r->pace_start >= STREAM_PACE_WINDOW) {
         r->pace_start = now;

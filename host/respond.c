@@ -10,6 +10,7 @@
 #include "log.h"
 #include "reply.h"
 #include "decimal.h"
+#include "flow.h"
 
 static void send_msg(lubeck *h, zmq_msg_t *m)
 {
@@ -25,31 +26,37 @@ static void send_msg(lubeck *h, zmq_msg_t *m)
     }
 }
 
-void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body)
+void host_send_frame(lubeck *h, slice frame)
 {
-    size_t pre = m2_reply_prefix_size(sender, ids, n);
     zmq_msg_t m;
-    if (pre == 0 || zmq_msg_init_size(&m, pre + body.n) != 0) return;
-    char *o = zmq_msg_data(&m);
-    o += m2_reply_prefix(o, sender, ids, n);
-    if (body.n) memcpy(o, body.p, body.n);
+    if (zmq_msg_init_size(&m, frame.n) != 0) return;
+    memcpy(zmq_msg_data(&m), frame.p, frame.n);
     send_msg(h, &m);
 }
 
-/* One frame to the request's connection: prefix, then up to three parts. */
-static int send_frame(lubeck *h, lbk_req *r, slice a, slice b, slice c)
+void host_send_now(lubeck *h, slice sender, const uint32_t *ids, int n, slice a, slice b, slice c)
 {
-    uint32_t id = r->m2.conn_id;
-    size_t pre = m2_reply_prefix_size(r->m2.sender, &id, 1);
+    size_t pre = m2_reply_prefix_size(sender, ids, n);
     zmq_msg_t m;
-    if (zmq_msg_init_size(&m, pre + a.n + b.n + c.n) != 0) return -1;
+    if (pre == 0 || zmq_msg_init_size(&m, pre + a.n + b.n + c.n) != 0) return;
     char *o = zmq_msg_data(&m);
-    o += m2_reply_prefix(o, r->m2.sender, &id, 1);
+    o += m2_reply_prefix(o, sender, ids, n);
     if (a.n) { memcpy(o, a.p, a.n); o += a.n; }
     if (b.n) { memcpy(o, b.p, b.n); o += b.n; }
     if (c.n) memcpy(o, c.p, c.n);
     send_msg(h, &m);
-    return 0;
+}
+
+void host_send_ids(lubeck *h, slice sender, const uint32_t *ids, int n, slice body)
+{
+    if (n == 1) flow_send(h, sender, ids[0], body, SLICE_LIT(""), SLICE_LIT(""));
+    else flow_send_ids(h, sender, ids, n, body);
+}
+
+/* One frame to the request's connection, within its flow-control window. */
+static int send_frame(lubeck *h, lbk_req *r, slice a, slice b, slice c)
+{
+    return flow_send(h, r->m2.sender, r->m2.conn_id, a, b, c);
 }
 
 void host_close_conn(lubeck *h, lbk_req *r)

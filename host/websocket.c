@@ -12,27 +12,22 @@
  * ends when the session and the threads it spawned have ended; the connection
  * goes with it (websocket_req_ended).
  *
- * Back-pressure. Mongrel2 queues at most 16 messages per connection and drops
- * the client when a 17th arrives (DELIVER_OUTSTANDING_MSGS); it reads its SUB
- * socket in a loop without yielding while messages are pending, so a burst of
- * more than 16 frames to one connection overflows even when the client reads
- * fast. Two ways to pace: download.flow_control=1 (credits notices), or a budget
- * of frames per short window. We pace by window, because flow control is a
- * server-wide setting with costs the whole app pays: every write to any
- * connection sends a credits notice back (doubling the messages for plain HTTP,
- * and with --workers each notice for a WebSocket would need the bus), and its
- * limit of 100 KiB outstanding bytes per connection (MAX_CREDITS) refuses any
- * single HTTP response or WebSocket message larger than that. So: at most
- * WS_PACE_FRAMES frames and WS_PACE_BYTES bytes per connection per
- * WS_PACE_WINDOW; a send past that budget suspends its coroutine until the next
- * window (frames keep their order). Mongrel2 drains its queue whenever its
- * handler task runs out of input, so half of its queue per 2 ms leaves room for
- * a Mongrel2 that stalls a few ms. Without an acknowledgement no window can see
- * a client that stops reading: Mongrel2 then drops it and its disconnect notice
- * ends the session (on_close 1006). When more than WS_MAX_WAITING frames (or
- * WS_MAX_WAITING_BYTES) wait on one connection, the handler is producing faster
- * than any window lets through: the connection is closed with 1008 and the
- * reason logged. */
+ * Back-pressure (docs/flow-control.md). Mongrel2 queues at most 16 messages per
+ * connection and drops the client when a 17th arrives; it reads its socket in
+ * a loop without writing in between, so a burst overflows even a client that
+ * reads fast, and under CPU contention no time-based budget is safe. So
+ * lubeck's Mongrel2 runs with download.flow_control=1: every send goes through
+ * flow.c, which keeps the bytes Mongrel2 has not yet reported written under
+ * its window. A send here goes once the connection's backlog is empty; until
+ * then its coroutine waits (frames keep their order). A slow reader slows only
+ * its own connection; one that reads nothing for the send timeout is closed by
+ * flow.c and the session ends (on_close 1006). Against a Mongrel2 without flow
+ * control (requests carry no DOWNLOAD_CREDITS), sends fall back to a budget of
+ * WS_PACE_FRAMES frames and WS_PACE_BYTES bytes per WS_PACE_WINDOW: half of
+ * Mongrel2's queue per 2 ms, which holds only while Mongrel2 keeps up. When
+ * more than WS_MAX_WAITING frames (or WS_MAX_WAITING_BYTES) wait on one
+ * connection, the handler produces faster than the connection takes them: it
+ * is closed with 1008 and the reason logged. */
 #include "websocket_conn.h"
 
 #include <lauxlib.h>
@@ -176,9 +171,13 @@ void ws_emit_frame(ws_conn *c, int op, const char *p, size_t n)
     if (f != stack) free(f);
 }
 
-/* Does a frame of len bytes fit this window? Opens a new one when it is over. */
+/* May a frame of len bytes go now? With flow control: when nothing waits in
+ * the connection's backlog (flow.c sends what fits the credit window and keeps
+ * the rest). Without: when it fits this time window (a new one opens when it
+ * is over). */
 int ws_fits_window(ws_conn *c, size_t len)
 {
+    if (flow_window(c->h)) return flow_backlog(c->h, c->sender, c->id) == 0;
     double now = ev_now(c->h->loop);
     if (now - c->win_start >= WS_PACE_WINDOW) {
         c->win_start = now;
@@ -209,6 +208,12 @@ static void resume_sender(lbk_task *t, int sent)
     }
 }
 
+static void stop_waiting_for_room(ws_conn *c)
+{
+    ev_timer_stop(c->h->loop, &c->pace);
+    flow_unwatch(c->h, &c->room);
+}
+
 static void drop_pending(ws_conn *c)
 {
     while (c->out_head) {
@@ -221,7 +226,7 @@ static void drop_pending(ws_conn *c)
     c->out_tail = NULL;
     c->out_count = 0;
     c->out_bytes = 0;
-    ev_timer_stop(c->h->loop, &c->pace);
+    stop_waiting_for_room(c);
 }
 
 static void push_event(ws_conn *c, int op, int code, const char *p, size_t n);
@@ -258,9 +263,26 @@ void ws_fail(ws_conn *c, int code, const char *reason)
     push_event(c, WS_OP_CLOSE, code, reason, n);
 }
 
-void ws_pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void room_cb(void *ud, int open);
+
+/* The frames at the head go once there is room: the next time window, or
+ * (with flow control) the moment the connection's backlog is empty. */
+static void wait_for_room(ws_conn *c)
 {
-    ws_conn *c = w->data;
+    if (flow_window(c->h)) {
+        c->room.fn = room_cb;
+        c->room.ud = c;
+        if (flow_watch(c->h, c->sender, c->id, &c->room)) return;
+    }
+    if (ev_is_active(&c->pace)) return;
+    double left = WS_PACE_WINDOW - (ev_now(c->h->loop) - c->win_start);
+    /* With flow control there is room already: go on the next loop turn. */
+    ev_timer_set(&c->pace, flow_window(c->h) || left < 0 ? 0 : left, 0);
+    ev_timer_start(c->h->loop, &c->pace);
+}
+
+static void send_waiting(ws_conn *c)
+{
     while (c->out_head && ws_fits_window(c, c->out_head->len)) {
         ws_pending *p = c->out_head;
         c->out_head = p->next;
@@ -273,10 +295,29 @@ void ws_pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
         resume_sender(p->task, 1);
         free(p);
     }
-    if (c->out_head) {
-        ev_timer_set(w, WS_PACE_WINDOW, 0);
-        ev_timer_start(loop, w);
+    if (c->out_head) wait_for_room(c);
+}
+
+void ws_pace_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop;
+    (void)revents;
+    send_waiting(w->data);
+}
+
+/* flow.c: the backlog emptied (open), or the connection ended: Mongrel2 said
+ * it is gone, or its client read nothing for the send timeout (then the
+ * session is cancelled right after, as for a disconnect). */
+static void room_cb(void *ud, int open)
+{
+    ws_conn *c = ud;
+    if (open) {
+        send_waiting(c);
+        return;
     }
+    c->closing = 1;
+    c->closed = 1;
+    drop_pending(c);
 }
 
 ws_pending *ws_queue_frame(ws_conn *c, char *frame, size_t len, lbk_task *t)
@@ -291,11 +332,7 @@ ws_pending *ws_queue_frame(ws_conn *c, char *frame, size_t len, lbk_task *t)
     c->out_tail = p;
     c->out_count++;
     c->out_bytes += len;
-    if (!ev_is_active(&c->pace)) {
-        double left = WS_PACE_WINDOW - (ev_now(c->h->loop) - c->win_start);
-        ev_timer_set(&c->pace, left > 0 ? left : 0, 0);
-        ev_timer_start(c->h->loop, &c->pace);
-    }
+    if (!ev_is_active(&c->pace) && !c->room.conn) wait_for_room(c);
     return p;
 }
 
@@ -528,7 +565,7 @@ static void conn_free(ws_conn *c)
 {
     lubeck *h = c->h;
     ws_unregister(h, c);
-    ev_timer_stop(h->loop, &c->pace);
+    stop_waiting_for_room(c);
     ev_timer_stop(h->loop, &c->close_wait);
     while (c->in_head) {
         ws_msg *m = c->in_head;

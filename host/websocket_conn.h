@@ -4,7 +4,10 @@
 #define LUBECK_WEBSOCKET_CONN_H
 
 #include "websocket.h"
+#include "flow.h"
 
+/* Pacing by time, only when Mongrel2 runs without download.flow_control
+ * (otherwise the credit window of flow.c paces every connection). */
 #define WS_PACE_WINDOW 0.002             /* seconds */
 #define WS_PACE_FRAMES 8                 /* half of Mongrel2's per-connection queue */
 #define WS_PACE_BYTES (256 * 1024)
@@ -50,7 +53,8 @@ typedef struct lbk_ws_conn {
     double win_start;
     int win_frames;
     size_t win_bytes;
-    ev_timer pace;
+    ev_timer pace;               /* without flow control: the next window */
+    flow_waiter room;            /* with flow control: the backlog emptied */
     ev_timer close_wait;
     int close_code;              /* what our close frame said */
     char close_reason[WS_MAX_CONTROL + 1];

@@ -55,7 +55,9 @@ int m2conf_write(char *buf, size_t len, const m2conf_params *p)
            "    'server.daemonize': 0,\n"
            "    'limits.content_length': %ld,\n"
            "    'upload.temp_store': '%s/tmp/upload.XXXXXX',\n"
-           "    'disable.access_logging': 1\n"
+           "    'disable.access_logging': 1,\n"
+           /* Credits after every write: lubeck's back-pressure (docs/flow-control.md). */
+           "    'download.flow_control': 1\n"
            "}\n\n"
            "servers = [main]\n",
            p->max_body, p->run_dir);

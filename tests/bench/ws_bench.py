@@ -6,12 +6,23 @@ a running one) and measures, with a standard-library client:
   echo_1      messages per second echoed over one connection (one in flight)
   echo_100    messages per second echoed over 100 connections at once
               (one in flight on each)
+  burst_2     frames per second the server sends when 2 connections each ask
+              for a burst of --burst frames (/burst: one send per frame in a
+              loop), both read as fast as the client can; burst_cut_off counts
+              the connections that ended before their last frame (3 rounds)
   fanout_N    time from one publish (POST /publish) until all N sockets of
               the room (/room, each listening on one channel) have the message
 
-usage: tests/bench/ws_bench.py [--build build] [--seconds 5] [--fanout 1000] [--workers 1]
+With --mix S it runs the fault mix instead, for S seconds, optionally with a
+busy loop on every core (--hog): 4 threads of plain GETs (each on a new
+connection, each counted as answered or not), 2 threads asking for bursts of
+100 frames, and one reader that takes 4 KiB frames slowly. It prints the
+counts and how often Mongrel2's log says it dropped a client.
+
+usage: tests/bench/ws_bench.py [--build build] [--seconds 5] [--burst 20000] [--fanout 1000] [--workers 1]
+       tests/bench/ws_bench.py --mix 90 [--hog] [--build build] [--workers 1]
 prints one line:
-  echo_1_msgs_per_s=… echo_100_msgs_per_s=… fanout_1000_first_ms=… fanout_1000_last_ms=…
+  echo_1_msgs_per_s=… echo_100_msgs_per_s=… burst_2_frames_per_s=… fanout_1000_first_ms=… fanout_1000_last_ms=…
 """
 import argparse
 import base64
@@ -134,6 +145,130 @@ def echo_many(port, seconds, count):
     return n / elapsed
 
 
+def burst(port, frames, conns=2, rounds=3):
+    """Median over rounds of frames received per second, all connections
+    together, and how many connections were cut off before their last frame."""
+    rates, dropped = [], 0
+    for _ in range(rounds):
+        cs = [Conn(port, "/burst") for _ in range(conns)]
+        sel = selectors.DefaultSelector()
+        start = time.time()
+        for c in cs:
+            c.sock.sendall(frame(str(frames).encode()))
+            c.sock.setblocking(False)
+            sel.register(c.sock, selectors.EVENT_READ, c)
+        got, open_ = 0, conns
+        deadline = start + 120
+        while open_ and time.time() < deadline:
+            for key, _ in sel.select(timeout=1):
+                c = key.data
+                data = c.sock.recv(262144)
+                if not data:                      # cut off: Mongrel2 dropped it
+                    dropped += 1
+                    open_ -= 1
+                    sel.unregister(c.sock)
+                    continue
+                c.buf += data
+                for m in c.messages():
+                    if m == b"done":
+                        open_ -= 1
+                        sel.unregister(c.sock)
+                    else:
+                        got += 1
+        rates.append(got / (time.time() - start))
+        for c in cs:
+            c.sock.close()
+    rates.sort()
+    return rates[len(rates) // 2], dropped
+
+
+def mix(port, seconds, run_dir):
+    """The fault mix (see the top): counts, and Mongrel2's drops from its log."""
+    end = time.time() + seconds
+    counts = dict.fromkeys(("gets", "answered", "unanswered", "bursts", "bursts_cut",
+                            "slow_frames", "slow_cut"), 0)
+    lock = threading.Lock()
+
+    def count(key, n=1):
+        with lock:
+            counts[key] += n
+
+    def gets():
+        while time.time() < end:
+            count("gets")
+            data = b""
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                    s.sendall(b"GET /closes HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+                    while not data.rstrip().endswith(b"}"):
+                        b = s.recv(65536)
+                        if not b:
+                            break
+                        data += b
+            except OSError:
+                pass
+            ok = data.startswith(b"HTTP/1.1 200") and data.rstrip().endswith(b"}")
+            count("answered" if ok else "unanswered")
+
+    def take(c, delay=0.0):
+        """Frames until "done ..."; None when the connection was cut off."""
+        n = 0
+        while True:
+            if delay:
+                time.sleep(delay)
+            got = c.messages()
+            for m in got:
+                if m.startswith(b"done"):
+                    return n
+                n += 1
+            if not got:
+                try:
+                    b = c.sock.recv(65536 if not delay else 4096)
+                except OSError:
+                    return None
+                if not b:
+                    return None
+                c.buf += b
+
+    def bursts():
+        while time.time() < end:
+            try:
+                c = Conn(port, "/flood")
+                c.sock.sendall(frame(b"100 100"))
+                count("bursts" if take(c) == 100 else "bursts_cut")
+                c.sock.close()
+            except (OSError, RuntimeError):
+                count("bursts_cut")
+
+    def slow():
+        while time.time() < end:
+            try:
+                c = Conn(port, "/flood")
+                c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+                c.sock.sendall(frame(b"200 4096"))
+                n = take(c, delay=0.002)
+                if n == 200:
+                    count("slow_frames", n)
+                else:
+                    count("slow_cut")
+                c.sock.close()
+            except (OSError, RuntimeError):
+                count("slow_cut")
+
+    threads = [threading.Thread(target=f) for f in [gets] * 4 + [bursts] * 2 + [slow]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log = ""
+    if run_dir and os.path.exists(os.path.join(run_dir, "logs", "error.log")):
+        with open(os.path.join(run_dir, "logs", "error.log"), errors="replace") as f:
+            log = f.read()
+    counts["m2_dropped_clients"] = log.count("Error sending raw message")
+    counts["m2_unmasked_ws"] = log.count("unmasked")
+    return counts
+
+
 def fanout(port, count, rounds=5):
     conns = [Conn(port, "/room") for _ in range(count)]
     for c in conns:
@@ -180,9 +315,13 @@ def main():
     ap.add_argument("--port", type=int, help="a server already running the websocket test app")
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--fanout", type=int, default=1000)
+    ap.add_argument("--burst", type=int, default=20000)
+    ap.add_argument("--mix", type=float, help="run the fault mix for this many seconds instead")
+    ap.add_argument("--hog", action="store_true", help="with --mix: a busy loop on every core")
     ap.add_argument("--workers", default="1")
     args = ap.parse_args()
     proc = None
+    run_dir = None
     port = args.port
     if not port:
         port = free_port()
@@ -201,13 +340,27 @@ def main():
         # keep reading the access log so the server never blocks on a full pipe
         threading.Thread(target=lambda: [None for _ in iter(proc.stdout.readline, b"")],
                          daemon=True).start()
+    hogs = []
     try:
+        if args.mix:
+            if args.hog:
+                hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                        for _ in range(os.cpu_count() or 2)]
+            counts = mix(port, args.mix, run_dir)
+            print("workers=%s mix_seconds=%g hog=%d " % (args.workers, args.mix, args.hog) +
+                  " ".join("%s=%d" % kv for kv in counts.items()))
+            return 0
         one = echo_one(port, args.seconds)
         many = echo_many(port, args.seconds, 100)
+        frames, cut = burst(port, args.burst)
         first, last = fanout(port, args.fanout)
-        print("workers=%s echo_1_msgs_per_s=%.0f echo_100_msgs_per_s=%.0f fanout_%d_first_ms=%.1f "
-              "fanout_%d_last_ms=%.1f" % (args.workers, one, many, args.fanout, first, args.fanout, last))
+        print("workers=%s echo_1_msgs_per_s=%.0f echo_100_msgs_per_s=%.0f burst_2_frames_per_s=%.0f burst_cut_off=%d "
+              "fanout_%d_first_ms=%.1f fanout_%d_last_ms=%.1f"
+              % (args.workers, one, many, frames, cut, args.fanout, first, args.fanout, last))
     finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
         if proc:
             os.killpg(proc.pid, signal.SIGTERM)
             proc.wait(30)

@@ -329,21 +329,26 @@ def test_with_two_workers_one_connection_keeps_its_state_for_100_frames(tmp_path
     try:
         ws = WS(server.port, "/counter")
         owners = set()
-        for i in range(1, 101):
+        # Mongrel2 round-robins every message over the two workers, credits
+        # notices included (one follows each reply). Frames sent two at a time
+        # are two messages in a row: one of each pair reaches the worker that
+        # does not own the connection and goes over the bus, and the credits
+        # of the owner's replies land on either worker.
+        for i in range(1, 101, 2):
             ws.send_text("f%d" % i)
-            n, echoed, pid = ws.recv_text().split()
-            assert (int(n), echoed) == (i, "f%d" % i)
-            owners.add(pid)
+            ws.send_text("f%d" % (i + 1))
+            for k in (i, i + 1):
+                n, echoed, pid = ws.recv_text().split()
+                assert (int(n), echoed) == (k, "f%d" % k)
+                owners.add(pid)
         assert len(owners) == 1      # one session, whichever worker got each frame
-        # Mongrel2 round-robins every message over the two workers (a
-        # keep-alive connection shows it), so about half of those 100 frames
-        # reached the worker that does not own the connection and went over the bus.
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        pids = set()
-        for _ in range(6):
+        # Requests in a row (before any reply) reach both workers.
+        conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(6)]
+        for conn in conns:
             conn.request("GET", "/closes")
-            pids.add(json.loads(conn.getresponse().read())["pid"])
-        conn.close()
+        pids = {json.loads(conn.getresponse().read())["pid"] for conn in conns}
+        for conn in conns:
+            conn.close()
         assert len(pids) == 2
         ws.send_close(1000)
         assert ws.expect_close()[0] == 1000

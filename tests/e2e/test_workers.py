@@ -152,13 +152,14 @@ def test_a_killed_bus_is_restarted_and_channels_cross_workers_again(tmp_path):
         master = server.process.proc.pid
         # The master keeps no threads, so forking a worker from it is always safe.
         assert os.listdir("/proc/%d/task" % master) == [str(master)]
-        # One keep-alive connection: Mongrel2 deals its requests round-robin.
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        workers = set()
-        for _ in range(6):
+        # Mongrel2 deals its messages round-robin (a credits notice follows
+        # each reply): requests sent in a row reach both workers.
+        conns = [http.client.HTTPConnection("127.0.0.1", server.port, timeout=5) for _ in range(6)]
+        for conn in conns:
             conn.request("GET", "/pid")
-            workers.add(int(conn.getresponse().read()))
-        conn.close()
+        workers = {int(conn.getresponse().read()) for conn in conns}
+        for conn in conns:
+            conn.close()
         assert len(workers) == 2
         bus = [p for p in children(master) - workers
                if open("/proc/%d/comm" % p).read().strip() == "lubeck"]

@@ -47,6 +47,48 @@ function Burst:on_message(data)
 end
 app:route("/burst", Burst)
 
+-- "COUNT SIZE": COUNT frames of SIZE bytes each, then "done COUNT"; what send
+-- returned, if not true, ends the loop and is recorded (GET /flood-results).
+local flood_results = {}
+local Flood = lubeck.WebSocketHandler:extend()
+function Flood:on_message(data)
+    local count, size = data:match("^(%d+) (%d+)$")
+    local payload = ("x"):rep(tonumber(size))
+    for i = 1, tonumber(count) do
+        local ok, err = self:send(payload)
+        if not ok then
+            flood_results[#flood_results + 1] = ("stopped at %d: %s"):format(i, tostring(err))
+            return
+        end
+    end
+    self:send("done " .. count)
+    flood_results[#flood_results + 1] = "done " .. count
+end
+Flood.on_close = record_close
+app:route("/flood", Flood)
+app:get("/flood-results", function() return { results = flood_results } end)
+
+-- Streamed responses: ?chunks=N&size=S flushes N chunks of S bytes; one big
+-- body of ?bytes=N in a single response.
+local Stream = lubeck.Handler:extend()
+function Stream:get()
+    local chunks, size = tonumber(self.req:arg("chunks")), tonumber(self.req:arg("size"))
+    local payload = ("s"):rep(size)
+    for _ = 1, chunks do
+        self:write(payload)
+        local ok, err = self:flush()
+        if not ok then
+            flood_results[#flood_results + 1] = "stream: " .. tostring(err)
+            return
+        end
+    end
+    flood_results[#flood_results + 1] = "stream done"
+end
+app:route("/stream", Stream)
+app:get("/big", function(req)
+    return ("b"):rep(tonumber(req:arg("bytes")))
+end)
+
 -- Subprotocol choice by a class field; a server-side close on request.
 local Proto = lubeck.WebSocketHandler:extend()
 Proto.subprotocols = { "chat.v2", "chat.v1" }
