@@ -15,10 +15,12 @@ static const char USAGE[] =
     "usage: lubeck serve APP_DIR [--host 127.0.0.1] [--port 6767] [--workers N|auto] [--reload]\n"
     "                            [--debug] [--run-dir DIR] [--drain SECONDS] [--max-body BYTES]\n"
     "                            [--watchdog SECONDS] [--max-inflight N] [--max-headers N]\n"
+    "                            [--heartbeat SECONDS]   (ZeroMQ heartbeats to Mongrel2: a silent\n"
+    "                            peer is dropped after 3x; default 1, 0 turns them off)\n"
     "       lubeck run APP_DIR --send SPEC --recv SPEC [--send SPEC --recv SPEC ...]\n"
     "                          [--sender-id ID] [--workers N|auto] [--reload] [--debug] [--drain SECONDS]\n"
     "                          [--watchdog SECONDS] [--max-body BYTES] [--max-inflight N]\n"
-    "                          [--max-headers N] [--upload-dir DIR]   (Mongrel2's upload.temp_store\n"
+    "                          [--max-headers N] [--heartbeat SECONDS] [--upload-dir DIR]   (Mongrel2's upload.temp_store\n"
     "                          folder; without it, async uploads are refused with 400)\n"
     "                          [--m2-chroot DIR]   (Mongrel2's Server.chroot when it runs as root:\n"
     "                          the upload paths it names are inside it)\n"
@@ -73,6 +75,10 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
         } else if (!strcmp(a, "--watchdog")) {
             if (parse_number(v, 0.5, 86400, &num)) return usage_error("bad --watchdog: %s", v);
             o->watchdog = num;
+        } else if (!strcmp(a, "--heartbeat")) {
+            if (parse_number(v, 0, 3600, &num) || (num > 0 && num < 0.01))
+                return usage_error("bad --heartbeat: %s (seconds, 0 for none)", v);
+            o->heartbeat = num;
         } else if (!strcmp(a, "--drain")) {
             if (parse_number(v, 0, 86400, &num)) return usage_error("bad --drain: %s", v);
             o->drain = num;
@@ -157,7 +163,7 @@ int main(int argc, char **argv)
 
     cli_options o = {
         .app = argv[2], .host = "127.0.0.1", .port = 6767, .workers = 1,
-        .drain = 10, .max_body = 1 << 20, .watchdog = 10,
+        .drain = 10, .max_body = 1 << 20, .watchdog = 10, .heartbeat = 1,
     };
     int rc = parse_options(cmd, argc - 3, argv + 3, &o);
     if (rc) return rc;

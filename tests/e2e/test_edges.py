@@ -1,0 +1,145 @@
+"""A host at its edges, through a real Mongrel2 and hosts connected straight to
+it (`lubeck run`): a Mongrel2 that restarts while requests and WebSocket
+sessions are in flight, a stop under load, Ctrl-C of `lubeck serve` with a
+parked long poll, a host that goes silent (heartbeats), and JSON bodies that
+are not UTF-8. Every client here counts each request it sent and whether it
+was answered."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import APPS, LUBECK, ROOT, Mongrel2, Process, Server, http_request
+
+APP = os.path.join(APPS, "edges")
+
+
+def run_host(m2, *args):
+    """`lubeck run` connected straight to m2; returns once it answers."""
+    return Process([LUBECK, "run", APP, "--send", m2.send_spec, "--recv", m2.recv_spec] +
+                   list(args))
+
+
+def stop_all(*procs):
+    for p in procs:
+        if p.proc.poll() is None:
+            os.killpg(p.proc.pid, signal.SIGCONT)
+        p.stop()
+
+
+def wait_listening(port, timeout=20):
+    """Waits until Mongrel2 accepts on port, without sending a request."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("mongrel2 never listened on %d" % port)
+
+
+def read_some(sock, wait):
+    """Whatever arrives on sock within wait seconds (b"" when nothing)."""
+    sock.settimeout(wait)
+    try:
+        return sock.recv(65536)
+    except socket.timeout:
+        return b""
+    except OSError:
+        return b""
+
+
+def http_on(sock, path, timeout=5):
+    """One GET on an open keep-alive connection: (status, body)."""
+    sock.settimeout(timeout)
+    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: edges\r\n\r\n")
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, "closed before an answer to %s" % path
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                  if l.lower().startswith(b"content-length:"))
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "closed in the body of %s" % path
+        body += chunk
+    assert len(body) == length, "more than one answer to %s: %r" % (path, body)
+    return int(head.split()[1]), body
+
+
+@pytest.fixture
+def mongrel2(tmp_path):
+    started = []
+
+    def start():
+        m2 = Mongrel2(APP, tmp_path / ("m2-%d" % len(started)))
+        started.append(m2)
+        return m2
+
+    yield start
+    for m2 in started:
+        m2.stop()
+
+
+# ---- 1. a Mongrel2 restart: nothing received before it is answered after it ----
+
+def test_restart_of_mongrel2_ends_what_it_had_sent(mongrel2):
+    from test_websocket import WS
+    m2 = mongrel2()
+    host = run_host(m2)
+    try:
+        assert m2.wait_ok("/who"), "\n".join(host.err)
+        ws = WS(m2.port, "/ws")
+        assert ws.status == 101
+        ws.send_text("hi")
+        assert ws.recv_text() == "echo hi"
+        old = []
+        for i in range(10):
+            s = socket.create_connection(("127.0.0.1", m2.port), timeout=5)
+            s.sendall(b"GET /slow?wait=2 HTTP/1.1\r\nHost: edges\r\n\r\n")
+            old.append(s)
+        time.sleep(0.5)                  # all ten are sleeping in the host by now
+        m2.proc.kill()                   # kill -9: no notice of any kind
+        m2.proc.wait()
+        slow_end = time.time() + 1.5     # when the old replies would go out
+        for s in old:
+            s.close()
+        m2.start()
+        wait_listening(m2.port)
+        # New clients: the restarted Mongrel2 numbers them from the same counter.
+        new = [socket.create_connection(("127.0.0.1", m2.port), timeout=5) for _ in range(30)]
+        time.sleep(max(0, slow_end - time.time()) + 1.0)
+        got = [read_some(s, 0.05) for s in new]
+        crossed = [g for g in got if g]
+        assert not crossed, "%d of %d new clients got a reply meant for an old one: %r" % (
+            len(crossed), len(new), crossed[:2])
+        # The old WebSocket session ended; a broadcast reaches no new client.
+        deadline = time.time() + 10
+        while True:
+            status, body = http_on(new[0], "/sessions")
+            sessions = json.loads(body)
+            if sessions["open"] == 0 or time.time() > deadline:
+                break
+            time.sleep(0.1)
+        assert sessions["open"] == 0 and sessions["ended"] == 1, sessions
+        status, body = http_on(new[1], "/broadcast")
+        assert json.loads(body)["sent"] == 0
+        assert not [s for s in new[2:] if read_some(s, 0.05)], "a broadcast reached a new client"
+        # Every new client is in step: its own answer to its own request.
+        for i, s in enumerate(new[2:]):
+            status, body = http_on(s, "/who?n=%d" % i)
+            assert status == 200 and json.loads(body)["n"] == str(i)
+        for s in new:
+            s.close()
+        host.wait_line("dropped", stream="err", timeout=5)
+        ws.sock.close()
+    finally:
+        stop_all(host)
