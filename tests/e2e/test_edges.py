@@ -143,3 +143,25 @@ def test_restart_of_mongrel2_ends_what_it_had_sent(mongrel2):
         ws.sock.close()
     finally:
         stop_all(host)
+
+
+# ---- 8. JSON bodies are UTF-8 (RFC 8259) ----------------------------------------
+
+BAD_UTF8 = [b'"\xff\xfe"', b'{"a": "\xc0\xaf"}', b'["\xed\xa0\x80"]', b'"\x80"', b'"\xf4\x90\x80\x80"']
+NOT_JSON = [b"nan", b"[Infinity]", b"0x10", b"01", b'"\\ud800"', b"{}x", b"{bad"]
+
+
+def test_json_that_is_not_utf8_is_400_everywhere(serve):
+    s = serve(APP)
+    json_type = {"Content-Type": "application/json"}
+    for path in ("/json", "/api", "/validate"):
+        for body in BAD_UTF8 + NOT_JSON:
+            r = s.post(path, body=body, headers=json_type)
+            assert r.status == 400, (path, body, r.status, r.body)
+            r.body.decode("utf-8")       # the answer itself is UTF-8
+            if path != "/validate":
+                assert "invalid JSON" in json.loads(r.body)["error"], (path, body, r.body)
+    ok = s.post("/json", body='{"a": "\u2713"}'.encode(), headers=json_type)
+    assert ok.status == 200 and json.loads(ok.body) == {"value": {"a": "\u2713"}}
+    note = s.post("/validate", body=b'{"text": "caf\xc3\xa9"}', headers=json_type)
+    assert note.status == 200 and json.loads(note.body)["text"] == "caf\u00e9"
