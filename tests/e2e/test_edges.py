@@ -55,24 +55,31 @@ def read_some(sock, wait):
         return b""
 
 
-def http_on(sock, path, timeout=5):
-    """One GET on an open keep-alive connection: (status, body)."""
+def read_response(sock, what, timeout=5):
+    """One HTTP response from sock: (status, body, bytes that came after it)."""
     sock.settimeout(timeout)
-    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: edges\r\n\r\n")
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = sock.recv(65536)
-        assert chunk, "closed before an answer to %s" % path
+        assert chunk, "closed before an answer to %s" % what
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(int(l.split(b":")[1]) for l in head.split(b"\r\n")
                   if l.lower().startswith(b"content-length:"))
     while len(body) < length:
         chunk = sock.recv(65536)
-        assert chunk, "closed in the body of %s" % path
+        assert chunk, "closed in the body of %s" % what
         body += chunk
-    assert len(body) == length, "more than one answer to %s: %r" % (path, body)
-    return int(head.split()[1]), body
+    return int(head.split()[1]), body[:length], body[length:]
+
+
+def http_on(sock, path, timeout=5):
+    """One GET on an open keep-alive connection: (status, body); a second
+    answer that came with the first fails."""
+    sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: edges\r\n\r\n")
+    status, body, extra = read_response(sock, path, timeout)
+    assert not extra, "more than one answer to %s: %r" % (path, body + extra)
+    return status, body
 
 
 @pytest.fixture
@@ -91,6 +98,9 @@ def mongrel2(tmp_path):
 
 # ---- 1. a Mongrel2 restart: nothing received before it is answered after it ----
 
+SLOW = 4      # seconds the old requests sleep: Mongrel2 restarts meanwhile
+
+
 def test_restart_of_mongrel2_ends_what_it_had_sent(mongrel2):
     from test_websocket import WS
     m2 = mongrel2()
@@ -104,21 +114,28 @@ def test_restart_of_mongrel2_ends_what_it_had_sent(mongrel2):
         old = []
         for i in range(10):
             s = socket.create_connection(("127.0.0.1", m2.port), timeout=5)
-            s.sendall(b"GET /slow?wait=2 HTTP/1.1\r\nHost: edges\r\n\r\n")
+            s.sendall(b"GET /slow?wait=%d HTTP/1.1\r\nHost: edges\r\n\r\n" % SLOW)
             old.append(s)
         time.sleep(0.5)                  # all ten are sleeping in the host by now
         m2.proc.kill()                   # kill -9: no notice of any kind
         m2.proc.wait()
-        slow_end = time.time() + 1.5     # when the old replies would go out
+        slow_end = time.time() + SLOW - 0.5   # when the old replies would go out
         for s in old:
             s.close()
         m2.start()
         wait_listening(m2.port)
-        # New clients: the restarted Mongrel2 numbers them from the same counter.
-        new = [socket.create_connection(("127.0.0.1", m2.port), timeout=5) for _ in range(30)]
-        time.sleep(max(0, slow_end - time.time()) + 1.0)
-        got = [read_some(s, 0.05) for s in new]
-        crossed = [g for g in got if g]
+        # New clients, numbered from the same counter by the restarted Mongrel2,
+        # each waiting for its own answer when the old replies go out.
+        new = [socket.create_connection(("127.0.0.1", m2.port), timeout=10) for _ in range(20)]
+        assert time.time() < slow_end - 1, "the restart took too long for this test to show anything"
+        for i, s in enumerate(new):
+            s.sendall(b"GET /slow?wait=%g&n=%d HTTP/1.1\r\nHost: edges\r\n\r\n" %
+                      (slow_end - time.time() + 1, i))
+        crossed = []
+        for i, s in enumerate(new):
+            status, body, extra = read_response(s, "/slow", timeout=10)
+            if json.loads(body).get("n") != str(i) or extra:
+                crossed.append(body + extra)
         assert not crossed, "%d of %d new clients got a reply meant for an old one: %r" % (
             len(crossed), len(new), crossed[:2])
         # The old WebSocket session ended; a broadcast reaches no new client.
@@ -136,7 +153,7 @@ def test_restart_of_mongrel2_ends_what_it_had_sent(mongrel2):
         # Every new client is in step: its own answer to its own request.
         for i, s in enumerate(new[2:]):
             status, body = http_on(s, "/who?n=%d" % i)
-            assert status == 200 and json.loads(body)["n"] == str(i)
+            assert status == 200 and json.loads(body)["n"] == str(i), (i, body)
         for s in new:
             s.close()
         host.wait_line("dropped", stream="err", timeout=5)

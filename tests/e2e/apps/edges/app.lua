@@ -16,13 +16,13 @@ local PID = pid()
 
 -- Which process answered, and an echo of n: a client checks it got its own answer.
 app:get("/who", function(req)
-    return { pid = PID, n = req:arg("n") }
+    return { pid = PID, n = req:arg("n"), conn = req.conn_id }
 end)
 
 -- In flight for a while (a restart or a stop happens meanwhile).
 app:get("/slow", function(req)
     local ok, err = lubeck.sleep(tonumber(req:arg("wait")) or 3)
-    return { slept = ok == true, err = err or false, pid = PID }
+    return { slept = ok == true, err = err or false, pid = PID, n = req:arg("n") }
 end)
 
 -- A long poll, as apps/chat's: woken by a publish, or by the host stopping.
