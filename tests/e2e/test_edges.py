@@ -368,3 +368,74 @@ def test_ctrl_c_of_serve_with_a_parked_long_poll(serve):
     assert gone < 2, "serve took %.1fs to stop" % gone
     assert answer.get("status") == 204, answer     # the poller was answered: poll again
     assert answer["at"] - pressed < 2
+
+
+# ---- 15.1 a host that goes silent leaves the pool in seconds ------------------------
+
+def test_a_stopped_host_leaves_the_pool_within_seconds(mongrel2):
+    """Two hosts straight on one Mongrel2 under load; one is frozen (SIGSTOP).
+    Its ZeroMQ heartbeats stop, the TTL they carried (3 s by default) runs out
+    on Mongrel2's side, which drops it: every request sent from then on is
+    answered by the other host. What Mongrel2 had already pushed to the frozen
+    one is counted as lost."""
+    m2 = mongrel2()
+    frozen = run_host(m2)                         # the default: 1 s interval, 3 s TTL
+    other = run_host(m2, "--heartbeat", "1")
+    try:
+        pids = wait_for_pids(m2, 2)
+        frozen_pid = frozen.proc.pid
+        assert frozen_pid in pids
+        client = CountingClient(m2.port, ["/who"], threads=6, seconds=9, timeout=4, limit=100000)
+        # Beside the load, one request every 0.1 s on a thread of its own: when
+        # did the last one go unanswered?
+        probes = []
+
+        def probe():
+            sent = time.time()
+            try:
+                r = http_request(m2.port, "GET", "/who", timeout=6)
+                probes.append((sent, r.status, json.loads(r.body)["pid"]))
+            except OSError:
+                probes.append((sent, "none", None))
+
+        probe_threads = []
+        for i in range(80):
+            if i == 10:
+                stopped = time.time()
+                os.kill(frozen_pid, signal.SIGSTOP)
+            probe_threads.append(threading.Thread(target=probe))
+            probe_threads[-1].start()
+            time.sleep(0.1)
+        results = client.join()
+        for t in probe_threads:
+            t.join(10)
+    finally:
+        if frozen.proc.poll() is None:
+            os.kill(frozen.proc.pid, signal.SIGCONT)
+        stop_all(frozen, other)
+    after = [r for r in results if r[0] >= stopped + 3.5]
+    lost = [r for r in results if r[1] != 200]
+    last_lost = max([r[0] for r in lost] or [stopped]) - stopped
+    unanswered = [p[0] - stopped for p in probes if p[1] != 200 or p[2] == frozen_pid]
+    left_after = max(unanswered or [0])
+    print("\nprobes: %d of %d unanswered, the last sent %.2fs after the stop" % (
+        len(unanswered), len(probes), left_after))
+    print("\nSIGSTOP of one of two hosts: %d requests, %d unanswered (pushed to the frozen "
+          "one before it was dropped), the last of them sent %.2fs after the stop; %d sent "
+          "after 3.5s, all answered by the other host: %s" % (
+              len(results), len(lost), last_lost, len(after),
+              all(r[1] == 200 and r[3] != frozen_pid for r in after)))
+    assert len(after) >= 20, "too few requests after the TTL to tell: %d" % len(after)
+    assert all(r[1] == 200 and r[3] != frozen_pid for r in after), \
+        [r for r in after if r[1] != 200 or r[3] == frozen_pid][:5]
+    assert all(r[1] == 200 for r in results if r[0] < stopped - 0.5)
+    assert len(probes) == 80
+    assert left_after < 4, "the frozen host was still routed to %.1fs after the stop" % left_after
+
+
+def test_heartbeat_option_is_checked():
+    for bad in ("-1", "x", "0.001"):
+        p = Process([LUBECK, "run", APP, "--send", "tcp://127.0.0.1:1", "--recv",
+                     "tcp://127.0.0.1:2", "--heartbeat", bad])
+        assert p.proc.wait(10) == 2
+        p.wait_line("bad --heartbeat", stream="err")
