@@ -365,6 +365,8 @@ def test_ctrl_c_of_serve_with_a_parked_long_poll(serve):
     gone = time.time() - pressed
     t.join(10)
     assert code == 0, (code, "\n".join(s.stderr))
+    print("\nCtrl-C of serve apps/chat with a parked poll: gone in %.2fs, the poll answered %s" % (
+        gone, answer.get("status")))
     assert gone < 2, "serve took %.1fs to stop" % gone
     assert answer.get("status") == 204, answer     # the poller was answered: poll again
     assert answer["at"] - pressed < 2
