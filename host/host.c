@@ -305,12 +305,19 @@ static int over_limits(lubeck *h, lbk_req *r)
     return 0;
 }
 
-/* Stopping: what arrives is not started. (A direct host cannot tell Mongrel2
- * to stop routing to it, so it answers until it lets go.) */
+/* Stopping: what arrives is not started. (A host connected straight to
+ * Mongrel2 cannot tell it to stop routing here, so it answers until it lets
+ * go.) The connection stays open: Mongrel2 has read the whole request, and a
+ * client that reconnects at once only adds to what is in flight at let-go. */
 static void refuse_stopping(lubeck *h, lbk_req *r)
 {
     static const slice retry[] = { SLICE_LIT("Retry-After"), SLICE_LIT("1") };
-    host_answer(h, r, 503, SLICE_LIT("Service Unavailable: shutting down, retry shortly\n"), retry, 1);
+    r->started = ev_now(h->loop);
+    r->keep_alive = wants_keep_alive(&r->m2);
+    reply_spec spec = { .status = 503, .headers = retry, .nheaders = 1 };
+    host_reply_defaults(h, r, &spec);
+    host_respond(h, r, &spec, SLICE_LIT("Service Unavailable: shutting down, retry shortly\n"));
+    host_req_free(h, r);
 }
 
 void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)

@@ -13,10 +13,14 @@
 #include "lubeck.h"
 
 #define HEARTBEAT_EVERY 0.5
+/* Once the drain is done the host still answers 503 this long before it lets
+ * go: the clients of the last requests send their next one the moment they
+ * are answered, and letting go right then would drop those in transit. */
+#define SETTLE_SECONDS 0.1
 
 static struct {
     lubeck *host;
-    double drain, stop_started;
+    double drain, stop_started, drained_at;
     int status;
     ev_signal sigint, sigterm, sighup;
     ev_timer drain_poll, heartbeat;
@@ -43,7 +47,12 @@ static void finish(struct ev_loop *loop)
 static void drain_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int left = lubeck_inflight(R.host);
-    if (left == 0) return finish(loop);
+    if (left == 0) {
+        if (R.drained_at == 0) R.drained_at = ev_now(loop);
+        if (ev_now(loop) - R.drained_at >= SETTLE_SECONDS) finish(loop);
+        return;
+    }
+    R.drained_at = 0;
     if (ev_now(loop) - R.stop_started >= R.drain) {
         fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) answered 503\n", R.drain, left);
         host_answer_unfinished(R.host);
