@@ -239,6 +239,7 @@ void host_fronts_close(lubeck *h)
     h->letting_go = 1;
     for (int i = 0; i < h->nfronts; i++) {
         lbk_front *f = &h->fronts[i];
+        /* (Bounded: under a flood that never lets the queue empty, it still ends.) */
         for (int rounds = 0; f->pull && rounds < 1000 && (drain_front(f) || front_pending(f)); rounds++) {}
     }
     for (int i = 0; i < h->nfronts; i++) {

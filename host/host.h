@@ -1,5 +1,6 @@
 /* The host's internals, shared by the files that make up one lubeck instance:
- * host.c (sockets, receive, dispatch), sched.c (coroutines), gen.c (Lua
+ * host.c (life cycle, receive, dispatch), front.c (the sockets to each Mongrel2,
+ * their epochs), sched.c (coroutines), gen.c (Lua
  * generations), lua_core.c (the lubeck.core module), reply.c (HTTP heads). */
 #ifndef LUBECK_HOST_H
 #define LUBECK_HOST_H
