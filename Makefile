@@ -6,9 +6,9 @@ BUILD_TYPE ?= RelWithDebInfo
 PORT ?= 6767
 
 RUN_DEBS  = cmake make gcc pkg-config libzmq3-dev libluajit-5.1-dev luajit libev-dev \
-            lua-cjson libpcre2-dev libsodium-dev mongrel2-core
+            lua-cjson libpcre2-dev libsodium-dev mongrel2-core libhiredis-dev libpq-dev
 TEST_DEBS = $(RUN_DEBS) libcmocka-dev lua-busted curl python3 python3-pytest python3-zmq \
-            redis-server clang valgrind wrk lua-check luarocks
+            redis-server clang valgrind wrk lua-check luarocks chromium python3-websocket postgresql
 
 .PHONY: all build run test deps test-deps bench fuzz clean
 
@@ -20,13 +20,18 @@ deps:
 test-deps:
 	@tools/deps.sh $(TEST_DEBS)
 
+# A fresh build folder starts without the unit tests (they need cmocka, which
+# `make run` does not install); `make build` and `make test` switch them on.
 $(BUILD)/Makefile: CMakeLists.txt
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DLUBECK_TESTS=OFF
 
 build: $(BUILD)/Makefile
+	cmake -S . -B $(BUILD) -DLUBECK_TESTS=ON >/dev/null
 	cmake --build $(BUILD) -j2
 
-run: deps build
+# Builds only what it runs: the lubeck executable.
+run: deps $(BUILD)/Makefile
+	cmake --build $(BUILD) -j2 --target lubeck
 	$(BUILD)/lubeck serve apps/hello --port $(PORT)
 
 test: test-deps build

@@ -1,5 +1,5 @@
 -- LuaRocks build of the same tree as `cmake --install` (docs/embedding.md):
---   luarocks make lubeck-scm-1.rockspec [--tree DIR]
+--   luarocks make --tree DIR lubeck-scm-1.rockspec
 -- installs bin/lubeck, the Lua modules in LuaRocks' LUADIR (lubeck/*.lua), the
 -- test host's C module in its LIBDIR (lubeck/testhost.so), and keeps lubeck.h,
 -- liblubeck.so/.a and lubeck.pc in the rock's own folder
@@ -24,9 +24,11 @@ client for apps (no Mongrel2 needed).]],
    labels = { "web", "mongrel2", "zeromq", "luajit" },
 }
 
+-- lua-cjson is needed at run time but not listed: LuaRocks cannot see Debian's
+-- lua-cjson package (RUN_DEBS in the Makefile), and listing it makes an offline
+-- `luarocks make` fail. Elsewhere: luarocks install lua-cjson.
 dependencies = {
    "lua >= 5.1",
-   "lua-cjson",
 }
 
 -- Headers (and libraries) the C host is built against. CMake itself finds them
@@ -36,8 +38,10 @@ external_dependencies = {
    ZMQ = { header = "zmq.h", library = "zmq" },
    PCRE2 = { header = "pcre2.h", library = "pcre2-8" },
    SODIUM = { header = "sodium.h", library = "sodium" },
+   HIREDIS = { header = "hiredis/hiredis.h", library = "hiredis" },
    EV = { header = "ev.h", library = "ev" },
    LUAJIT = { header = "luajit-2.1/luajit.h" },
+   PQ = { header = "postgresql/libpq-fe.h", library = "pq" },
 }
 
 build = {
@@ -53,6 +57,6 @@ build = {
       LUBECK_TESTS = "OFF",
       EV_INCLUDE_DIR = "$(EV_INCDIR)",
       EV_LIBRARY = "$(EV_LIBDIR)/libev.so",
-      CMAKE_C_FLAGS = "-I$(ZMQ_INCDIR) -I$(PCRE2_INCDIR) -I$(SODIUM_INCDIR)",
+      CMAKE_C_FLAGS = "-I$(ZMQ_INCDIR) -I$(PCRE2_INCDIR) -I$(SODIUM_INCDIR) -I$(HIREDIS_INCDIR)",
    },
 }

@@ -175,27 +175,72 @@ struct bus_forwarder {
     void *ctx, *xsub, *xpub;
     ev_io in_io, out_io;
     ev_prepare check;
+    bus_channel_fn tap;          /* sees the channel messages passing through, or NULL */
+    void *tap_ud;
 };
 
-/* Moves every pending message (all parts) from one socket to the other. */
-static void forward(void *from, void *to)
+/* Hands a whole message that is a channel publish to the tap. */
+static void tap_message(bus_forwarder *f, zmq_msg_t parts[3], int n)
 {
+    bus_header hd;
+    if (n != 3 || zmq_msg_size(&parts[0]) != sizeof hd) return;
+    memcpy(&hd, zmq_msg_data(&parts[0]), sizeof hd);
+    if (hd.kind != 'C') return;
+    f->tap(f->tap_ud, zmq_msg_data(&parts[1]), zmq_msg_size(&parts[1]), zmq_msg_data(&parts[2]),
+           zmq_msg_size(&parts[2]));
+}
+
+/* Moves every pending message (all parts) from one socket to the other; with
+ * a tap, keeps a reference to each message's first parts to show it. */
+static void forward(bus_forwarder *f, void *from, void *to, int tapped)
+{
+    zmq_msg_t parts[3];
+    int n = 0;
+    tapped = tapped && f->tap;
     for (;;) {
         zmq_msg_t m;
         zmq_msg_init(&m);
         if (zmq_msg_recv(&m, from, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&m);
-            return;
+            break;
         }
         int more = zmq_msg_more(&m);
+        if (tapped && n < 3) {
+            zmq_msg_init(&parts[n]);
+            zmq_msg_copy(&parts[n], &m);   /* shares the data: no copy */
+        }
+        n++;
         if (zmq_msg_send(&m, to, more ? ZMQ_SNDMORE : 0) < 0) zmq_msg_close(&m);
+        if (more) continue;
+        if (tapped) {
+            tap_message(f, parts, n);
+            for (int i = 0; i < n && i < 3; i++) zmq_msg_close(&parts[i]);
+        }
+        n = 0;
     }
+    if (tapped)   /* (a message is received whole, so nothing is left half way) */
+        for (int i = 0; i < n && i < 3; i++) zmq_msg_close(&parts[i]);
 }
 
 static void forward_all(bus_forwarder *f)
 {
-    forward(f->xsub, f->xpub);   /* messages */
-    forward(f->xpub, f->xsub);   /* subscriptions */
+    forward(f, f->xsub, f->xpub, 1);   /* messages */
+    forward(f, f->xpub, f->xsub, 0);   /* subscriptions */
+}
+
+void bus_forwarder_tap_channels(bus_forwarder *f, bus_channel_fn fn, void *ud)
+{
+    f->tap = fn;
+    f->tap_ud = ud;
+}
+
+void bus_forwarder_send_channel(bus_forwarder *f, const char *name, size_t name_len,
+                                const char *payload, size_t len)
+{
+    bus_header hd = { 'C', (int32_t)getpid() };   /* no worker has this pid: all deliver it */
+    if (zmq_send(f->xpub, &hd, sizeof hd, ZMQ_SNDMORE) < 0 || zmq_send(f->xpub, name, name_len, ZMQ_SNDMORE) < 0 ||
+        zmq_send(f->xpub, payload, len, 0) < 0)
+        log_error_limited("bus: send failed: %s", zmq_strerror(errno));
 }
 
 static void fwd_io_cb(struct ev_loop *loop, ev_io *w, int revents) { forward_all(w->data); }

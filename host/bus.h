@@ -1,4 +1,4 @@
-/* The bus between the workers of one host (DESIGN.md, Workers): channel
+/* The bus between the workers of one host (docs/architecture.md, Workers): channel
  * publishes and Mongrel2 disconnect notices are passed to every other worker
  * through a forwarder the master runs (ZeroMQ XSUB/XPUB on ipc://). A worker
  * skips what it sent itself. */
@@ -21,5 +21,13 @@ typedef struct bus_forwarder bus_forwarder;
 bus_forwarder *bus_forwarder_start(struct ev_loop *loop, const char *in_spec, const char *out_spec,
                                    char *err, size_t errlen);
 void bus_forwarder_stop(bus_forwarder *f);
+
+/* The forwarder's own channel traffic, for the bus process's Redis link: fn
+ * sees every channel message a worker sends, and send_channel hands one from
+ * another host to every worker. */
+typedef void (*bus_channel_fn)(void *ud, const char *name, size_t name_len, const char *payload, size_t len);
+void bus_forwarder_tap_channels(bus_forwarder *f, bus_channel_fn fn, void *ud);
+void bus_forwarder_send_channel(bus_forwarder *f, const char *name, size_t name_len,
+                                const char *payload, size_t len);
 
 #endif

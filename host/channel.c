@@ -1,10 +1,12 @@
 #include "channel.h"
 
 #include <lauxlib.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus.h"
+#include "redis_bus.h"
 #include "scheduler.h"
 
 #define CHANNEL_BUCKETS 256
@@ -136,12 +138,81 @@ static int l_channel_publish(lua_State *L)
     const char *name = luaL_checklstring(L, 1, &name_len);
     const char *payload = luaL_checklstring(L, 2, &len);
     bus_send_channel(g->host, name, name_len, payload, len);   /* the other workers */
+    if (g->host->redis) redis_bus_publish(g->host->redis, name, name_len, payload, len);   /* other hosts */
     lua_pushinteger(L, channel_publish(g->host, name, name_len, payload, len));
+    return 1;
+}
+
+/* ---- across hosts ----------------------------------------------------------- */
+
+int channel_set_redis(lubeck *h, const char *url, char *err, size_t errlen)
+{
+    redis_url parsed;
+    if (redis_url_parse(url, &parsed, err, errlen) != 0) return -1;
+    char *copy = strdup(url);
+    if (!copy) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    free(h->redis_url);
+    h->redis_url = copy;
+    return 0;
+}
+
+const char *channel_redis_url(lubeck *h)
+{
+    return h->redis_url;
+}
+
+/* Another host's publish: wakes this host's waiters (and no one else's: the
+ * other hosts got it from Redis too). */
+static void from_other_host(void *ud, const char *name, size_t name_len, const char *payload, size_t len)
+{
+    channel_publish(ud, name, name_len, payload, len);
+}
+
+int channel_start_redis(lubeck *h)
+{
+    if (!h->redis_url || h->redis) return 0;
+    char err[512];
+    h->redis = redis_bus_start(h->loop, h->redis_url, from_other_host, h, err, sizeof err);
+    if (!h->redis) {
+        host_set_error(h, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* channel_redis([url]) → the url channels cross hosts through, or nil | nil, err
+ * for a bad url. The app's redis option calls it while loading: --redis wins,
+ * and a reload keeps the url the host started with (its link is made once). */
+static int l_channel_redis(lua_State *L)
+{
+    lubeck *h = gen_of(L)->host;
+    const char *url = luaL_optstring(L, 1, NULL);
+    if (url) {
+        redis_url parsed;
+        char err[512];
+        if (redis_url_parse(url, &parsed, err, sizeof err) != 0) {
+            lua_pushnil(L);
+            lua_pushstring(L, err);
+            return 2;
+        }
+        if (!h->redis_url) {   /* --redis, or a first generation's option, stays */
+            char *copy = strdup(url);
+            if (!copy) return luaL_error(L, "out of memory");
+            h->redis_url = copy;
+        }
+    }
+    if (h->redis_url) lua_pushstring(L, h->redis_url); else lua_pushnil(L);
     return 1;
 }
 
 void channel_open(lua_State *L, lbk_gen *g)
 {
+    lua_pushlightuserdata(L, g);
+    lua_pushcclosure(L, l_channel_redis, 1);
+    lua_setfield(L, -2, "channel_redis");
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_channel_wait, 1);
     lua_setfield(L, -2, "channel_wait");
@@ -152,6 +223,10 @@ void channel_open(lua_State *L, lbk_gen *g)
 
 void channel_free_all(lubeck *h)
 {
+    redis_bus_stop(h->redis);
+    h->redis = NULL;
+    free(h->redis_url);
+    h->redis_url = NULL;
     if (!h->channels) return;
     for (int i = 0; i < CHANNEL_BUCKETS; i++) {
         lbk_channel *c = h->channels[i];

@@ -23,6 +23,7 @@
 #include "thread.h"
 #include "channel.h"
 #include "cosocket.h"
+#include "pg.h"
 #include "bus.h"
 #include "websocket.h"
 #include "shared.h"
@@ -181,7 +182,8 @@ static int wants_keep_alive(const m2_request *m)
  *   entry(handle, method_bit, has_body, route, n, c1, c2, c3, c4, rest)
  * with the route's n captures in c1..c4, or all of them in the table rest when
  * there are more than four. For a 405 (route -1), n is 1 and c1 the mask of
- * the methods the path allows. */
+ * the methods the path allows. tests/spec/handler_spec.lua checks each
+ * argument as pipeline.lua receives it. */
 #define ENTRY_NARGS 10
 #define ENTRY_SLOTS 4
 
@@ -346,7 +348,7 @@ void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
         return;
     case M2_CREDITS:
     case M2_NOTICE:
-        host_req_free(h, r);   /* never routed, never answered (PROTOCOL.md §2) */
+        host_req_free(h, r);   /* never routed, never answered (docs/protocol.md, Notices) */
         return;
     case M2_HTTP:
         break;
@@ -650,6 +652,7 @@ void lubeck_free(lubeck *h)
     websocket_free_all(h);
     channel_free_all(h);
     cosocket_free_all(h);
+    pg_free_all(h);
     if (h->own_shared) shared_zone_free(h->shared);
     bus_close(h);
     if (h->pub) zmq_close(h->pub);

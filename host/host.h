@@ -125,10 +125,13 @@ struct lubeck {
     int own_shared;              /* made by this host (else by the master) */
     struct lbk_channel **channels;   /* channel.c's hash table */
     int nchannel_waiters;
+    char *redis_url;             /* channels cross hosts through it (channel.c); NULL: this host only */
+    struct redis_bus *redis;     /* a host without workers holds the link itself (redis_bus.c) */
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
     int nsocks;
     struct lbk_pooled *pool;       /* idle keep-alive connections */
     struct lbk_resolver *resolver;
+    struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections */
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */

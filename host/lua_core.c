@@ -1,7 +1,10 @@
 #define _GNU_SOURCE
 /* lubeck.core: the small set of C functions the Lua framework stands on.
  * Requests are named by numeric handles (see host.h); a stale handle reads as a
- * finished request. Misuse raises; I/O outcomes return values. */
+ * finished request. Misuse raises; I/O outcomes return values. Every name the
+ * table gets, here or from an *_open function, is listed in
+ * docs/architecture.md ("The seam"); tests/spec/seam_spec.lua fails on one
+ * that is not. */
 #include "host.h"
 
 #include <lauxlib.h>
@@ -15,6 +18,7 @@
 #include "lua_fast.h"
 #include "form.h"
 #include "log.h"
+#include "pg.h"
 #include "reply.h"
 #include "scheduler.h"
 #include "shared.h"
@@ -77,7 +81,9 @@ static int l_method_bit(lua_State *L)
 /* ---- requests ---------------------------------------------------------------- */
 
 /* req_field(handle, i) → one of query, uri, version, remote_addr, conn_id,
- * sender, method, path (i = 1..8), read when a handler first asks for it */
+ * sender, method, path (i = 1..8), read when a handler first asks for it. The
+ * positions are request.lua's FIELDS list; tests/spec/seam_spec.lua reads
+ * each one through the host and checks it against the field of that name. */
 static int l_req_field(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
@@ -545,6 +551,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    pg_open(L, g);
     websocket_open(L, g);
     shared_open(L, g->host);
     model_open(L, g);

@@ -6,17 +6,11 @@
 #include "form.h"
 #include "reply.h"
 
-/* Mirrors the lubeck_fast_api declaration in lua/lubeck/fast.lua. */
-typedef struct fast_api {
-    int (*query_arg)(lbk_gen *g, double handle, const char *name, size_t name_len,
-                     const char **value, size_t *value_len);
-    int (*cookie)(lbk_gen *g, double handle, const char *name, size_t name_len,
-                  const char **value, size_t *value_len);
-    int (*respond)(lbk_gen *g, double handle, int status, const char *body, size_t body_len,
-                   int content_type);
-} fast_api;
-
-enum { FAST_NO_MEMORY = -2, FAST_ENDED = -1, FAST_ABSENT = 0, FAST_FOUND = 1 };
+/* The declarations as text for ffi.cdef (two steps, so that the macro is
+ * expanded before it is turned into a string). */
+#define FAST_STRING(...) #__VA_ARGS__
+#define FAST_TEXT(...) FAST_STRING(__VA_ARGS__)
+static const char fast_cdef[] = FAST_TEXT(LUBECK_FAST_DECLARATIONS);
 
 typedef struct find_pair {
     slice name, value;
@@ -39,21 +33,21 @@ static int fast_query_arg(lbk_gen *g, double handle, const char *name, size_t na
 {
     lubeck *h = g->host;
     lbk_req *r = host_req_from_handle(h, handle);
-    if (!r) return FAST_ENDED;
+    if (!r) return LUBECK_FAST_ENDED;
     slice q = r->m2.query;
-    if (!q.p) return FAST_ABSENT;
+    if (!q.p) return LUBECK_FAST_ABSENT;
     if (q.n > h->scratch_cap) {
         char *grown = realloc(h->scratch, q.n);
-        if (!grown) return FAST_NO_MEMORY;
+        if (!grown) return LUBECK_FAST_NO_MEMORY;
         h->scratch = grown;
         h->scratch_cap = q.n;
     }
     find_pair f = { .name = { name, name_len }, .first_wins = 0 };
     form_parse_urlencoded(q.p, q.n, h->scratch, match_pair, &f);
-    if (!f.found) return FAST_ABSENT;
+    if (!f.found) return LUBECK_FAST_ABSENT;
     *value = f.value.p;
     *value_len = f.value.n;
-    return FAST_FOUND;
+    return LUBECK_FAST_FOUND;
 }
 
 /* The first cookie of that name (as req.cookies has it); the value points into
@@ -62,7 +56,7 @@ static int fast_cookie(lbk_gen *g, double handle, const char *name, size_t name_
                        const char **value, size_t *value_len)
 {
     lbk_req *r = host_req_from_handle(g->host, handle);
-    if (!r) return FAST_ENDED;
+    if (!r) return LUBECK_FAST_ENDED;
     find_pair f = { .name = { name, name_len }, .first_wins = 1 };
     m2_headers *hs = &r->m2.headers;
     for (int i = 0; i < hs->n && !f.found; i++) {
@@ -70,17 +64,17 @@ static int fast_cookie(lbk_gen *g, double handle, const char *name, size_t name_
         if (e->key.n == 6 && memcmp(e->key.p, "cookie", 6) == 0)
             form_parse_cookies(e->value.p, e->value.n, match_pair, &f);
     }
-    if (!f.found) return FAST_ABSENT;
+    if (!f.found) return LUBECK_FAST_ABSENT;
     *value = f.value.p;
     *value_len = f.value.n;
-    return FAST_FOUND;
+    return LUBECK_FAST_FOUND;
 }
 
 static const slice TYPE_HTML[] = { SLICE_LIT("Content-Type"), SLICE_LIT("text/html; charset=utf-8") };
 static const slice TYPE_JSON[] = { SLICE_LIT("Content-Type"), SLICE_LIT("application/json") };
 
-/* A whole response whose only header is a Content-Type (content_type 1: HTML,
- * 2: JSON, 0: none). 1 when sent, 0 when it could not be (the request ended or
+/* A whole response whose only header is a Content-Type (content_type, enum
+ * lubeck_fast_type). 1 when sent, 0 when it could not be (the request ended or
  * already answered). Responses with headers of their own go through
  * core.respond. */
 static int fast_respond(lbk_gen *g, double handle, int status, const char *body, size_t body_len,
@@ -91,17 +85,33 @@ static int fast_respond(lbk_gen *g, double handle, int status, const char *body,
     if (!r || r->done || r->head_sent) return 0;
     reply_spec spec = {
         .status = status,
-        .headers = content_type == 2 ? TYPE_JSON : TYPE_HTML,
-        .nheaders = content_type ? 1 : 0,
+        .headers = content_type == LUBECK_FAST_JSON ? TYPE_JSON : TYPE_HTML,
+        .nheaders = content_type != LUBECK_FAST_NO_TYPE,
     };
     host_reply_defaults(h, r, &spec);
     return host_respond(h, r, &spec, slice_make(body, body_len)) == 0;
 }
 
-static const fast_api api = { fast_query_arg, fast_cookie, fast_respond };
+/* Each function must have exactly the type its slot declares: under -Wall a
+ * mismatch is only a warning in C, and in Lua a wrong call. */
+#define FAST_SLOT_IS(slot, fn)                                                              \
+    _Static_assert(__builtin_types_compatible_p(__typeof__(((lubeck_fast_api *)0)->slot),  \
+                                                __typeof__(&fn)),                           \
+                   "lubeck_fast_api." #slot " (lua_fast.h) and " #fn " (lua_fast.c) differ")
+FAST_SLOT_IS(query_arg, fast_query_arg);
+FAST_SLOT_IS(cookie, fast_cookie);
+FAST_SLOT_IS(respond, fast_respond);
+
+static const lubeck_fast_api api = {
+    .query_arg = fast_query_arg,
+    .cookie = fast_cookie,
+    .respond = fast_respond,
+};
 
 void fast_open(lua_State *L, lbk_gen *g)
 {
+    lua_pushstring(L, fast_cdef);
+    lua_setfield(L, -2, "fast_cdef");
     lua_pushlightuserdata(L, (void *)&api);
     lua_setfield(L, -2, "fast_api");
     lua_pushlightuserdata(L, g);

@@ -7,8 +7,40 @@
 
 #include "host.h"
 
-/* Adds fast_api (the table of functions below) and fast_gen (their first
- * argument) to the table on top of the stack, as light userdata. */
+/* The FFI seam, written once. The C compiler reads these declarations here;
+ * fast_open hands the same text to fast.lua as core.fast_cdef, which passes it
+ * to ffi.cdef. So the two sides cannot disagree, and lua_fast.c checks at
+ * compile time that each function has the type of its slot. Write only what
+ * LuaJIT's C parser reads: plain C types, no macros (comments are fine, the
+ * preprocessor drops them). */
+#define LUBECK_FAST_DECLARATIONS                                                        \
+    /* what query_arg and cookie return */                                              \
+    enum lubeck_fast_found {                                                            \
+        LUBECK_FAST_NO_MEMORY = -2,                                                     \
+        LUBECK_FAST_ENDED = -1,    /* the handle names a request that has ended */      \
+        LUBECK_FAST_ABSENT = 0,                                                         \
+        LUBECK_FAST_FOUND = 1      /* *value, *value_len are set */                     \
+    };                                                                                  \
+    /* respond's content_type: the response's only header */                          \
+    enum lubeck_fast_type {                                                             \
+        LUBECK_FAST_NO_TYPE = 0,                                                        \
+        LUBECK_FAST_HTML = 1,      /* text/html; charset=utf-8 */                       \
+        LUBECK_FAST_JSON = 2       /* application/json */                               \
+    };                                                                                  \
+    typedef struct lubeck_fast_api {                                                    \
+        int (*query_arg)(struct lbk_gen *g, double handle, const char *name,            \
+                         size_t name_len, const char **value, size_t *value_len);       \
+        int (*cookie)(struct lbk_gen *g, double handle, const char *name,               \
+                      size_t name_len, const char **value, size_t *value_len);          \
+        int (*respond)(struct lbk_gen *g, double handle, int status, const char *body,  \
+                       size_t body_len, int content_type);                              \
+    } lubeck_fast_api;
+
+LUBECK_FAST_DECLARATIONS
+
+/* Adds to the table on top of the stack: fast_cdef (the declarations above as
+ * text), fast_api (the table of functions) and fast_gen (their first
+ * argument), the last two as light userdata. */
 void fast_open(lua_State *L, lbk_gen *g);
 
 #endif

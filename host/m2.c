@@ -1,4 +1,4 @@
-/* Mongrel2 request frames in, reply prefixes out (PROTOCOL.md sections 1-3).
+/* Mongrel2 request frames in, reply prefixes out (docs/protocol.md, frames and notices).
  *
  * m2_parse makes one forward pass over the frame: it checks the framing
  * (sender, conn id, path, the two netstrings) by skipping over lengths, then walks
@@ -201,8 +201,8 @@ static int json_unescape(char **rp, char **wp, const char *end)
 }
 
 /* Reads a string whose opening quote is at in->p. Any byte but '"' and '\\' is
- * taken as it is: Mongrel2 copies control and non-UTF-8 bytes raw (PROTOCOL.md
- * section 1.1). */
+ * taken as it is: Mongrel2 copies control and non-UTF-8 bytes raw (docs/protocol.md,
+ * Header keys). */
 /* Nonzero in the high bit of each byte of x that equals the byte in b (the
  * lowest flagged byte is always exact, which is all json_scan uses). */
 static inline uint64_t bytes_equal(uint64_t x, uint64_t b)

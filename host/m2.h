@@ -1,4 +1,4 @@
-/* The Mongrel2 handler wire protocol (see PROTOCOL.md): parsing request frames and
+/* The Mongrel2 handler wire protocol (see docs/protocol.md): parsing request frames and
  * framing replies. Parsing is in place: the request's slices point into the frame,
  * and JSON string escapes are decoded in place (they only ever shrink), so the
  * frame buffer must be writable and must outlive the m2_request. */

@@ -18,7 +18,7 @@ static void send_msg(lubeck *h, zmq_msg_t *m)
         zmq_msg_close(m);
         return;
     }
-    /* PUB with SNDHWM 0 never blocks and never drops (PROTOCOL.md §8). */
+    /* PUB with SNDHWM 0 never blocks and never drops (docs/protocol.md, ZeroMQ settings). */
     if (zmq_msg_send(m, h->pub, 0) < 0) {
         log_error_limited("sending a reply: %s", zmq_strerror(errno));
         zmq_msg_close(m);

@@ -1,4 +1,4 @@
-/* Mongrel2 async uploads (PROTOCOL.md §4): bodies above limits.content_length
+/* Mongrel2 async uploads (docs/protocol.md, Uploads): bodies above limits.content_length
  * arrive as a file in the upload store, announced by two messages. */
 #define _GNU_SOURCE
 #include "host.h"

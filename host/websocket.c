@@ -1,4 +1,4 @@
-/* WebSockets through Mongrel2 (PROTOCOL.md §5).
+/* WebSockets through Mongrel2 (docs/protocol.md, WebSockets).
  *
  * Mongrel2 reassembles the client's fragments and unmasks them; every message
  * reaches a handler as a frame with METHOD WEBSOCKET and FLAGS (the first byte

@@ -1,4 +1,4 @@
-/* WebSockets through Mongrel2 (PROTOCOL.md §5): Mongrel2 parses the client's
+/* WebSockets through Mongrel2 (docs/protocol.md, WebSockets): Mongrel2 parses the client's
  * frames and hands each whole message over with METHOD WEBSOCKET; the host
  * answers the handshake, builds every server frame, answers pings, echoes
  * closes, and keeps one session per connection: the handshake request's

@@ -44,6 +44,13 @@ else
     grep -E "^\s+\S+:[0-9]+" "$log/luacheck"; count "luacheck" 0 1
 fi
 
+echo "== self-contained (no file points outside the repository)"
+if tools/check-self-contained.sh >"$log/self" 2>&1; then
+    count "self-contained" 1 0
+else
+    cat "$log/self"; count "self-contained" 0 1
+fi
+
 echo "== fuzz targets over their corpora (clang, ASan+UBSan)"
 if command -v clang >/dev/null; then
     if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLUBECK_FUZZ=ON -DLUBECK_TESTS=OFF \

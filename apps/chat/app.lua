@@ -10,8 +10,11 @@
 --   POST /say              name, text (a form or JSON) → 201 {id=ID}
 --   GET  /stats            {listening=N, last=ID}
 --
--- The history lives in this process: with --workers N, keep it in Redis.
+-- The history lives where every process sees it (history.lua): lubeck.shared
+-- for the workers of one host, Redis when `--redis URL` joins several hosts
+-- (the channel then crosses hosts through the same Redis).
 local lubeck = require "lubeck"
+local history = require "history"
 
 local app = lubeck.app{ name = "chat" }
 
@@ -19,21 +22,16 @@ local KEEP = 100           -- messages kept for pollers that were away a moment
 local POLL_SECONDS = 25    -- well inside request_timeout (60) and browsers' patience
 
 local room = lubeck.channel("chat")
-local history, last_id = {}, 0     -- the last KEEP messages, oldest first
+local said = history.new(app.redis, KEEP)   -- app.redis: --redis, or nil on one host
 
-local function said_after(id)
-    local news = {}
-    for _, m in ipairs(history) do
-        if m.id > id then news[#news + 1] = m end
-    end
-    return news
-end
+local UNAVAILABLE = { error = "the room's history is unavailable, try again shortly" }
 
 local PAGE = [[<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>lubeck chat</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <link rel="stylesheet" href="/static/chat.css"></head>
 <body><h1>lubeck chat</h1>
+<p>Long polling. The same room over one WebSocket: <a href="/static/ws.html">the WebSocket page</a>.</p>
 <ul id="messages"></ul>
 <form id="say" action="/say" method="post">
   <input name="name" placeholder="your name" maxlength="40">
@@ -48,16 +46,20 @@ app:get("/", function(req) return PAGE end)
 
 app:get("/poll", function(req)
     local since = tonumber(req:arg("since")) or 0
-    if since > last_id then since = 0 end          -- the server restarted: start over
-    local news = said_after(since)
+    local last = said:last()
+    if not last then return 503, UNAVAILABLE end
+    if since > last then since = 0 end             -- the history started over: so does the page
+    local news = said:after(since)
+    if not news then return 503, UNAVAILABLE end
     if #news == 0 then
         local wait = math.max(0, math.min(tonumber(req:arg("wait")) or POLL_SECONDS, POLL_SECONDS))
         local _, err = room:wait(wait)             -- only this request waits; the host serves others
         if err == "closed" then return end         -- the browser went away: nobody to answer
-        news = said_after(since)
+        news = said:after(since, true)
+        if not news then return 503, UNAVAILABLE end
         if #news == 0 then return 204 end          -- nothing new: poll again
     end
-    return { messages = news, last = last_id }
+    return { messages = news, last = news[#news].id }
 end)
 
 local function trim(s)
@@ -77,15 +79,16 @@ app:post("/say", function(req)
     if text == "" or #text > 500 or #name > 40 then
         return 400, { error = "say 1 to 500 characters, with a name of up to 40" }
     end
-    last_id = last_id + 1
-    history[#history + 1] = { id = last_id, name = name, text = text, at = os.time() }
-    if #history > KEEP then table.remove(history, 1) end
-    room:publish(last_id)                          -- wakes every waiting poll
-    return 201, { id = last_id }
+    local id = said:add(name, text)
+    if not id then return 503, UNAVAILABLE end
+    room:publish(id)                               -- wakes every waiting poll, on every host
+    return 201, { id = id }
 end)
 
 app:get("/stats", function(req)
-    return { listening = lubeck.stats().channel_waiters, last = last_id }
+    local last = said:last()
+    if not last then return 503, UNAVAILABLE end
+    return { listening = lubeck.stats().channel_waiters, last = last }
 end)
 
 -- The WebSocket room (docs/websockets.md), beside the long-poll one: the same
@@ -102,14 +105,15 @@ function ChatSocket:get() return self:redirect("/static/ws.html") end
 -- whatever was said meanwhile goes out on the next turn of the loop.
 local function catch_up(self)
     while true do
-        local news = said_after(self.seen)
-        if #news == 0 then return end
+        local news = said:after(self.seen)
+        if not news or #news == 0 then return end
         self.seen = news[#news].id
-        if not self:send({ messages = news, last = last_id }) then return end
+        if not self:send({ messages = news, last = self.seen }) then return end
     end
 end
 
 function ChatSocket:on_open()
+    local last_id = said:last() or 0
     local since = tonumber(self.req:arg("since"))  -- a page that reconnects says what it saw
     if not since or since > last_id then since = math.max(0, last_id - 20) end
     self.seen = since
@@ -125,10 +129,9 @@ function ChatSocket:on_message(data)
     if text == "" or #text > 500 or #name > 40 then
         return self:send({ error = "say 1 to 500 characters, with a name of up to 40" })
     end
-    last_id = last_id + 1
-    history[#history + 1] = { id = last_id, name = name, text = text, at = os.time() }
-    if #history > KEEP then table.remove(history, 1) end
-    room:publish(last_id)
+    local id = said:add(name, text)
+    if not id then return self:send(UNAVAILABLE) end
+    room:publish(id)
 end
 
 app:route("/ws", ChatSocket)

@@ -19,8 +19,6 @@ local app = lubeck.app{
     login_url = "/login",
 }
 
-local HERE = debug.getinfo(1, "S").source:match("^@(.*)/[^/]*$") or "."
-
 -- The demos' one user (Brubeck's User.create_user('jd', 'foo')), hashed with
 -- argon2id once when the app loads.
 local demo_user = { username = "jd", password_hash = auth.hash_password("foo") }
@@ -140,7 +138,13 @@ app:route("^/logout$", Logout)
 
 -- demo_multipart: an upload form; the file is saved ------------------------------------------
 
-local UPLOADS = os.getenv("DEMOS_UPLOAD_DIR") or (HERE .. "/uploads")
+-- Uploads go outside the app folder: what an app writes is not its source (and
+-- `serve --reload` watches only what the app loads).
+local UPLOADS = os.getenv("DEMOS_UPLOAD_DIR")
+if not UPLOADS or UPLOADS == "" then
+    UPLOADS = (os.getenv("TMPDIR") or "/tmp") .. "/lubeck-demos-uploads"
+    os.execute("mkdir -p '" .. UPLOADS:gsub("'", "'\\''") .. "'")
+end
 
 local Upload = lubeck.Handler:extend()
 function Upload:get() return self:render("upload.html", {}) end

@@ -1,6 +1,8 @@
 -- A JSON todo API on app:resource, with a small page that uses it:
 --   build/lubeck serve apps/todo   then open http://127.0.0.1:6767/
--- Set TODO_REDIS=host:port to keep the todos in Redis instead of in memory.
+-- Set TODO_REDIS=host:port to keep the todos in Redis instead of in memory, or
+-- TODO_PG=postgres://user:pw@host:port/db to keep them in a PostgreSQL table
+-- "todos" (made on first use).
 local lubeck = require "lubeck"
 local model = require "lubeck.model"
 local resource = require "lubeck.resource"
@@ -8,7 +10,7 @@ local resource = require "lubeck.resource"
 local app = lubeck.app{ name = "todo" }
 
 local Todo = model.define("Todo", {
-    title = model.string{ required = true, min = 1, max = 200 },
+    title = model.string{ required = true, min = 1, max = 200, trim = true },   -- "   " is no title
     done = model.boolean{ default = false },
     order = model.integer{ min = 0 },
     due = model.datetime{},
@@ -21,6 +23,13 @@ local redis_at = os.getenv("TODO_REDIS")
 if redis_at then
     local host, port = redis_at:match("^([^:]+):(%d+)$")
     store = resource.redis_store{ host = host, port = tonumber(port), prefix = "todo" }
+end
+local pg_dsn = os.getenv("TODO_PG")
+if pg_dsn then
+    store = require("lubeck.pg_store").new(pg_dsn, "todos", { create = [[
+        create table if not exists todos (
+            id bigserial primary key, title text not null, done boolean not null default false,
+            "order" integer, due timestamptz, tags text[], owner text)]] })
 end
 
 app:resource("/todos", Todo, store)

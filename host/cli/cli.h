@@ -26,6 +26,9 @@ typedef struct cli_options {
     int max_inflight, max_headers;   /* 0: the host's defaults */
     int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
     double heartbeat;            /* ZeroMQ heartbeat interval to Mongrel2 (TTL 3x); 0: none */
+    const char *redis;           /* --redis: channels cross hosts through it (wins over the app's) */
+    int hup_stops;               /* serve: SIGHUP (its terminal closed) stops like SIGINT;
+                                    SIGUSR1 reloads (run: SIGHUP and SIGUSR1 reload) */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */
@@ -70,10 +73,13 @@ int master_run(const cli_options *o, const char *send, const char *recv,
 void runner_abort(int status);
 int runner_abort_status(void);
 
-/* Loads the app in a throw-away state: 0, or -1 with "file:line: message". */
-int app_check(const cli_options *o, char *err, size_t errlen);
+/* Loads the app in a throw-away state: 0, or -1 with "file:line: message".
+ * redis_url (or NULL) receives the url channels cross hosts through: --redis,
+ * else the app's redis option, else "". */
+int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, size_t url_len);
 
 int serve_main(cli_options *o);
 int m2conf_main(cli_options *o);
+int new_main(cli_options *o);
 
 #endif

@@ -1,13 +1,16 @@
-/* The Mongrel2 config `lubeck serve` loads. As root Mongrel2 chroots into
- * Server.chroot; chroot='/' keeps every path real, so the config uses absolute
- * paths throughout and works the same with or without root (PROTOCOL.md §7). */
+/* The Mongrel2 config `lubeck serve` loads, and `lubeck m2conf` prints. As root
+ * Mongrel2 chroots into Server.chroot; chroot='/' keeps every path real, so the
+ * config uses absolute paths throughout and works the same with or without
+ * root (docs/protocol.md). */
 #include "cli.h"
 #include "host.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define APPEND(...) do { \
         int n_ = snprintf(buf + used, len - used, __VA_ARGS__); \
@@ -42,7 +45,7 @@ int m2conf_write(char *buf, size_t len, const m2conf_params *p)
     if (has_static) {
         APPEND(",\n        '/static/': static");
         /* Mongrel2 1.12 gives the prefixes of a Dir route ("/s" … "/static") to the
-         * Dir, which answers 404: route each of them to the app (PROTOCOL.md §9). */
+         * Dir, which answers 404: route each of them to the app (docs/protocol.md). */
         const char *prefix = "/static";
         for (size_t n = 2; n <= strlen(prefix); n++)
             APPEND(",\n        '%.*s': app", (int)n, prefix);
@@ -59,6 +62,27 @@ int m2conf_write(char *buf, size_t len, const m2conf_params *p)
     return (int)used;
 }
 
+static int make_dirs(const char *run)
+{
+    char path[4300];
+    const char *dirs[] = { "", "/logs", "/run", "/tmp" };
+    for (int i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s%s", run, dirs[i]);
+        if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "lubeck: cannot create %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    /* Nothing in it is source: git leaves the whole folder out by itself. */
+    snprintf(path, sizeof path, "%s/.gitignore", run);
+    FILE *f = access(path, F_OK) != 0 ? fopen(path, "w") : NULL;
+    if (f) { fputs("*\n", f); fclose(f); }
+    return 0;
+}
+
+/* Prints the config on stdout, makes the folders it names (Mongrel2 stops with
+ * "Major failure in chroot/droppriv" without them), and says on stderr how to
+ * load it, start Mongrel2 and connect a host. */
 int m2conf_main(cli_options *o)
 {
     char app[4096], run[4200];
@@ -66,15 +90,28 @@ int m2conf_main(cli_options *o)
         fprintf(stderr, "lubeck: no such app folder: %s\n", o->app);
         return 1;
     }
-    if (o->run_dir) snprintf(run, sizeof run, "%s", o->run_dir);
-    else snprintf(run, sizeof run, "%s/.lubeck", app);
-    char handler_uuid[37], server_uuid[37], conf[16384];
+    if (o->run_dir && o->run_dir[0] != '/') {
+        char cwd[4096];
+        if (!getcwd(cwd, sizeof cwd)) cwd[0] = 0;
+        snprintf(run, sizeof run, "%s/%s", cwd, o->run_dir);
+    } else if (o->run_dir) {
+        snprintf(run, sizeof run, "%s", o->run_dir);
+    } else {
+        snprintf(run, sizeof run, "%s/.lubeck", app);
+    }
+    if (make_dirs(run) != 0) return 1;
+    /* The first --send/--recv pair, or the ports docs/deploy.md uses. */
+    char send[512] = "tcp://127.0.0.1:9997", recv[512] = "tcp://127.0.0.1:9996";
+    if (o->send_specs[0]) snprintf(send, sizeof send, "%.*s", (int)strcspn(o->send_specs, ";"), o->send_specs);
+    if (o->recv_specs[0]) snprintf(recv, sizeof recv, "%.*s", (int)strcspn(o->recv_specs, ";"), o->recv_specs);
+    /* The server's id is a fixed name, so that the command that starts it can
+     * be written down once: mongrel2 RUN/config.sqlite lubeck. */
+    char handler_uuid[37], conf[16384];
     host_uuid(handler_uuid);
-    host_uuid(server_uuid);
     m2conf_params p = {
         .app_dir = app, .run_dir = run, .host = o->host, .port = o->port,
-        .send_spec = "tcp://127.0.0.1:9997", .recv_spec = "tcp://127.0.0.1:9996",
-        .handler_uuid = handler_uuid, .server_uuid = server_uuid, .max_body = o->max_body,
+        .send_spec = send, .recv_spec = recv,
+        .handler_uuid = handler_uuid, .server_uuid = "lubeck", .max_body = o->max_body,
     };
     int n = m2conf_write(conf, sizeof conf, &p);
     if (n < 0) {
@@ -82,5 +119,11 @@ int m2conf_main(cli_options *o)
         return 1;
     }
     fwrite(conf, 1, (size_t)n, stdout);
+    fprintf(stderr,
+            "lubeck: made %s/{logs,run,tmp}. With this config saved as mongrel2.conf:\n"
+            "  m2sh load -config mongrel2.conf -db %s/config.sqlite\n"
+            "  cd / && mongrel2 %s/config.sqlite lubeck\n"
+            "  lubeck run %s --send %s --recv %s --upload-dir %s/tmp\n",
+            run, run, run, app, send, recv, run);
     return 0;
 }

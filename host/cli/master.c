@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "redis_bus.h"
 #include "shared.h"
 
 #define WATCHDOG_EVERY 0.25
@@ -47,7 +48,8 @@ static struct {
     ev_timer bus_restart;
     shared_zone *shared;
     char bus_in[96], bus_out[96];
-    ev_signal sigint, sigterm, sighup;
+    char redis_url[1024];        /* the bus process links the host to other hosts through it ("": none) */
+    ev_signal sigint, sigterm, sighup, sigusr1;
     ev_child child;
     ev_timer watchdog;
     app_watch *watch;
@@ -74,6 +76,7 @@ static void spawn(int i)
         ev_signal_stop(loop, &M.sigint);
         ev_signal_stop(loop, &M.sigterm);
         ev_signal_stop(loop, &M.sighup);
+        ev_signal_stop(loop, &M.sigusr1);
         ev_child_stop(loop, &M.child);
         ev_loop_destroy(loop);
         prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
@@ -98,6 +101,18 @@ static void bus_term_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+/* --redis in the bus process: what the workers publish goes to Redis, and what
+ * other hosts publish comes back to every worker. */
+static void channel_to_redis(void *ud, const char *name, size_t name_len, const char *payload, size_t len)
+{
+    redis_bus_publish(ud, name, name_len, payload, len);
+}
+
+static void channel_from_redis(void *ud, const char *name, size_t name_len, const char *payload, size_t len)
+{
+    bus_forwarder_send_channel(ud, name, name_len, payload, len);
+}
+
 /* The bus process: forwards channel messages between the workers. It ignores
  * SIGINT and SIGHUP (a terminal's ^C reaches the whole group, and the draining
  * workers still need the bus); the master ends it with SIGTERM after them. */
@@ -117,6 +132,7 @@ static void start_bus(void)
     ev_signal_stop(EV_DEFAULT, &M.sigint);   /* (when restarted by a running master) */
     ev_signal_stop(EV_DEFAULT, &M.sigterm);
     ev_signal_stop(EV_DEFAULT, &M.sighup);
+    ev_signal_stop(EV_DEFAULT, &M.sigusr1);
     ev_child_stop(EV_DEFAULT, &M.child);
     ev_loop_destroy(EV_DEFAULT);
     signal(SIGINT, SIG_IGN);
@@ -129,10 +145,17 @@ static void start_bus(void)
         fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
         _exit(BUS_CANNOT_BIND);
     }
+    redis_bus *redis = NULL;
+    if (M.redis_url[0]) {
+        redis = redis_bus_start(loop, M.redis_url, channel_from_redis, bus, err, sizeof err);
+        if (redis) bus_forwarder_tap_channels(bus, channel_to_redis, redis);
+        else fprintf(stderr, "lubeck: %s (channels stay within this host)\n", err);
+    }
     ev_signal term;
     ev_signal_init(&term, bus_term_cb, SIGTERM);
     ev_signal_start(loop, &term);
     ev_run(loop, 0);
+    redis_bus_stop(redis);
     bus_forwarder_stop(bus);
     _exit(0);
 }
@@ -271,7 +294,7 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     signal(SIGPIPE, SIG_IGN);
     char err[4096];
     /* A broken app fails here, once, instead of in every worker. */
-    if (app_check(o, err, sizeof err) != 0) {
+    if (app_check(o, err, sizeof err, M.redis_url, sizeof M.redis_url) != 0) {
         fprintf(stderr, "lubeck: %s\n", err);
         return 1;
     }
@@ -285,10 +308,13 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     ev_child_start(loop, &M.child);
     ev_signal_init(&M.sigint, stop_cb, SIGINT);
     ev_signal_init(&M.sigterm, stop_cb, SIGTERM);
-    ev_signal_init(&M.sighup, hup_cb, SIGHUP);
+    /* serve: SIGHUP means its terminal closed, and stops it; SIGUSR1 reloads. */
+    ev_signal_init(&M.sighup, o->hup_stops ? stop_cb : hup_cb, SIGHUP);
+    ev_signal_init(&M.sigusr1, hup_cb, SIGUSR1);
     ev_signal_start(loop, &M.sigint);
     ev_signal_start(loop, &M.sigterm);
     ev_signal_start(loop, &M.sighup);
+    ev_signal_start(loop, &M.sigusr1);
     for (int i = 0; i < M.n; i++) {
         ev_init(&M.workers[i].restart, restart_cb);
         spawn(i);

@@ -1,6 +1,7 @@
 /* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (new
  * requests are answered 503, parked waits wake, in-flight ones get up to --drain
- * seconds, then what is left is answered 503), SIGHUP reloads the app.
+ * seconds, then what is left is answered 503), SIGHUP reloads the app (under
+ * serve it stops, as SIGINT does), and so does SIGUSR1.
  * Alone it also watches the app folder (--reload); as a worker it beats a
  * heartbeat for its master and joins the master's bus. */
 #include "cli.h"
@@ -9,6 +10,7 @@
 #include <stdio.h>
 
 #include "bus.h"
+#include "channel.h"
 #include "host.h"
 #include "lubeck.h"
 
@@ -22,7 +24,7 @@ static struct {
     lubeck *host;
     double drain, stop_started, drained_at;
     int status;
-    ev_signal sigint, sigterm, sighup;
+    ev_signal sigint, sigterm, sighup, sigusr1;
     ev_timer drain_poll, heartbeat;
     volatile double *beat;
     app_watch *watch;
@@ -37,6 +39,7 @@ static void finish(struct ev_loop *loop)
     ev_signal_stop(loop, &R.sigint);
     ev_signal_stop(loop, &R.sigterm);
     ev_signal_stop(loop, &R.sighup);
+    ev_signal_stop(loop, &R.sigusr1);
     ev_timer_stop(loop, &R.drain_poll);
     ev_timer_stop(loop, &R.heartbeat);
     watch_stop(R.watch);
@@ -122,6 +125,7 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         lubeck_free(R.host);
         return 1;
     }
+    if (o->redis) channel_set_redis(R.host, o->redis, err, sizeof err);   /* (checked with the options) */
     snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
     if (link && link->shared) host_use_shared_zone(R.host, link->shared);
     if (o->max_inflight) R.host->max_inflight = o->max_inflight;
@@ -135,15 +139,20 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
     }
     if (link && link->bus_in && bus_connect(R.host, link->bus_in, link->bus_out) != 0)
         fprintf(stderr, "lubeck: %s (channels stay within this worker)\n", lubeck_error(R.host));
+    /* A worker's channels reach other hosts through its master's bus process. */
+    if (!link && channel_start_redis(R.host) != 0)
+        fprintf(stderr, "lubeck: %s (channels stay within this host)\n", lubeck_error(R.host));
     R.drain = o->drain;
     R.on_stopped = on_stopped;
     R.ud = ud;
     ev_signal_init(&R.sigint, stop_cb, SIGINT);
     ev_signal_init(&R.sigterm, stop_cb, SIGTERM);
-    ev_signal_init(&R.sighup, hup_cb, SIGHUP);
+    ev_signal_init(&R.sighup, o->hup_stops && !link ? stop_cb : hup_cb, SIGHUP);
+    ev_signal_init(&R.sigusr1, hup_cb, SIGUSR1);
     ev_signal_start(loop, &R.sigint);
     ev_signal_start(loop, &R.sigterm);
     ev_signal_start(loop, &R.sighup);
+    ev_signal_start(loop, &R.sigusr1);
     if (link && link->heartbeat) {
         R.beat = link->heartbeat;
         *R.beat = ev_now(loop);

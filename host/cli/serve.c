@@ -1,6 +1,9 @@
 /* `lubeck serve`: one machine, no setup. Writes a Mongrel2 config into the run
  * folder, loads it with m2sh, starts mongrel2, runs the host against it, prints
- * the URL once it answers, and stops both on SIGINT/SIGTERM. */
+ * the URL once it answers, and stops both on SIGINT/SIGTERM/SIGHUP. Mongrel2 is
+ * supervised: when it dies it is started again after a pause that grows while
+ * it keeps dying young. Whatever keeps it from starting is said in one line
+ * (the port in use, another serve on the run folder, a config m2sh refuses). */
 #include "cli.h"
 #include "host.h"
 
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,11 +25,27 @@
 
 #include <ev.h>
 
+/* Mongrel2 restarts: the pause doubles from RESTART_FIRST up to RESTART_MAX
+ * while it dies within YOUNG seconds of starting; GIVE_UP such deaths in a row
+ * end serve. */
+#define RESTART_FIRST 0.1
+#define RESTART_MAX 5.0
+#define YOUNG 10.0
+#define GIVE_UP 6
+
 typedef struct serve_state {
     cli_options *o;
     char app[4096], run[4200];
+    char db[4300], log[4300], pid_file[4300];
+    char server_uuid[37];
     pid_t mongrel2;
     ev_child child;
+    ev_timer restart;
+    double started;              /* when the running mongrel2 was started */
+    long log_start;              /* its log's size then: its own lines follow */
+    double pause;                /* before the next restart */
+    int young_deaths;            /* in a row */
+    int up;                      /* a probe went through once: start-up is over */
     ev_timer probe;
     ev_io probe_io;
     int probe_sent;
@@ -34,7 +54,6 @@ typedef struct serve_state {
     size_t answer_len;
     int answered;                /* workers that have answered a probe */
     int answered_pids[64];       /* which (the first 64 are enough to count) */
-    int announced;
 } serve_state;
 
 static int mkdir_p(const char *path)
@@ -83,7 +102,7 @@ static int run_logged(char *const argv[], const char *log)
         if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
         setenv("LOGNAME", "lubeck", 0);   /* m2sh complains without one */
         execvp(argv[0], argv);
-        fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+        fprintf(stderr, "[ERROR] (errno: None) cannot run %s: %s\n", argv[0], strerror(errno));
         _exit(127);
     }
     int status;
@@ -91,31 +110,139 @@ static int run_logged(char *const argv[], const char *log)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
-static void print_tail(const char *path)
+static long file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* Lines Mongrel2 logs as errors that say nothing about why it stopped. */
+static int benign(const char *line)
+{
+    return strstr(line, "Failed to open PID file") || strstr(line, "flying blind") ||
+           strstr(line, "no such table: log");
+}
+
+/* The first error Mongrel2 (or m2sh) logged in path after offset, as one line:
+ * "MESSAGE (ERRNO)". Returns 0, or -1 when it logged none. A port someone else
+ * holds is said as such. */
+static int logged_cause(const char *path, long offset, int port, char *out, size_t len)
 {
     FILE *f = fopen(path, "r");
-    if (!f) return;
-    char buf[8192];
-    fseek(f, 0, SEEK_END);
-    long size = ftell(f);
-    fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
+    if (!f) return -1;
+    fseek(f, offset, SEEK_SET);
+    char line[2048];
+    int found = -1;
+    while (found && fgets(line, sizeof line, f)) {
+        const char *tag = strstr(line, "[ERROR] (");
+        if (!tag || benign(line)) continue;
+        line[strcspn(line, "\r\n")] = 0;
+        const char *close = strstr(tag, ") ");
+        const char *msg = close ? close + 2 : tag + 8;
+        char why[128] = "";
+        const char *e = strstr(tag, "errno: ");
+        if (e && (!close || e < close)) {
+            size_t n = (size_t)((close ? close : e + strlen(e)) - (e + 7));
+            snprintf(why, sizeof why, "%.*s", (int)(n < sizeof why ? n : sizeof why - 1), e + 7);
+        }
+        if (strstr(why, "Address already in use")) snprintf(out, len, "port %d is in use", port);
+        else if (why[0] && strcmp(why, "None")) snprintf(out, len, "%s (%s)", msg, why);
+        else snprintf(out, len, "%s", msg);
+        found = 0;
+    }
     fclose(f);
-    fprintf(stderr, "%s", buf);
+    return found;
 }
+
+static void describe_exit(int status, char *out, size_t len)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, len, "was killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else
+        snprintf(out, len, "exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : status);
+}
+
+static void probe_begin(serve_state *s, struct ev_loop *loop);
 
 static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
 {
     serve_state *s = w->data;
     ev_child_stop(loop, w);
     s->mongrel2 = 0;
-    char log[4300];
-    snprintf(log, sizeof log, "%s/logs/mongrel2.log", s->run);
-    fprintf(stderr, "lubeck: mongrel2 exited (status %d); its log (%s) ends with:\n",
-            WIFEXITED(w->rstatus) ? WEXITSTATUS(w->rstatus) : 128 + WTERMSIG(w->rstatus), log);
-    print_tail(log);
-    runner_abort(1);
+    char how[128], cause[1024];
+    describe_exit(w->rstatus, how, sizeof how);
+    double lived = ev_now(loop) - s->started;
+    /* Its first logged error says why only if it exited on its own soon after
+     * starting; a long-lived one has logged errors about clients meanwhile. */
+    int has_cause = !WIFSIGNALED(w->rstatus) && (!s->up || lived < YOUNG) &&
+                    logged_cause(s->log, s->log_start, s->o->port, cause, sizeof cause) == 0;
+    if (!s->up) {   /* it never answered: nothing to restart */
+        if (WIFEXITED(w->rstatus) && WEXITSTATUS(w->rstatus) == 127)
+            fprintf(stderr, "lubeck: cannot run mongrel2: is it installed? (Debian: apt-get install mongrel2-core)\n");
+        else if (has_cause) fprintf(stderr, "lubeck: mongrel2 could not start: %s (log: %s)\n", cause, s->log);
+        else fprintf(stderr, "lubeck: mongrel2 %s while starting (log: %s)\n", how, s->log);
+        ev_timer_stop(loop, &s->probe);
+        runner_abort(1);
+        return;
+    }
+    if (lived < YOUNG) {
+        s->young_deaths++;
+        s->pause = s->pause ? s->pause * 2 : RESTART_FIRST;
+        if (s->pause > RESTART_MAX) s->pause = RESTART_MAX;
+    } else {
+        s->young_deaths = 0;
+        s->pause = RESTART_FIRST;
+    }
+    if (s->young_deaths >= GIVE_UP) {
+        fprintf(stderr, "lubeck: mongrel2 %s, %d times in a row within %gs of starting; giving up%s%s\n",
+                how, s->young_deaths, YOUNG, has_cause ? ": " : "", has_cause ? cause : "");
+        runner_abort(1);
+        return;
+    }
+    fprintf(stderr, "lubeck: mongrel2 %s%s%s; restarting it in %gs\n", how,
+            has_cause ? ": " : "", has_cause ? cause : "", s->pause);
+    ev_timer_set(&s->restart, s->pause, 0);
+    ev_timer_start(loop, &s->restart);
+}
+
+/* Forks mongrel2 with its output appended to the log. cwd '/' so that relative
+ * paths mean the same with and without chroot. */
+static int spawn_mongrel2(serve_state *s, struct ev_loop *loop)
+{
+    unlink(s->pid_file);   /* a killed one leaves it, and its pid may be reused */
+    s->log_start = file_size(s->log);
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "lubeck: cannot start mongrel2: fork: %s\n", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
+        if (chdir("/") != 0) _exit(127);
+        setpgid(0, 0);   /* a terminal's Ctrl-C goes to lubeck, which stops it in order */
+        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* and if lubeck is killed, it goes too */
+        execlp("mongrel2", "mongrel2", s->db, s->server_uuid, (char *)NULL);
+        fprintf(stderr, "[ERROR] (errno: None) cannot run mongrel2: %s\n", strerror(errno));
+        _exit(127);
+    }
+    s->mongrel2 = pid;
+    s->started = ev_now(loop);
+    ev_child_set(&s->child, pid, 0);
+    ev_child_start(loop, &s->child);
+    return 0;
+}
+
+static void restart_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    serve_state *s = w->data;
+    if (spawn_mongrel2(s, loop) != 0) {
+        runner_abort(1);
+        return;
+    }
+    probe_begin(s, loop);
 }
 
 /* The probe: a request through Mongrel2 to the host and back, which the host
@@ -144,8 +271,11 @@ static void announce(serve_state *s, struct ev_loop *loop)
 {
     probe_close(s, loop);
     ev_timer_stop(loop, &s->probe);
-    printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
+    if (s->up) fprintf(stderr, "lubeck: mongrel2 restarted; serving again on http://%s:%d/\n",
+                       s->o->host, s->o->port);
+    else printf("lubeck: serving %s on http://%s:%d/\n", s->app, s->o->host, s->o->port);
     fflush(stdout);
+    s->up = 1;
 }
 
 /* Counts the worker named in a 204 answer; returns 1 when all have answered. */
@@ -221,8 +351,12 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
             announce(s, loop);
             return;
         }
-        fprintf(stderr, "lubeck: no answer through mongrel2 on port %d within 15s\n", s->o->port);
         ev_timer_stop(loop, w);
+        if (s->up) {   /* after a restart: keep serving, mongrel2 may still come round */
+            fprintf(stderr, "lubeck: mongrel2 restarted but answered no request within 15s\n");
+            return;
+        }
+        fprintf(stderr, "lubeck: no answer through mongrel2 on port %d within 15s\n", s->o->port);
         runner_abort(1);
         return;
     }
@@ -232,17 +366,30 @@ static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
     probe_start(s, loop);
 }
 
-static void start_mongrel2(void *ud)
+static void probe_begin(serve_state *s, struct ev_loop *loop)
 {
-    serve_state *s = ud;
-    struct ev_loop *loop = EV_DEFAULT;
-    ev_child_init(&s->child, child_cb, s->mongrel2, 0);
-    s->child.data = s;
-    ev_child_start(loop, &s->child);
+    probe_close(s, loop);
+    s->answered = 0;
     s->probe_started = ev_now(loop);
     ev_timer_init(&s->probe, probe_cb, 0.02, 0.05);
     s->probe.data = s;
     ev_timer_start(loop, &s->probe);
+}
+
+/* on_ready: the host is up (its app loaded), so mongrel2 can start. */
+static void start_mongrel2(void *ud)
+{
+    serve_state *s = ud;
+    struct ev_loop *loop = EV_DEFAULT;
+    ev_child_init(&s->child, child_cb, 0, 0);
+    s->child.data = s;
+    ev_init(&s->restart, restart_cb);
+    s->restart.data = s;
+    if (spawn_mongrel2(s, loop) != 0) {
+        runner_abort(1);
+        return;
+    }
+    probe_begin(s, loop);
 }
 
 /* Client connections Mongrel2 holds open on port (ESTABLISHED in /proc/net/tcp*). */
@@ -269,6 +416,9 @@ static int open_connections(int port)
 static void stop_mongrel2(void *ud)
 {
     serve_state *s = ud;
+    ev_timer_stop(EV_DEFAULT, &s->restart);
+    ev_timer_stop(EV_DEFAULT, &s->probe);
+    probe_close(s, EV_DEFAULT);
     if (s->mongrel2 <= 0) return;
     /* The last replies may still be on their way through Mongrel2: give the
      * clients up to a second to receive them and hang up. */
@@ -290,6 +440,110 @@ static void stop_mongrel2(void *ud)
     s->mongrel2 = 0;
 }
 
+/* One serve per run folder: a second would rewrite the first one's config and
+ * start a Mongrel2 that cannot have its port. The lock lives as long as this
+ * process (and the workers it forks); mongrel2 does not inherit it. */
+static int lock_run_folder(const serve_state *s)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/run/serve.pid", s->run);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        fprintf(stderr, "lubeck: cannot open %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? strcspn(pid, "\n") : 0] = 0;
+        fprintf(stderr, "lubeck: another lubeck serve%s%s%s is running on the run folder %s "
+                        "(stop it, or give this one --run-dir)\n",
+                pid[0] ? " (pid " : "", pid, pid[0] ? ")" : "", s->run);
+        close(fd);
+        return -1;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {}   /* the pid is only a hint */
+    return 0;   /* fd stays open: the lock with it */
+}
+
+/* Says in one line why mongrel2 could not listen on host:port, before it tries:
+ * -1 when it could not. A host name that is not an IPv4 address is left to
+ * Mongrel2. */
+static int check_port(const char *host, int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    if (inet_pton(AF_INET, host, &a.sin_addr) != 1) return 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+    if (fd < 0) return 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);   /* as Mongrel2 binds */
+    int rc = bind(fd, (struct sockaddr *)&a, sizeof a), err = errno;
+    close(fd);
+    if (rc == 0) return 0;
+    if (err == EADDRINUSE) fprintf(stderr, "lubeck: port %d is in use on %s (choose another with --port)\n", port, host);
+    else if (err == EADDRNOTAVAIL) fprintf(stderr, "lubeck: cannot listen on %s: not an address of this machine\n", host);
+    else if (err == EACCES) fprintf(stderr, "lubeck: port %d needs root (choose one above 1023 with --port)\n", port);
+    else return 0;
+    return -1;
+}
+
+static int make_run_folder(serve_state *s)
+{
+    char path[4300];
+    if (s->o->run_dir) {
+        if (mkdir_p(s->o->run_dir) != 0 || !realpath(s->o->run_dir, s->run)) {
+            fprintf(stderr, "lubeck: cannot create run folder %s: %s\n", s->o->run_dir, strerror(errno));
+            return -1;
+        }
+    } else {
+        snprintf(s->run, sizeof s->run, "%s/.lubeck", s->app);
+    }
+    const char *subdirs[] = { "logs", "run", "tmp" };
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->run, subdirs[i]);
+        if (mkdir_p(path) != 0) {
+            fprintf(stderr, "lubeck: cannot create %s: %s\n", path, strerror(errno));
+            return -1;
+        }
+    }
+    /* Nothing in it is source: git leaves the whole folder out by itself. */
+    snprintf(path, sizeof path, "%s/.gitignore", s->run);
+    if (access(path, F_OK) != 0) write_file(path, "*\n", 2);
+    return 0;
+}
+
+/* Writes the config and loads it with m2sh, which exits 0 even when it
+ * refuses a config: what it logged tells. */
+static int load_config(serve_state *s, const char *send, const char *recv, const char *handler_uuid)
+{
+    m2conf_params p = {
+        .app_dir = s->app, .run_dir = s->run, .host = s->o->host, .port = s->o->port,
+        .send_spec = send, .recv_spec = recv, .handler_uuid = handler_uuid,
+        .server_uuid = s->server_uuid, .max_body = s->o->max_body,
+    };
+    char conf[16384], conf_path[4300], load_log[4300], cause[1024];
+    int n = m2conf_write(conf, sizeof conf, &p);
+    snprintf(conf_path, sizeof conf_path, "%s/mongrel2.conf", s->run);
+    snprintf(load_log, sizeof load_log, "%s/logs/m2sh.log", s->run);
+    unlink(s->db);
+    if (n < 0 || write_file(conf_path, conf, (size_t)n) != 0) {
+        fprintf(stderr, "lubeck: cannot write %s\n", conf_path);
+        return -1;
+    }
+    char *load[] = { "m2sh", "load", "-config", conf_path, "-db", s->db, NULL };
+    int rc = run_logged(load, load_log);
+    if (rc == 127) {
+        fprintf(stderr, "lubeck: cannot run m2sh: is Mongrel2 installed? (Debian: apt-get install mongrel2-core)\n");
+        return -1;
+    }
+    int logged = logged_cause(load_log, 0, s->o->port, cause, sizeof cause) == 0;
+    if (!logged && rc == 0) return 0;
+    if (!logged) snprintf(cause, sizeof cause, "m2sh exited with status %d", rc);
+    fprintf(stderr, "lubeck: mongrel2 refused its config %s: %s\n", conf_path, cause);
+    return -1;
+}
+
 int serve_main(cli_options *o)
 {
     static serve_state s;
@@ -301,24 +555,10 @@ int serve_main(cli_options *o)
         fprintf(stderr, "lubeck: %s is not an app folder (no app.lua)\n", o->app);
         return 1;
     }
-    if (o->run_dir) {
-        if (mkdir_p(o->run_dir) != 0 || !realpath(o->run_dir, s.run)) {
-            fprintf(stderr, "lubeck: cannot create run folder %s: %s\n", o->run_dir, strerror(errno));
-            return 1;
-        }
-    } else {
-        snprintf(s.run, sizeof s.run, "%s/.lubeck", s.app);
-    }
-    const char *subdirs[] = { "logs", "run", "tmp" };
-    for (int i = 0; i < 3; i++) {
-        snprintf(path, sizeof path, "%s/%s", s.run, subdirs[i]);
-        if (mkdir_p(path) != 0) {
-            fprintf(stderr, "lubeck: cannot create %s: %s\n", path, strerror(errno));
-            return 1;
-        }
-    }
+    if (make_run_folder(&s) != 0 || lock_run_folder(&s) != 0 || check_port(o->host, o->port) != 0)
+        return 1;
 
-    char send[64], recv[64], handler_uuid[37], server_uuid[37];
+    char send[64], recv[64], handler_uuid[37];
     int send_port = free_port(), recv_port = free_port();
     if (send_port < 0 || recv_port < 0 || send_port == recv_port) {
         fprintf(stderr, "lubeck: no free loopback port for ZeroMQ\n");
@@ -327,50 +567,19 @@ int serve_main(cli_options *o)
     snprintf(send, sizeof send, "tcp://127.0.0.1:%d", send_port);
     snprintf(recv, sizeof recv, "tcp://127.0.0.1:%d", recv_port);
     host_uuid(handler_uuid);
-    host_uuid(server_uuid);
+    host_uuid(s.server_uuid);
     host_uuid(o->probe_token);
-    m2conf_params p = {
-        .app_dir = s.app, .run_dir = s.run, .host = o->host, .port = o->port,
-        .send_spec = send, .recv_spec = recv, .handler_uuid = handler_uuid,
-        .server_uuid = server_uuid, .max_body = o->max_body,
-    };
-    char conf[16384], conf_path[4300], db[4300], log[4300];
-    int n = m2conf_write(conf, sizeof conf, &p);
-    snprintf(conf_path, sizeof conf_path, "%s/mongrel2.conf", s.run);
-    snprintf(db, sizeof db, "%s/config.sqlite", s.run);
-    snprintf(log, sizeof log, "%s/logs/mongrel2.log", s.run);
-    unlink(db);
-    if (n < 0 || write_file(conf_path, conf, (size_t)n) != 0) {
-        fprintf(stderr, "lubeck: cannot write %s\n", conf_path);
-        return 1;
-    }
-    char *load[] = { "m2sh", "load", "-config", conf_path, "-db", db, NULL };
-    int rc = run_logged(load, log);
-    if (rc != 0) {
-        fprintf(stderr, "lubeck: m2sh load failed (status %d):\n", rc);
-        print_tail(log);
-        return 1;
-    }
+    snprintf(s.db, sizeof s.db, "%s/config.sqlite", s.run);
+    snprintf(s.log, sizeof s.log, "%s/logs/mongrel2.log", s.run);
+    snprintf(s.pid_file, sizeof s.pid_file, "%s/run/mongrel2.pid", s.run);
+    if (load_config(&s, send, recv, handler_uuid) != 0) return 1;
+    unlink(s.log);   /* this run's lines only */
 
-    /* cwd '/' so that relative paths mean the same with and without chroot. */
-    s.mongrel2 = fork();
-    if (s.mongrel2 < 0) {
-        fprintf(stderr, "lubeck: fork: %s\n", strerror(errno));
-        return 1;
-    }
-    if (s.mongrel2 == 0) {
-        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) { dup2(fd, 1); dup2(fd, 2); close(fd); }
-        if (chdir("/") != 0) _exit(127);
-        setpgid(0, 0);   /* a terminal's Ctrl-C goes to lubeck, which stops it in order */
-        prctl(PR_SET_PDEATHSIG, SIGTERM);   /* and if lubeck is killed, it goes too */
-        execlp("mongrel2", "mongrel2", db, server_uuid, (char *)NULL);
-        fprintf(stderr, "cannot run mongrel2: %s\n", strerror(errno));
-        _exit(127);
-    }
     static char upload_dir[4300];   /* Mongrel2's upload.temp_store is RUN/tmp/upload.XXXXXX */
     snprintf(upload_dir, sizeof upload_dir, "%s/tmp", s.run);
     o->upload_dir = upload_dir;
+    o->hup_stops = 1;
+    int rc;
     if (o->workers > 1) rc = master_run(o, send, recv, start_mongrel2, stop_mongrel2, &s);
     else rc = runner_run(o, send, recv, start_mongrel2, stop_mongrel2, &s);
     stop_mongrel2(&s);

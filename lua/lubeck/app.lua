@@ -3,9 +3,12 @@
 -- declared it.
 local core = require "lubeck.core"
 local handler = require "lubeck.handler"
+local http_methods = require "lubeck.methods"
 
 local setmetatable, getmetatable, pairs, type, error, ipairs, tostring, format =
     setmetatable, getmetatable, pairs, type, error, ipairs, tostring, string.format
+local sub, gsub, find = string.sub, string.gsub, string.find
+local band = require("bit").band
 local getinfo = debug.getinfo
 
 local App = {}
@@ -14,7 +17,7 @@ App.__index = App
 local OPTIONS = {
     cookie_secret = "string", template_dir = "string", login_url = "string",
     debug = "boolean", request_timeout = "number", name = "string",
-    session_store = "table", template_engine = "table",
+    session_store = "table", template_engine = "table", redis = "string",
 }
 
 function App.new(opts)
@@ -44,6 +47,11 @@ function App.new(opts)
             error("lubeck.app{...}: session_store needs a cookie_secret (sessions are signed with it)", 2)
         end
     end
+    -- Channels cross hosts through this Redis; `--redis` on the command line wins,
+    -- so app.redis is the url in effect (or nil: channels stay on this host).
+    local redis_url, redis_err = core.channel_redis(app.redis)
+    if redis_err then error("lubeck.app{...}: option 'redis': " .. redis_err, 2) end
+    app.redis = redis_url
     if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
         error("lubeck.app{...}: template_engine must be { compile = function(source, name) ... end }", 2)
     end
@@ -60,7 +68,12 @@ function App.is_app(v)
     return getmetatable(v) == App
 end
 
-local function add_route(app, pattern, target, methods, level)
+local function add_route(app, verb, pattern, target, methods, level)
+    if not App.is_app(app) then
+        -- app.get("/", fn): the pattern arrived as self and the handler as the pattern
+        error(format("app.%s(...) needs a colon: write app:%s(%s, ...)", verb, verb,
+            type(app) == "string" and format("%q", app) or "pattern"), level)
+    end
     if type(pattern) ~= "string" or pattern == "" then
         error("route pattern must be a non-empty string", level)
     end
@@ -96,21 +109,28 @@ end
 -- Not tail calls: a tail call drops this frame, and level 3 (the app.lua line
 -- that declared the route) would then name the loader instead.
 function App:route(pattern, target, methods)
-    local app = add_route(self, pattern, target, methods, 3)
+    local app = add_route(self, "route", pattern, target, methods, 3)
     return app
 end
 
-for _, verb in ipairs({ "get", "post", "put", "patch", "delete" }) do
-    local methods = { verb:upper() }
-    App[verb] = function(self, pattern, target)
-        local app = add_route(self, pattern, target, methods, 3)
-        return app
+-- app:get, app:post, ...: a route for one method (OPTIONS is answered for
+-- every route, so it has no helper of its own).
+for _, verb in ipairs(http_methods.class_methods) do
+    if verb ~= "options" then
+        local only = { verb:upper() }
+        App[verb] = function(self, pattern, target)
+            local app = add_route(self, verb, pattern, target, only, 3)
+            return app
+        end
     end
 end
 
 -- REST routes for a model (lubeck.resource): GET/POST path, GET/PUT/PATCH/DELETE
 -- path/:id; store defaults to an in-memory one.
 function App:resource(path, m, store)
+    if not App.is_app(self) then
+        error("app.resource(...) needs a colon: write app:resource(path, Model)", 2)
+    end
     local app = require("lubeck.resource").add(self, path, m, store, 3)
     return app
 end
@@ -122,8 +142,83 @@ function App:deliver(sender, conn_ids, data)
     return core.deliver(sender, conn_ids, data)
 end
 
+-- A path template with its names left out ("/users/:id" → "/users/:"), and a
+-- Lua pattern matching the paths it takes; nil for a regular expression.
+local function template_shape(pattern)
+    if sub(pattern, 1, 1) == "^" then return nil end
+    local shape = gsub(gsub(pattern, ":[%w_]+", ":"), "%*[%w_]*", "*")
+    local lua = "^" .. gsub(gsub(gsub(shape, "[%%%.%-%+%?%[%]%(%)%$%^]", "%%%0"), ":", "[^/]+"), "%*", ".*") .. "$"
+    return shape, lua
+end
+
+local function methods_covered(earlier, later)
+    return earlier == 0 or (later ~= 0 and band(earlier, later) == later)
+end
+
+-- Routes an earlier route always wins over (the first match wins): the same
+-- pattern, or a fixed path an earlier template takes, for methods the earlier
+-- one covers. One "file:line: ..." warning each.
+function App:_shadowed()
+    local warnings = {}
+    for i, r in ipairs(self.routes) do
+        if r.internal then break end
+        local shape = template_shape(r.pattern)
+        local fixed = shape and not find(shape, "[:*]")
+        for j = 1, i - 1 do
+            local e = self.routes[j]
+            if methods_covered(e.mask, r.mask) then
+                local e_shape, e_lua = template_shape(e.pattern)
+                local same = e.pattern == r.pattern or (shape and shape == e_shape)
+                if same then
+                    warnings[#warnings + 1] = format("%s: warning: route %s is already declared at %s; this one never matches",
+                        r.where, r.pattern, e.where)
+                    break
+                elseif fixed and e_lua and find(r.pattern, e_lua) then
+                    warnings[#warnings + 1] = format("%s: warning: route %s can never match: %s (%s) takes that path first",
+                        r.where, r.pattern, e.pattern, e.where)
+                    break
+                end
+            end
+        end
+    end
+    return warnings
+end
+
+-- Browsers ask every site for /favicon.ico. Unless the app routes it, it is
+-- APP/static/favicon.ico when there is one, else a small built-in icon, so the
+-- log is not a 404 per page view.
+local FAVICON = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">'
+    .. '<rect width="32" height="32" rx="6" fill="#0b5fad"/>'
+    .. '<text x="16" y="23" font-size="20" font-family="sans-serif" text-anchor="middle" fill="#fff">l</text></svg>\n'
+
+local function favicon_route(app)
+    local body, ctype
+    local f = app.dir and io.open(app.dir .. "/static/favicon.ico", "rb")
+    if f then
+        body, ctype = f:read("*a"), "image/x-icon"
+        f:close()
+    else
+        body, ctype = FAVICON, "image/svg+xml"
+    end
+    local headers = { ["Content-Type"] = ctype, ["Cache-Control"] = "public, max-age=86400" }
+    return {
+        pattern = "/favicon.ico", kind = "function", mask = core.method_bit("GET"), internal = true,
+        handler = function() return 200, body, headers end, where = "lubeck (built-in /favicon.ico)",
+    }
+end
+
+local function routes_favicon(app)
+    for _, r in ipairs(app.routes) do
+        if r.pattern == "/favicon.ico" or (sub(r.pattern, 1, 1) == "^" and find(r.pattern, "favicon", 1, true)) then
+            return true
+        end
+    end
+    return false
+end
+
 -- Hands every route to the C router, in order (the first match wins).
 function App:_compile()
+    if not routes_favicon(self) then self.routes[#self.routes + 1] = favicon_route(self) end
     for i, r in ipairs(self.routes) do
         local index, names = core.route_add(r.pattern, r.mask)
         if not index then error(r.where .. ": " .. names, 0) end

@@ -1,7 +1,8 @@
--- lubeck.channel(name): pub/sub between the requests of a host. Values travel
--- as JSON (so they reach every generation, and every worker), which means a
+-- lubeck.channel(name): pub/sub between the requests of a host, and of every
+-- host joined by `--redis` (docs/channels.md). Values travel as JSON (so they
+-- reach every generation, every worker and every host), which means a
 -- published value must be JSON-encodable: nil, booleans, numbers, strings and
--- tables of those.
+-- tables of those. Delivery is at most once, to whoever waits at that moment.
 local core = require "lubeck.core"
 local json = require "lubeck.json"
 
@@ -21,7 +22,8 @@ function _M.new(name)
     return setmetatable({ name = name }, Channel)
 end
 
--- Wakes every waiter; returns how many were woken in this worker.
+-- Wakes every waiter (this worker's at once; the other workers' through the
+-- host's bus, other hosts' through Redis); returns how many were woken here.
 function Channel:publish(value)
     local ok, payload = pcall(json.encode, { value })
     if not ok then error("channel:publish: value is not JSON-encodable: " .. tostring(payload), 2) end

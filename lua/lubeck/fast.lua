@@ -4,21 +4,18 @@
 local ffi = require "ffi"
 local core = require "lubeck.core"
 
-ffi.cdef [[
-typedef struct lubeck_fast_api {
-    int (*query_arg)(void *, double, const char *, size_t, const char **, size_t *);
-    int (*cookie)(void *, double, const char *, size_t, const char **, size_t *);
-    int (*respond)(void *, double, int, const char *, size_t, int);
-} lubeck_fast_api;
-]]
+-- The declarations are the host's own (host/lua_fast.h), handed over as text:
+-- there is no second copy here to keep in step.
+ffi.cdef(core.fast_cdef)
 
+local C = ffi.C
 local api = ffi.cast("const lubeck_fast_api *", core.fast_api)
 local c_query_arg, c_cookie, c_respond = api.query_arg, api.cookie, api.respond
-local gen = ffi.cast("void *", core.fast_gen)   -- (a light userdata argument is not compiled)
+local gen = ffi.cast("struct lbk_gen *", core.fast_gen)   -- (a light userdata argument is not compiled)
 local value, value_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
 local ffi_string, error, type, tostring = ffi.string, error, type, tostring
 
-local FOUND, ENDED, NO_MEMORY = 1, -1, -2
+local FOUND, ENDED, NO_MEMORY = C.LUBECK_FAST_FOUND, C.LUBECK_FAST_ENDED, C.LUBECK_FAST_NO_MEMORY
 
 local _M = {}
 
@@ -43,7 +40,7 @@ function _M.cookie(handle, name)
 end
 
 -- Sends a whole response whose only header is its Content-Type.
-_M.NO_TYPE, _M.HTML, _M.JSON = 0, 1, 2
+_M.NO_TYPE, _M.HTML, _M.JSON = C.LUBECK_FAST_NO_TYPE, C.LUBECK_FAST_HTML, C.LUBECK_FAST_JSON
 
 -- true when sent, false when the request had ended or was already answered.
 function _M.respond(handle, status, body, content_type)

@@ -5,6 +5,7 @@ local Response = require "lubeck.response"
 local session = require "lubeck.session"
 local template = require "lubeck.template"
 local csrf = require "lubeck.csrf"
+local http_methods = require "lubeck.methods"
 
 local setmetatable, pairs, ipairs, type, error, select, concat, rawset =
     setmetatable, pairs, ipairs, type, error, select, table.concat, rawset
@@ -15,12 +16,10 @@ local Handler = setmetatable({}, { __index = Response })
 Handler.__index = Handler
 Handler._handler_class = true
 
--- HTTP method → the instance method that serves it.
-local METHODS = {
-    GET = "get", HEAD = "get", POST = "post", PUT = "put", PATCH = "patch",
-    DELETE = "delete", OPTIONS = "options",
-}
-local ORDER = { "get", "post", "put", "patch", "delete", "options" }
+-- HTTP method → the instance method that serves it (HEAD: get, body dropped).
+local METHODS = { HEAD = "get" }
+local ORDER = http_methods.class_methods
+for _, m in ipairs(ORDER) do METHODS[m:upper()] = m end
 
 -- A subclass with the mixins' methods copied in, in order. A mixin's
 -- included(cls) runs once for the class.

@@ -1,13 +1,22 @@
 -- JSON for lubeck's own use (responses, channels): lua-cjson, but with every
--- number exact. Debian's lua-cjson 2.1.0 writes at most 14 significant digits,
+-- number exact and "/" unescaped. Debian's lua-cjson 2.1.0 writes at most 14 significant digits,
 -- so 123456789012345 would go out as 1.2345678901234e+14. A number that 14
 -- digits do not carry goes into the text through a placeholder, replaced by
 -- all of its digits; everything else is plain cjson.encode.
 local cjson = require("cjson").new()
 
 local type, pairs, tonumber, error = type, pairs, tonumber, error
-local format, gsub, floor, huge = string.format, string.gsub, math.floor, math.huge
-local encode = cjson.encode
+local format, gsub, find, floor, huge = string.format, string.gsub, string.find, math.floor, math.huge
+local cjson_encode = cjson.encode
+
+-- lua-cjson writes "/" as "\/": legal JSON, but "\/hello" surprises anyone
+-- reading it. Every "/" it writes is escaped (so a "\/" can only be one), and
+-- an escaped backslash before a slash reads "\\\/", which becomes "\\/".
+local function encode(value)
+    local text = cjson_encode(value)
+    if not find(text, "\\/", 1, true) then return text end
+    return (gsub(text, "\\/", "/"))
+end
 
 cjson.encode_sparse_array(true)
 

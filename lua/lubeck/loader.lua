@@ -25,7 +25,10 @@ end
 function _M.load(app_dir, debug_mode, checking)
     local path = app_dir .. "/app.lua"
     local chunk, err = loadfile(path)
-    if not chunk then error(err, 0) end
+    if not chunk then
+        if not io.open(path) then error(app_dir .. " is not an app folder (no app.lua)", 0) end
+        error(err, 0)
+    end
     local app = chunk()   -- an error here reaches the host with its traceback
     if not App.is_app(app) then
         error(path .. ": must end with 'return app', where app = lubeck.app{...} (it returned "
@@ -34,6 +37,7 @@ function _M.load(app_dir, debug_mode, checking)
     app.dir = app_dir
     if debug_mode then app.debug = true end
     app:_compile()
+    for _, warning in ipairs(app:_shadowed()) do io.stderr:write(warning, "\n") end
     if checking then check_templates(app) end
     return pipeline.entry(app), pipeline.on_timeout(app), app.request_timeout
 end

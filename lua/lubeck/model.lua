@@ -23,7 +23,7 @@ Field.__index = Field
 
 local COMMON = { required = "boolean", private = "boolean", default = "any" }
 local OPTIONS = {
-    string = { min = "number", max = "number", pattern = "string", choices = "table" },
+    string = { min = "number", max = "number", pattern = "string", choices = "table", trim = "boolean" },
     integer = { min = "number", max = "number" },
     number = { min = "number", max = "number" },
     boolean = {}, email = {}, url = {}, uuid = {}, datetime = {},
@@ -79,6 +79,42 @@ function _M.object(m, opts)
     return f
 end
 
+-- trim = true on a string field: leading and trailing whitespace is cut before
+-- the checks, so "   " is empty (too short, or absent in a form). Done here, on
+-- a copy of the input, before the C checks see it.
+local trim_value
+
+local function has_trim(f)
+    if f.kind == "string" then return f.trim == true end
+    if f.kind == "list" then return has_trim(f.of) end
+    if f.kind == "object" then return f.of_model._trims end
+    return false
+end
+
+local function trim_fields(m, input)
+    if type(input) ~= "table" then return input end
+    local copy = {}
+    for k, v in pairs(input) do copy[k] = v end
+    for name, f in pairs(m.fields) do
+        if copy[name] ~= nil and has_trim(f) then copy[name] = trim_value(f, copy[name]) end
+    end
+    return copy
+end
+
+trim_value = function(f, v)
+    if f.kind == "string" then
+        return type(v) == "string" and (v:match("^%s*(.-)%s*$")) or v
+    elseif f.kind == "list" and type(v) == "table" then
+        local out = {}
+        for k, x in pairs(v) do out[k] = x end
+        for i = 1, #v do out[i] = trim_value(f.of, v[i]) end
+        return out
+    elseif f.kind == "object" then
+        return trim_fields(f.of_model, v)
+    end
+    return v
+end
+
 -- Compiles the declaration into the C schema; a bad pattern or option raises here.
 function _M.define(name, fields)
     if type(name) ~= "string" then error("model.define(name, fields): name must be a string", 2) end
@@ -96,7 +132,9 @@ function _M.define(name, fields)
     for i, k in ipairs(names) do decl[i] = { k, fields[k] } end
     local ok, c = pcall(model_compile, decl)
     if not ok then error(format("model %s: %s", name, tostring(c)), 2) end
-    return setmetatable({ name = name, fields = fields, _names = names, _c = c }, Model)
+    local m = setmetatable({ name = name, fields = fields, _names = names, _c = c }, Model)
+    for _, f in pairs(fields) do m._trims = m._trims or has_trim(f) end
+    return m
 end
 
 function _M.is_model(v)
@@ -105,6 +143,7 @@ end
 
 -- value, or nil, { path = message }. opts.form: the input is a form's strings.
 function Model:validate(input, opts)
+    if self._trims then input = trim_fields(self, input) end
     return model_validate(self._c, input, opts and opts.form)
 end
 
@@ -222,19 +261,24 @@ local function form_input(req, m)
     return input
 end
 
+-- What a request gives m to validate: its JSON body, or its form's fields (and
+-- then true: form strings are converted as the declared kinds say).
+function _M.request_input(req, m)
+    local ctype = lower(req:header("content-type") or "")
+    local is_form = find(ctype, "application/x-www-form-urlencoded", 1, true) or
+        find(ctype, "multipart/form-data", 1, true)
+    if not is_form and (find(ctype, "json", 1, true) or (ctype == "" and req.body:find("^%s*[%[{]"))) then
+        return _M.json_body(req), false
+    end
+    return form_input(req, m), true
+end
+
 -- Validates a request's JSON body (or its form) against m: the cleaned value,
 -- or the request ends with 400 {"status":400,"errors":{...}}.
 function _M.validate_request(req, m)
     if getmetatable(m) ~= Model then error("validate(Model): not a model from model.define", 3) end
-    local ctype = lower(req:header("content-type") or "")
-    local value, errs
-    local is_form = find(ctype, "application/x-www-form-urlencoded", 1, true) or
-        find(ctype, "multipart/form-data", 1, true)
-    if not is_form and (find(ctype, "json", 1, true) or (ctype == "" and req.body:find("^%s*[%[{]"))) then
-        value, errs = m:validate(_M.json_body(req))
-    else
-        value, errs = m:validate(form_input(req, m), { form = true })
-    end
+    local input, is_form = _M.request_input(req, m)
+    local value, errs = m:validate(input, { form = is_form })
     if not value then bad_request(errs) end
     return value
 end

@@ -17,12 +17,8 @@ local band = bit.band
 local _M = {}
 
 -- Method bits as the C router numbers them, for the Allow header of a 405.
-local METHOD_BITS = {
-    { "GET", core.method_bit("GET") }, { "HEAD", core.method_bit("HEAD") },
-    { "POST", core.method_bit("POST") }, { "PUT", core.method_bit("PUT") },
-    { "PATCH", core.method_bit("PATCH") }, { "DELETE", core.method_bit("DELETE") },
-    { "OPTIONS", core.method_bit("OPTIONS") },
-}
+local METHOD_BITS = {}
+for i, m in ipairs(require("lubeck.methods").list) do METHOD_BITS[i] = { m, core.method_bit(m) } end
 
 local function allow_list(mask)
     local names = {}
@@ -130,6 +126,11 @@ end
 -- The response object of each request still running, for on_timeout.
 local running = {}
 
+-- The function the host calls for each request (host.c, dispatch), with ten
+-- arguments: the handle, the method's router bit, whether there is a body,
+-- the route's index (0: none matched, -1: not for this method) and the
+-- captures. docs/architecture.md ("The seam") says what each holds;
+-- tests/spec/handler_spec.lua checks them through the host.
 function _M.entry(app)
     local routes = app.routes
     return function(handle, method_bit, has_body, index, n, c1, c2, c3, c4, rest)

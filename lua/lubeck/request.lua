@@ -136,8 +136,11 @@ Request.__index = function(req, key)
     return Request[key]
 end
 
--- The rest of the request line and connection, each read from C on first use.
-for i, key in ipairs({ "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }) do
+-- The rest of the request line and connection, each read from C on first use:
+-- core.req_field(handle, i) returns the field FIELDS[i] names (host/lua_core.c,
+-- l_req_field; tests/spec/seam_spec.lua checks every position).
+_M.FIELDS = { "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }
+for i, key in ipairs(_M.FIELDS) do
     lazy[key] = function(req)
         return req_field(req._handle, i)
     end
@@ -150,7 +153,7 @@ end
 -- The C router's method bits (router.h) → the method; any other method is read
 -- from C when asked for.
 local METHODS = {}
-for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS" }) do
+for _, m in ipairs(require("lubeck.methods").list) do
     METHODS[core.method_bit(m)] = m
 end
 

@@ -1,4 +1,4 @@
--- REST resources over a model (API.md §7):
+-- REST resources over a model (docs/reference.md, Models and resources):
 --   app:resource("/todos", Todo [, store])
 --   GET /todos            200 JSON array
 --   POST /todos           201, Location: /todos/<id>, the item
@@ -6,12 +6,13 @@
 --   PUT /todos/:id        200 item (whole item validated) | 400 | 404
 --   PATCH /todos/:id      200 item (the stored item with the body's fields over it) | 400 | 404
 --   DELETE /todos/:id     204 | 404
+-- Bodies are JSON objects or forms (urlencoded or multipart), as self:validate reads them.
 -- Items carry their id; private fields are stored but never sent.
 --
 -- A store is a table of functions (each may return nil, err on failure):
 --   list() → { item, ... }   get(id) → item | nil   create(item) → id
 --   put(id, item) → true     delete(id) → true | false (no such item)
-local cjson = require("cjson").new()
+local json = require "lubeck.json"   -- numbers keep every digit
 local model = require "lubeck.model"
 local errors = require "lubeck.errors"
 
@@ -87,7 +88,7 @@ function _M.redis_store(opts)
             if not raw then return nil, err2 end
             local out = {}
             for _, s in ipairs(raw) do
-                if type(s) == "string" then out[#out + 1] = cjson.decode(s) end
+                if type(s) == "string" then out[#out + 1] = json.decode(s) end
             end
             return out
         end)
@@ -96,7 +97,7 @@ function _M.redis_store(opts)
         return with(function(r)
             local s, err = r:call("GET", key(id))
             if type(s) ~= "string" then return nil, err end
-            return cjson.decode(s)
+            return json.decode(s)
         end)
     end
     function store.create(item)
@@ -105,7 +106,7 @@ function _M.redis_store(opts)
             if not n then return nil, err end
             local id = tostring(n)
             item.id = id
-            local ok, err2 = r:call("SET", key(id), cjson.encode(item))
+            local ok, err2 = r:call("SET", key(id), json.encode(item))
             if not ok then return nil, err2 end
             ok, err2 = r:call("ZADD", prefix .. ":ids", n, id)
             if not ok then return nil, err2 end
@@ -114,7 +115,7 @@ function _M.redis_store(opts)
     end
     function store.put(id, item)
         return with(function(r)
-            local ok, err = r:call("SET", key(id), cjson.encode(item), "XX")
+            local ok, err = r:call("SET", key(id), json.encode(item), "XX")
             if not ok and err then return nil, err end
             return true
         end)
@@ -134,7 +135,7 @@ end
 local function encode_list(list)
     if #list == 0 then return "[]" end
     local parts = {}
-    for i, v in ipairs(list) do parts[i] = cjson.encode(v) end
+    for i, v in ipairs(list) do parts[i] = json.encode(v) end
     return "[" .. concat(parts, ",") .. "]"
 end
 
@@ -168,18 +169,22 @@ function _M.add(app, path, m, store, level)
         return item
     end
 
+    -- A JSON object, or a form (urlencoded or multipart) whose strings are
+    -- converted as the model's kinds say; PATCH lays it over the stored item.
     local function body_of(req, base)
-        local input = model.json_body(req)
+        local input, is_form = model.request_input(req, m)
         if type(input) ~= "table" then
             errors.abort(400, { status = 400, errors = { [""] = "must be an object" } })
         end
         if base then
             local merged = {}
             for k, v in pairs(base) do merged[k] = v end
-            for k, v in pairs(input) do merged[k] = v end
+            for k, v in pairs(input) do
+                if not (is_form and v == "") then merged[k] = v end   -- an empty field is absent
+            end
             input = merged
         end
-        local value, errs = m:validate(input)
+        local value, errs = m:validate(input, { form = is_form })
         if not value then errors.abort(400, { status = 400, errors = errs }) end
         return value
     end
@@ -195,17 +200,17 @@ function _M.add(app, path, m, store, level)
         local id = checked(store.create(value))
         value.id = id
         local headers = { ["Content-Type"] = "application/json", Location = path .. "/" .. id }
-        return 201, cjson.encode(out(m, id, value)), headers
+        return 201, json.encode(out(m, id, value)), headers
     end)
     app:get(item_path, function(req, id)
-        return 200, cjson.encode(out(m, id, find(id))), JSON
+        return 200, json.encode(out(m, id, find(id))), JSON
     end)
     local function replace(req, id, patch)
         local current = find(id)
         local value = body_of(req, patch and current or nil)
         value.id = id
         checked(store.put(id, value))
-        return 200, cjson.encode(out(m, id, value)), JSON
+        return 200, json.encode(out(m, id, value)), JSON
     end
     app:put(item_path, function(req, id) return replace(req, id, false) end)
     app:patch(item_path, function(req, id) return replace(req, id, true) end)

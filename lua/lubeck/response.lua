@@ -333,7 +333,7 @@ function Response:send_abort(abort)
     end
 end
 
--- What a handler returned becomes the response (API.md §4).
+-- What a handler returned becomes the response (docs/reference.md, Handlers).
 function Response:apply_result(a, b, c)
     if self._finished then return end
     local ta = type(a)

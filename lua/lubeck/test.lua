@@ -1,4 +1,4 @@
--- Testing an app without Mongrel2 (API.md §9):
+-- Testing an app without Mongrel2 (docs/testing.md):
 --   local client = require("lubeck.test").client("apps/hello")
 --   local res = client:get("/users/1", { headers = { cookie = "a=b" } })
 --   -- res.status, res.headers, res.body; client:post(path, { body=, form=, json= })
@@ -6,8 +6,13 @@
 -- coroutines, reply framing) in this process, with no sockets: the client
 -- writes the frame Mongrel2 would send and reads the frames the host answers.
 -- Cookies the app sets are kept and sent back, as a browser would.
+-- The test host is built against LuaJIT: under another Lua it cannot even load
+-- (testhost.so: undefined symbol ...), so say what to run instead.
+if not rawget(_G, "jit") then
+    error("lubeck.test needs LuaJIT: run busted --lua=luajit (or put lua = \"luajit\" in .busted)", 0)
+end
 local testhost = require "lubeck.testhost"
-local cjson = require("cjson").new()
+local json = require "lubeck.json"   -- numbers keep every digit (see json.lua)
 
 local setmetatable, type, pairs, ipairs, tostring, tonumber, error = setmetatable, type, pairs, ipairs, tostring, tonumber, error
 local format, lower, find, sub, gsub, match, gmatch, byte = string.format, string.lower, string.find, string.sub,
@@ -15,30 +20,6 @@ local format, lower, find, sub, gsub, match, gmatch, byte = string.format, strin
 local concat = table.concat
 
 local _M = {}
-
--- lua-cjson 2.1.0 writes at most 14 significant digits; a json= body carries
--- every number exactly: those 14 digits do not hold go in with all of theirs.
-local function json_exact(value)
-    local digits = {}
-    local function swap(v, depth)
-        if type(v) == "table" then
-            if depth > 1000 then error("json: nested too deep (a cycle?)", 0) end
-            local copy = {}
-            for k, x in pairs(v) do copy[k] = swap(x, depth + 1) end
-            return copy
-        end
-        if type(v) ~= "number" or v ~= v or v == math.huge or v == -math.huge
-            or tonumber(format("%.14g", v)) == v then
-            return v
-        end
-        digits[#digits + 1] = (v == math.floor(v) and v > -2^63 and v < 2^63) and format("%d", v)
-            or format("%.17g", v)
-        return "\0lubeck#" .. #digits .. "\0"
-    end
-    local text = cjson.encode(swap(value, 0))
-    if #digits == 0 then return text end
-    return (gsub(text, '"\\u0000lubeck#(%d+)\\u0000"', function(i) return digits[tonumber(i)] end))
-end
 
 local SENDER = "0f0f0f0f-test-4000-8000-000000000000"
 
@@ -88,7 +69,7 @@ function Client:frame(method, path, opts)
         body = _M.urlencode_form(opts.form)
         headers["content-type"] = headers["content-type"] or "application/x-www-form-urlencoded"
     elseif opts.json ~= nil then
-        body = json_exact(opts.json)
+        body = json.encode(opts.json)
         headers["content-type"] = headers["content-type"] or "application/json"
     end
     if #body > 0 then headers["content-length"] = tostring(#body) end
@@ -106,7 +87,7 @@ function Client:frame(method, path, opts)
     headers.REMOTE_ADDR = self.remote_addr
     local conn = opts.conn_id or self.next_conn
     self.next_conn = self.next_conn + 1
-    local hjson = cjson.encode(headers)
+    local hjson = json.encode(headers)
     return format("%s %d %s %d:%s,%d:%s,", SENDER, conn, bare, #hjson, hjson, #body, body), conn
 end
 
@@ -256,9 +237,9 @@ function Client:request(method, path, opts)
     return self:response(conn, opts.timeout, method)
 end
 
-for _, m in ipairs({ "get", "post", "put", "patch", "delete", "head", "options" }) do
-    local method = m:upper()
-    Client[m] = function(self, path, opts) return self:request(method, path, opts) end
+-- client:get(path [, opts]), client:post, ... one per method lubeck knows.
+for _, method in ipairs(require("lubeck.methods").list) do
+    Client[lower(method)] = function(self, path, opts) return self:request(method, path, opts) end
 end
 
 -- Tells the host the client of conn_id went away (a Mongrel2 disconnect notice).

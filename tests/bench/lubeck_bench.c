@@ -1,7 +1,7 @@
 /* lubeck-bench: a load generator that plays Mongrel2 over ZeroMQ.
  *
  * It binds the two sockets Mongrel2 binds (PUSH on --send, SUB on --recv; see
- * PROTOCOL.md §0), sends request frames shaped exactly like Mongrel2 1.12's (§1),
+ * docs/protocol.md, Sockets), sends request frames shaped exactly like Mongrel2 1.12's,
  * keeps --window of them in flight, each on its own connection id, and matches
  * the replies (§3) back to their requests by id. When the run ends it prints one
  * line:
@@ -272,7 +272,7 @@ static void buf_fmt(buf *b, const char *fmt, ...)
     buf_add(b, tmp, (size_t)n);
 }
 
-/* Mongrel2's JSON escaping: only '\' and '"' (PROTOCOL.md §1.1). */
+/* Mongrel2's JSON escaping: only '\' and '"' (docs/protocol.md, Header keys). */
 static void json_string(buf *b, const char *s)
 {
     buf_add(b, "\"", 1);
@@ -416,7 +416,7 @@ static void build_frame_tail(const options *o, buf *tail)
 
     buf h = { 0 };
     if (o->tnetstring) {
-        /* Key order as Mongrel2 1.12 emits them (PROTOCOL.md §1, live example). */
+        /* Key order as Mongrel2 1.12 emits them (docs/protocol.md, Request frames). */
         buf d = { 0 };
         tnet_string(&d, "REMOTE_ADDR"); tnet_string(&d, "127.0.0.1");
         tnet_string(&d, "METHOD");      tnet_string(&d, o->method);
@@ -585,7 +585,7 @@ static void complete(bench *b, uint32_t id, uint64_t now, int ok)
     release_id(b, id);
 }
 
-/* A reply frame: "SENDER LEN:ID ID ..., BODY" (PROTOCOL.md §3). Frames that do not
+/* A reply frame: "SENDER LEN:ID ID ..., BODY" (docs/protocol.md, Reply frames). Frames that do not
  * start an HTTP response are ignored: the empty close frame, later chunks of a
  * streamed response, and X control messages. */
 static void on_reply(bench *b, const char *data, size_t len, uint64_t now)

@@ -1,6 +1,6 @@
 /* null-handler: the thinnest Mongrel2 handler there is, the baseline lubeck is
  * measured against. It reads only the sender and the conn id of each request
- * (PROTOCOL.md §1), ignores notices (PATH "@*", §2) and answers every request with
+ * (docs/protocol.md), ignores notices (PATH "@*") and answers every request with
  * the same canned 200 (§3). No header parsing, no allocation per request.
  *
  *   null-handler --send SPEC --recv SPEC
@@ -71,7 +71,7 @@ int main(int argc, char **argv)
     void *pull = connect_socket(ctx, ZMQ_PULL, send_spec);
     void *pub = zmq_socket(ctx, ZMQ_PUB);
     /* PUB's default HWM of 1000 can drop every reply after a burst for good
-     * (PROTOCOL.md §8); 0 means no limit. The option must be set before connect. */
+     * (docs/protocol.md); 0 means no limit. The option must be set before connect. */
     int zero = 0, linger_ms = 200;
     zmq_setsockopt(pub, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(pub, ZMQ_LINGER, &linger_ms, sizeof linger_ms);
@@ -100,7 +100,7 @@ int main(int argc, char **argv)
         if (sender_len == 0 || sender_len > MAX_SENDER || id_len == 0 || id_len > MAX_ID)
             continue;
         if (end - sp2 >= 4 && sp2[1] == '@' && sp2[2] == '*' && sp2[3] == ' ')
-            continue;               /* a notice: never answered (PROTOCOL.md §2) */
+            continue;               /* a notice: never answered (docs/protocol.md, Notices) */
 
         /* "SENDER LEN:ID, RESPONSE" */
         char *p = out;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares lubeck with the thinnest possible handler (null-handler), two ways:
 #   zmq  lubeck-bench plays Mongrel2 over ZeroMQ, so only the handler's own cost
-#        shows (DESIGN.md "Performance model");
+#        shows (docs/architecture.md, "Where the time goes");
 #   wrk  a real Mongrel2 in front and wrk over HTTP: what a user sees end to end.
 # Every row is measured in this run, and compared with the null row of this run:
 # a ratio means something, a bare time on an unknown machine does not.

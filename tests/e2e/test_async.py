@@ -1,4 +1,4 @@
-"""API.md §6 (doing I/O without blocking) through a real Mongrel2: sleeps and
+"""docs/reference.md, Waiting without blocking, through a real Mongrel2: sleeps and
 long polls that park many requests at once, cancellation when the client goes
 away or request_timeout passes, streaming, cosockets against a TCP server the
 test runs, app:deliver, and the chat app end to end. Apps: tests/e2e/apps/async/

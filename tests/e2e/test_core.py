@@ -1,4 +1,4 @@
-"""API.md §1 (CLI) and §3-§5 (routes, handlers, requests) through a real Mongrel2,
+"""docs/reference.md (Commands, Routes, Handlers, Requests) through a real Mongrel2,
 driven with http.client and raw sockets. One `lubeck serve tests/e2e/apps/core`
 is shared by the module; tests that need a server of their own start one."""
 import http.client
@@ -559,7 +559,7 @@ def test_request_headers(srv):
 
 
 def test_header_values_arrive_byte_exact(srv):
-    # Mongrel2 copies control and non-UTF-8 bytes raw into its JSON (PROTOCOL.md §1.1)
+    # Mongrel2 copies control and non-UTF-8 bytes raw into its JSON (docs/protocol.md, Header keys)
     value = "a\tb \x01 \xff\xfe \"quoted\" back\\slash"
     r = send(srv, "GET", "/req/header/x-weird", headers=[("X-Weird", value)])
     assert r.status == 200

@@ -181,6 +181,36 @@ def test_todo_resource(srv):
     assert srv.get(loc).status == 404
 
 
+def test_todo_resource_takes_forms_too(srv):
+    r = srv.post("/todos", body="title=Fold+the+laundry&completed=on", headers=FORM)
+    assert r.status == 201, r.text
+    item = json.loads(r.body)
+    assert (item["title"], item["completed"]) == ("Fold the laundry", True)
+    loc = r.header("Location")
+    r = srv.request("PATCH", loc, body="completed=off", headers=FORM)
+    assert r.status == 200 and json.loads(r.body) == dict(item, completed=False)
+    r = srv.request("PUT", loc, body=urllib.parse.urlencode({"title": "a/b"}), headers=FORM)
+    assert r.status == 200 and json.loads(r.body)["title"] == "a/b"
+    assert b'"a/b"' in r.body                      # JSON writes "/" as it is, not "\/"
+    bad = srv.post("/todos", body="completed=maybe", headers=FORM)
+    assert bad.status == 400 and set(json.loads(bad.body)["errors"]) == {"title", "completed"}
+    boundary = "----lubeck"
+    multipart = ("--%s\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nFrom multipart\r\n"
+                 "--%s--\r\n" % (boundary, boundary))
+    r = srv.post("/todos", body=multipart,
+                 headers={"Content-Type": "multipart/form-data; boundary=" + boundary})
+    assert r.status == 201 and json.loads(r.body)["title"] == "From multipart"
+
+
+def test_pages_are_styled_and_the_favicon_is_there(srv):
+    assert "<style>" in srv.get("/").text
+    r = srv.get("/favicon.ico")
+    assert r.status == 200 and r.header("Content-Type") == "image/svg+xml"
+    nf = srv.get("/no/such/page")
+    assert nf.status == 404
+    assert "<h1>404 Not Found</h1>" in nf.text and "<style>" in nf.text and 'href="/"' in nf.text
+
+
 # ---- where Brubeck went quiet --------------------------------------------------------------------------
 
 def test_unknown_path_is_404(srv):

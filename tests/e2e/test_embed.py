@@ -1,4 +1,4 @@
-"""apps/embed (API.md §10): a C program that runs lubeck on its own libev loop,
+"""apps/embed (docs/embedding.md): a C program that runs lubeck on its own libev loop,
 beside a timer of its own, and registers C functions its handlers call. The test
 plays Mongrel2 over ZeroMQ (PUSH on the send spec, SUB on the recv spec) and runs
 the program under valgrind: replies carry the C function's value and the
@@ -96,7 +96,7 @@ class Mongrel2Stub:
         if not self.sub.poll(int(timeout * 1000)):
             return False
         m = REPLY.match(self.sub.recv())
-        assert m, "reply frame does not follow PROTOCOL.md §3"
+        assert m, "reply frame does not follow docs/protocol.md, Reply frames"
         assert m.group(1) == SENDER
         for conn in m.group(3).split():
             self.replies.setdefault(int(conn), []).append(m.group(4))

@@ -1,4 +1,4 @@
-"""`lubeck run` against frames pushed by hand over ZeroMQ (PROTOCOL.md §1-§3): the
+"""`lubeck run` against frames pushed by hand over ZeroMQ (docs/protocol.md): the
 test plays Mongrel2, binding a PUSH on the send spec and a SUB on the recv spec.
 Malformed frames, interleaved with valid JSON and tnetstring requests, must be
 dropped (and logged, rate-limited) while every valid request is answered and the
@@ -103,7 +103,7 @@ class FakeMongrel2:
             return False
         frame = self.sub.recv()
         m = REPLY.match(frame)
-        assert m, "reply frame does not follow PROTOCOL.md §3: %r" % frame[:200]
+        assert m, "reply frame does not follow docs/protocol.md, Reply frames: %r" % frame[:200]
         sender, length, ids, body = m.groups()
         assert sender == SENDER
         assert int(length) == len(ids), frame[:100]
@@ -236,7 +236,7 @@ def test_http10_frame_gets_a_close_frame_after_the_reply(m2):
     status, hdrs, body = m2.collect([3])[3]
     assert status == 200 and body == b"a string" and hdrs["connection"] == "close"
     m2.quiet(0.2)
-    assert m2.replied_to(3)[-1] == b""          # the empty body closes (PROTOCOL.md §3)
+    assert m2.replied_to(3)[-1] == b""          # the empty body closes (docs/protocol.md)
 
 
 # ---- malformed frames --------------------------------------------------------------

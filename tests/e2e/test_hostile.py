@@ -181,7 +181,7 @@ def test_the_host_reconnects_when_mongrel2_restarts(tmp_path):
 
 def test_one_host_serves_two_mongrel2_servers(tmp_path):
     """Several --send/--recv pairs: each reply goes back to the Mongrel2 that
-    sent the request (recv_ident = send_ident, PROTOCOL.md §0)."""
+    sent the request (recv_ident = send_ident, docs/protocol.md, Sockets)."""
     a = Mongrel2(APP, tmp_path / "a")
     b = Mongrel2(APP, tmp_path / "b")
     host = Process([LUBECK, "run", APP, "--send", a.send_spec, "--recv", a.recv_spec,

@@ -113,11 +113,9 @@ def test_luarocks_make_installs_a_working_tree(tmp_path):
         else:
             shutil.copy(path, src / name)
     tree = tmp_path / "tree"
-    # LuaJIT's headers, not PUC Lua's: LuaRocks checks LUA_INCDIR before building.
-    luajit_inc = run(["pkg-config", "--cflags-only-I", "luajit"]).split()[0][2:]
-    run(["luarocks", "--lua-version=5.1", "make", "--tree", str(tree), "--deps-mode=none",
-         "lubeck-scm-1.rockspec", "LUA_INCDIR=" + luajit_inc], cwd=str(src),
-        env={"CMAKE_BUILD_PARALLEL_LEVEL": "4"}, timeout=300)
+    # The README's command as written: no --deps-mode, no LUA_INCDIR (lua-cjson is Debian's).
+    run(["luarocks", "make", "--tree", str(tree), "lubeck-scm-1.rockspec"], cwd=str(src),
+        env={"CMAKE_BUILD_PARALLEL_LEVEL": "2"}, timeout=600)
     shutil.rmtree(src)
     lua_dir = str(tree / "share" / "lua" / "5.1")
     for path in ("bin/lubeck", "share/lua/5.1/lubeck/init.lua", "lib/lua/5.1/lubeck/testhost.so"):

@@ -1,4 +1,4 @@
-"""API.md §8 through a real Mongrel2: templates (escaping, layouts, includes,
+"""docs/mixins.md through a real Mongrel2: templates (escaping, layouts, includes,
 path refusal, errors with line numbers, recompiling), secure cookies (tampered,
 expired, wrong name), sessions (cookie and Redis stores), auth (argon2id,
 authenticated, login flow) and CSRF. One `lubeck serve tests/e2e/apps/mixins`

@@ -1,4 +1,4 @@
-"""API.md §5 (req.files, forms, uploads) and §7 (models, self:validate,
+"""docs/models.md (req.files, forms, uploads, models, self:validate,
 app:resource) through a real Mongrel2, plus the hostile inputs: each must get
 a clear 400, never a crash or a hang. One `lubeck serve tests/e2e/apps/models
 --max-body 20000` serves the module, so a 50 KB body arrives as a Mongrel2

@@ -1,5 +1,5 @@
-"""Workers, hot reload, graceful stop and the bus (DESIGN.md "Workers, reload,
-shutdown") through a real Mongrel2."""
+"""Workers, hot reload, graceful stop and the bus (docs/architecture.md, "Generations and reload",
+"Workers") through a real Mongrel2."""
 import http.client
 import json
 import os

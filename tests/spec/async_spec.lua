@@ -1,4 +1,4 @@
--- API.md §6 in-process: sleep, spawn, channels, and how a request that is left
+-- docs/reference.md, Waiting without blocking, in-process: sleep, spawn, channels, and how a request that is left
 -- (client gone, request_timeout) wakes with nil, reason. Apps: tests/spec/apps/.
 local test = require "lubeck.test"
 local cjson = require "cjson"

@@ -1,4 +1,4 @@
--- apps/chat in-process (API.md §9): how the showcase app is meant to be tested.
+-- apps/chat in-process (docs/testing.md): how the showcase app is meant to be tested.
 local test = require "lubeck.test"
 local cjson = require "cjson"
 
@@ -50,6 +50,13 @@ describe("apps/chat", function()
         c:post("/say", { form = { text = "fresh" } })
         local news = cjson.decode(c:get("/poll?since=99").body)
         assert.are.equal("fresh", news.messages[1].text)
+    end)
+
+    it("keeps a message of 500 bytes whole (lubeck.shared holds it in parts)", function()
+        local text = ("é"):rep(200) .. ("x"):rep(100)
+        assert.are.equal(201, c:post("/say", { form = { name = "long", text = text } }).status)
+        local news = cjson.decode(c:get("/poll?since=0").body)
+        assert.are.equal(text, news.messages[1].text)
     end)
 
     it("refuses an empty message or a long name", function()

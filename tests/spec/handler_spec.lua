@@ -1,4 +1,4 @@
--- API.md §4 in-process: what a handler returns becomes the response; class
+-- docs/reference.md, Handlers, in-process: what a handler returns becomes the response; class
 -- dispatch, prepare/on_finish, HEAD/OPTIONS/405, JSONHandler, abort, 500.
 -- App: tests/spec/apps/handlers.
 local test = require "lubeck.test"
@@ -29,6 +29,10 @@ describe("a function handler's return value", function()
         local five = cjson.decode(c:get("/class/five/vwxyz").body)
         assert.are.same({ "v", "w", "x", "y", "z" }, five.values)
         assert.are.equal(5, five.n)
+        for path, values in pairs({ ["/fn/none"] = {}, ["/fn/one/a"] = { "a" },
+                                    ["/fn/three/abc"] = { "a", "b", "c" }, ["/fn/four/abcd"] = { "a", "b", "c", "d" } }) do
+            assert.are.same({ n = #values, values = values, params = {} }, cjson.decode(c:get(path).body), path)
+        end
     end)
 
     it("gets an optional group that did not match as nil, still counted", function()
@@ -90,6 +94,94 @@ describe("a function handler's return value", function()
     it("receives captures as arguments and in req.params", function()
         assert.are.same({ name = "bob", params = { name = "bob" } }, cjson.decode(c:get("/fn/capture/bob").body))
         assert.are.same({ sum = 5 }, cjson.decode(c:get("/fn/re/2-3").body))
+    end)
+end)
+
+-- host.c (dispatch) calls pipeline.lua's entry with ten arguments that the two
+-- files agree on only by position; docs/architecture.md ("The seam") says what
+-- each means. The app records every call's arguments as the host passed them.
+describe("the pipeline entry, as the host calls it", function()
+    local c, bits
+    setup(function()
+        c = test.client(APP)
+        bits = cjson.decode(c:get("/entry/method-bits").body)
+        c:get("/entry/calls")   -- start with an empty record
+    end)
+    teardown(function() c:close() end)
+
+    -- The arguments of the one entry call that answered this request.
+    local function entry_args(method, path, opts)
+        c:request(method, path, opts)
+        local calls = cjson.decode(c:get("/entry/calls").body)
+        assert.are.equal(1, #calls, "entry calls for " .. method .. " " .. path)
+        return calls[1]
+    end
+
+    local NONE = { "nil", "nil", "nil", "nil" }
+
+    it("takes exactly ten, and is given ten every time", function()
+        local args = entry_args("GET", "/fn/none")
+        assert.are.equal(10, args.nparams)
+        assert.is_false(args.vararg)
+        assert.are.equal(10, args.nargs)
+        assert.are.equal(10, entry_args("GET", "/nowhere").nargs)
+        assert.are.equal(10, entry_args("GET", "/fn/post-only").nargs)
+        assert.are.equal(10, entry_args("GET", "/fn/six/abcdef").nargs)
+    end)
+
+    it("handle: the number the request is read through", function()
+        local args = entry_args("GET", "/fn/one/z?q=1")
+        assert.are.equal("number", args.handle)
+        assert.are.equal("/fn/one/z", args.handle_path)
+    end)
+
+    it("method_bit: core.method_bit of the request's method, a name lubeck lacks included", function()
+        for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW" }) do
+            assert.are.equal(bits[m], entry_args(m, "/entry/any").method_bit, m)
+        end
+        local seen = {}
+        for m, bit in pairs(bits) do
+            assert.is_nil(seen[bit], m .. " shares a bit with " .. tostring(seen[bit]))
+            seen[bit] = m
+        end
+    end)
+
+    it("has_body: whether the request carries a body", function()
+        assert.is_true(entry_args("POST", "/entry/any", { body = "x" }).has_body)
+        assert.is_false(entry_args("POST", "/entry/any", { body = "" }).has_body)
+        assert.is_false(entry_args("GET", "/entry/any").has_body)
+    end)
+
+    it("route, n, c1..c4, rest: the matched route and its 0 to 6 captures", function()
+        local cases = {
+            { "/fn/none", "^/fn/none$", 0, NONE, "nil" },
+            { "/fn/one/a", "^/fn/one/(\\w)$", 1, { "a", "nil", "nil", "nil" }, "nil" },
+            { "/fn/optional/abc", "^/fn/optional/(\\w+)(?:-(\\d+))?$", 2, { "abc", "nil", "nil", "nil" }, "nil" },
+            { "/fn/three/abc", "^/fn/three/(\\w)(\\w)(\\w)$", 3, { "a", "b", "c", "nil" }, "nil" },
+            { "/fn/four/abcd", "^/fn/four/(\\w)(\\w)(\\w)(\\w)$", 4, { "a", "b", "c", "d" }, "nil" },
+            { "/class/five/vwxyz", "^/class/five/(\\w)(\\w)(\\w)(\\w)(\\w)$", 5, NONE,
+              { "v", "w", "x", "y", "z" } },
+            { "/fn/six/abcdef", "^/fn/six/(\\w)(\\w)(\\w)(\\w)(\\w)(?<last>\\w)$", 6, NONE,
+              { "a", "b", "c", "d", "e", "f" } },
+        }
+        for _, case in ipairs(cases) do
+            local path, pattern, n, slots, rest = case[1], case[2], case[3], case[4], case[5]
+            local args = entry_args("GET", path)
+            assert.are.same({ route = pattern, n = n, c = slots, rest = rest },
+                { route = args.route, n = args.n, c = args.c, rest = args.rest }, path)
+        end
+    end)
+
+    it("route 0 for a path no route matches, with no captures", function()
+        local args = entry_args("GET", "/nowhere")
+        assert.are.same({ route = 0, n = 0, c = NONE, rest = "nil" },
+            { route = args.route, n = args.n, c = args.c, rest = args.rest })
+    end)
+
+    it("route -1 for a method the path does not allow, with n = 1 and c1 the allowed mask", function()
+        local args = entry_args("GET", "/fn/post-only")
+        assert.are.same({ route = -1, n = 1, c = { bits.POST, "nil", "nil", "nil" }, rest = "nil" },
+            { route = args.route, n = args.n, c = args.c, rest = args.rest })
     end)
 end)
 

@@ -1,4 +1,4 @@
--- apps/hello through lubeck.test (API.md §9): the example of docs/testing.md.
+-- apps/hello through lubeck.test: the example of docs/testing.md.
 -- Each request is the frame Mongrel2 would send, handled by the real host (C
 -- parser, C router, a coroutine per request, C reply framing) inside this
 -- process; no Mongrel2, no sockets. Run: busted --lua=luajit tests/spec (make test).

@@ -1,4 +1,4 @@
--- API.md §5 in-process: the request object. App: tests/spec/apps/request.
+-- docs/reference.md, Requests, in-process: the request object. App: tests/spec/apps/request.
 local test = require "lubeck.test"
 local cjson = require "cjson"
 
@@ -16,7 +16,7 @@ describe("the request", function()
         return cjson.decode(r.body)
     end
 
-    it("carries the fields of API.md §5", function()
+    it("carries the fields docs/reference.md lists", function()
         local r = get("GET", "/fields/42?x=1&y=2")
         assert.are.equal("GET", r.method)
         assert.are.equal("/fields/42", r.path)

@@ -1,4 +1,4 @@
-/* m2_parse, m2_header_get and the reply prefix, on the frames PROTOCOL.md shows
+/* m2_parse, m2_header_get and the reply prefix, on the frames docs/protocol.md shows
  * and on everything a broken or hostile peer could send instead. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -25,7 +25,7 @@
 
 #define assert_absent(s) assert_null((s).p)
 
-/* The live frames of PROTOCOL.md sections 1 and 2. The tnetstring example's
+/* The live frames of docs/protocol.md (Request frames, Notices). The tnetstring example's
  * sender is elided there ("b0ba5eed-..."); a full UUID stands in for it. */
 static const char JSON_EXAMPLE[] =
     "54c6755b-9628-40a4-9a2d-cc82a816345e 2 /a%20b/c 241:{\"PATH\":\"/a%20b/c\","
@@ -317,7 +317,7 @@ static void json_escapes_decode_in_place(void **state)
 static void raw_control_and_non_utf8_bytes_are_kept(void **state)
 {
     fixture *f = *state;
-    /* Mongrel2 escapes only '"' and '\\' (PROTOCOL.md section 1.1). */
+    /* Mongrel2 escapes only '"' and '\\' (docs/protocol.md, Header keys). */
     assert_int_equal(parse_json_headers(f,
         "{\"METHOD\":\"GET\",\"x-tab\":\"a\tb\x01\xff\xfe\",\"x-nl\":\"l1\nl2\"}"), 0);
     assert_slice(header(&f->req, "x-tab"), "a\tb\x01\xff\xfe");

@@ -1,5 +1,5 @@
 /* Unit tests for host/router.c: templates, regexes, method filtering, 404/405,
- * bad patterns and capture names, as described in API.md §3. */
+ * bad patterns and capture names, as docs/reference.md (Routes) describes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

@@ -1,4 +1,4 @@
--- The end-to-end test app for API.md §6 (I/O without blocking), driven through
+-- The end-to-end test app for docs/reference.md, Waiting without blocking, driven through
 -- a real Mongrel2 by tests/e2e/test_async.py. Cosocket routes take the port of
 -- a TCP server the test runs (?port=); /counters and /stats let the test see
 -- what handlers saw after their client had gone.

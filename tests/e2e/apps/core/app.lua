@@ -1,4 +1,4 @@
--- The end-to-end test app for API.md §3-§5: one route (or a few) per row of the
+-- The end-to-end test app for docs/reference.md (Routes, Handlers, Requests): one route (or a few) per row of the
 -- contract. tests/e2e/test_core.py and test_frames.py drive it.
 local lubeck = require "lubeck"
 

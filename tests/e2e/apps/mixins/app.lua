@@ -1,4 +1,4 @@
--- The end-to-end test app for API.md §8 (templates, secure cookies, sessions,
+-- The end-to-end test app for docs/mixins.md (templates, secure cookies, sessions,
 -- auth, CSRF). tests/e2e/test_mixins.py drives it.
 local lubeck = require "lubeck"
 local auth = require "lubeck.auth"

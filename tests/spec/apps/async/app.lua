@@ -1,4 +1,4 @@
--- The spec app for API.md §6: sleep, spawn, channels and cancellation, driven
+-- The spec app for docs/reference.md, Waiting without blocking: sleep, spawn, channels and cancellation, driven
 -- in-process by tests/spec/async_spec.lua. /log reads back what handlers saw
 -- after their client had gone.
 local lubeck = require "lubeck"

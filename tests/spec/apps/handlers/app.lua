@@ -1,8 +1,57 @@
--- The spec app for API.md §4 (handlers): what a function returns, class
+-- The spec app for docs/reference.md, Handlers: what a function returns, class
 -- dispatch, errors and aborts. Driven in-process by tests/spec/handler_spec.lua.
 local lubeck = require "lubeck"
+local core = require "lubeck.core"
+local Request = require "lubeck.request"
 
 local app = lubeck.app{ name = "handlers" }
+
+-- The pipeline entry as the host calls it (host.c, dispatch): the arguments
+-- of every call are recorded for handler_spec.lua, which compares them with
+-- what docs/architecture.md ("The seam") says they mean. The loader asks
+-- pipeline.entry for the app's entry after running this file, so the wrapper
+-- sees every request.
+local entry_calls = {}
+local pipeline = require "lubeck.pipeline"
+local make_entry = pipeline.entry
+function pipeline.entry(the_app)
+    local entry = make_entry(the_app)
+    local shape = debug.getinfo(entry, "u")
+    local function shown(v)
+        if v == nil then return "nil" end
+        return v
+    end
+    return function(...)
+        local handle, method_bit, has_body, route, n, c1, c2, c3, c4, rest = ...
+        local rest_shown = type(rest)
+        if type(rest) == "table" then
+            rest_shown = {}
+            for i = 1, n do rest_shown[i] = shown(rest[i]) end
+        end
+        entry_calls[#entry_calls + 1] = {
+            nargs = select("#", ...), nparams = shape.nparams, vararg = shape.isvararg,
+            handle = type(handle), handle_path = Request.new(handle, method_bit, has_body).path,
+            method_bit = method_bit, has_body = has_body,
+            route = the_app.routes[route] and the_app.routes[route].pattern or route,
+            n = n, c = { shown(c1), shown(c2), shown(c3), shown(c4) }, rest = rest_shown,
+        }
+        return entry(...)
+    end
+end
+-- The calls before this request's own, which is dropped.
+app:get("/entry/calls", function()
+    local seen = entry_calls
+    entry_calls = {}
+    seen[#seen] = nil
+    return seen
+end)
+app:get("/entry/method-bits", function()
+    local bits = {}
+    for _, m in ipairs(require("lubeck.methods").list) do bits[m] = core.method_bit(m) end
+    bits.BREW = core.method_bit("BREW")   -- a method lubeck has no name for
+    return bits
+end)
+app:route("/entry/any", function() return "" end)
 
 local counters = { on_finish = 0, prepared = 0 }
 app:get("/counters", function() return counters end)
@@ -28,6 +77,10 @@ local function counted(req, ...)
     for i = 1, n do values[i] = (select(i, ...)) or "nil" end
     return { n = n, values = values, params = req.params }
 end
+app:route("^/fn/none$", counted)
+app:route("^/fn/one/(\\w)$", counted)
+app:route("^/fn/three/(\\w)(\\w)(\\w)$", counted)
+app:route("^/fn/four/(\\w)(\\w)(\\w)(\\w)$", counted)
 app:route("^/fn/six/(\\w)(\\w)(\\w)(\\w)(\\w)(?<last>\\w)$", counted)
 app:route("^/fn/optional/(\\w+)(?:-(\\d+))?$", counted)
 local Counted = lubeck.Handler:extend()

@@ -1,4 +1,4 @@
--- The spec app for API.md §5 (requests): echoes what the handler sees.
+-- The spec app for docs/reference.md, Requests: echoes what the handler sees.
 -- Driven in-process by tests/spec/request_spec.lua.
 local lubeck = require "lubeck"
 

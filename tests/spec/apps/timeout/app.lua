@@ -11,7 +11,7 @@ local Slow = lubeck.Handler:extend()
 function Slow:get()
     local ok, err = lubeck.sleep(5)
     log[#log + 1] = { "woken", tostring(ok), tostring(err) }
-    self:write("dropped")          -- API.md §6: dropped, the code goes on
+    self:write("dropped")          -- docs/reference.md: dropped, the code goes on
     log[#log + 1] = { "wrote" }
 end
 function Slow:on_finish() log[#log + 1] = { "on_finish" } end
