@@ -76,6 +76,26 @@ int channel_publish(lubeck *h, const char *name, size_t name_len, const char *pa
     return n;
 }
 
+void channel_wake_all(lubeck *h, const char *reason)
+{
+    if (!h->channels) return;
+    for (int i = 0; i < CHANNEL_BUCKETS; i++)
+        for (lbk_channel *c = h->channels[i]; c; c = c->next) {
+            lbk_task *t = c->waiters;
+            c->waiters = NULL;
+            while (t) {
+                lbk_task *next = t->wait_next;
+                t->wait_prev = t->wait_next = NULL;
+                t->wait_on = NULL;
+                h->nchannel_waiters--;
+                lua_pushnil(t->co);
+                lua_pushstring(t->co, reason);
+                sched_wake(t, 2);
+                t = next;
+            }
+        }
+}
+
 int channel_waiters(lubeck *h)
 {
     return h->nchannel_waiters;
@@ -86,7 +106,8 @@ static lbk_gen *gen_of(lua_State *L)
     return lua_touserdata(L, lua_upvalueindex(1));
 }
 
-/* channel_wait(name [, timeout]) → payload | nil, "timeout" | nil, "closed" */
+/* channel_wait(name [, timeout]) → payload | nil, "timeout" | nil, "closed"
+ * | nil, "closing" (the host is stopping: a long poll answers now) */
 static int l_channel_wait(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -94,6 +115,11 @@ static int l_channel_wait(lua_State *L)
     const char *name = luaL_checklstring(L, 1, &len);
     double timeout = luaL_optnumber(L, 2, -1);
     lbk_task *t = sched_current(g->host, L, "channel:wait");
+    if (g->host->stopping) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "closing");
+        return 2;
+    }
     lbk_channel *c = find(g->host, name, len, 1);
     if (!c) return luaL_error(L, "channel:wait: out of memory");
     t->wait_prev = NULL;

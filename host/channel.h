@@ -12,6 +12,8 @@
 /* Wakes every waiter of name with payload; returns how many. */
 int channel_publish(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len);
 int channel_waiters(lubeck *h);
+/* Wakes every waiter of every channel with nil, reason (lubeck_stop: "closing"). */
+void channel_wake_all(lubeck *h, const char *reason);
 void channel_open(lua_State *L, lbk_gen *g);   /* adds the functions to the table on top */
 void channel_free_all(lubeck *h);   /* and the Redis link */
 

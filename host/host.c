@@ -29,8 +29,6 @@
 #include "flow.h"
 #include "shared.h"
 
-#define RECV_BATCH 64            /* messages per wake-up before others get a turn */
-#define PULL_RCVHWM 64           /* few queued here, so Mongrel2 spreads the load */
 #define PUB_LINGER_MS 2000       /* how long replies may still flush at close */
 #define HANDLE_INDEX_BITS 24
 
@@ -310,13 +308,30 @@ static int over_limits(lubeck *h, lbk_req *r)
     return 0;
 }
 
-static void on_frame(lubeck *h, zmq_msg_t *msg)
+/* Stopping: what arrives is not started. (A host connected straight to
+ * Mongrel2 cannot tell it to stop routing here, so it answers until it lets
+ * go.) The connection stays open: Mongrel2 has read the whole request, and a
+ * client that reconnects at once only adds to what is in flight at let-go. */
+static void refuse_stopping(lubeck *h, lbk_req *r)
+{
+    static const slice retry[] = { SLICE_LIT("Retry-After"), SLICE_LIT("1") };
+    r->started = ev_now(h->loop);
+    r->keep_alive = wants_keep_alive(&r->m2);
+    reply_spec spec = { .status = 503, .headers = retry, .nheaders = 1 };
+    host_reply_defaults(h, r, &spec);
+    host_respond(h, r, &spec, SLICE_LIT("Service Unavailable: shutting down, retry shortly\n"));
+    host_req_free(h, r);
+}
+
+void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
 {
     lbk_req *r = req_alloc(h);
     if (!r) {
         log_error_limited("out of memory: dropped a request");
         return;
     }
+    r->front = f ? f->index : -1;
+    r->front_epoch = f ? f->epoch : 0;
     zmq_msg_move(&r->msg, msg);
     const char *err = NULL;
     if (m2_parse(zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), &r->m2, &err) != 0) {
@@ -356,54 +371,13 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
         return;
     }
     if (h->probe_token[0] && answer_probe(h, r)) return;
+    if (h->stopping) return refuse_stopping(h, r);
     if (over_limits(h, r)) return;
     if (r->m2.upload_done.p) {
         const char *why = host_upload_accept(h, r);
         if (why) return refuse_upload(h, r, why);
     }
     dispatch(h, r);
-}
-
-/* ZMQ_FD is edge-triggered: drain until a receive finds nothing (ZeroMQ then
- * signals the fd again when a message comes), and otherwise look at ZMQ_EVENTS
- * before the loop blocks (prepare_cb), since any zmq call on the socket may
- * consume the edge. */
-static void drain(lubeck *h)
-{
-    for (int i = 0; i < RECV_BATCH; i++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, h->pull, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
-            if (errno != EAGAIN && errno != EINTR)
-                log_error_limited("receiving: %s", zmq_strerror(errno));
-            ev_idle_stop(h->loop, &h->drain_idle);
-            h->pull_drained = errno == EAGAIN;
-            return;
-        }
-        on_frame(h, &msg);
-        zmq_msg_close(&msg);
-        if (!h->pull) return;   /* stopped from inside a handler */
-    }
-    ev_idle_start(h->loop, &h->drain_idle);   /* more may be pending: next iteration */
-}
-
-static int pull_pending(lubeck *h)
-{
-    int events = 0;
-    size_t len = sizeof events;
-    return h->pull && zmq_getsockopt(h->pull, ZMQ_EVENTS, &events, &len) == 0 &&
-           (events & ZMQ_POLLIN);
-}
-
-static void pull_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-    drain(w->data);
-}
-
-static void drain_idle_cb(struct ev_loop *loop, ev_idle *w, int revents)
-{
-    drain(w->data);
 }
 
 /* What is written to stdout (access lines, a handler's print) is flushed
@@ -419,10 +393,7 @@ static void log_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     lubeck *h = w->data;
-    /* (Each ZMQ_EVENTS costs ZeroMQ a poll() system call: skipped when a
-     * receive has just come back empty, which re-armed the fd.) */
-    if (h->pull_drained) h->pull_drained = 0;
-    else if (pull_pending(h)) ev_idle_start(loop, &h->drain_idle);
+    host_fronts_prepare(h);
     if (log_pending() && !ev_is_active(&h->log_timer)) {
         ev_timer_set(&h->log_timer, LOG_FLUSH_DELAY, 0);   /* (a stopped timer keeps what was left: 0) */
         ev_timer_start(loop, &h->log_timer);
@@ -476,8 +447,7 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     ev_prepare_init(&h->prepare, prepare_cb);
     h->prepare.data = h;
     ev_init(&h->log_timer, log_timer_cb);
-    ev_idle_init(&h->drain_idle, drain_idle_cb);
-    h->drain_idle.data = h;
+    h->heartbeat = 1.0;
     host_park_init(h);
     return h;
 }
@@ -498,8 +468,8 @@ int lubeck_register(lubeck *h, const char *name, lua_CFunction fn)
 static int connect_all(lubeck *h, void *sock, const char *specs, const char *what)
 {
     char *copy = strdup(specs), *save = NULL;
-    int rc = 0;
-    for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save)) {
+    int rc = copy ? 0 : -1;
+    for (char *s = copy ? strtok_r(copy, ";", &save) : NULL; s; s = strtok_r(NULL, ";", &save)) {
         if (zmq_connect(sock, s) != 0) {
             host_set_error(h, "cannot connect %s to %s: %s", what, s, zmq_strerror(errno));
             rc = -1;
@@ -510,6 +480,9 @@ static int connect_all(lubeck *h, void *sock, const char *specs, const char *wha
     return rc;
 }
 
+/* The requests come in through one PULL socket per front (front.c); the
+ * replies go out on one PUB connected to every front, where each Mongrel2
+ * takes those that name its sender UUID. */
 static int open_sockets(lubeck *h)
 {
     h->zctx = zmq_ctx_new();
@@ -517,25 +490,13 @@ static int open_sockets(lubeck *h)
         host_set_error(h, "zmq_ctx_new: %s", zmq_strerror(errno));
         return -1;
     }
-    h->pull = zmq_socket(h->zctx, ZMQ_PULL);
     h->pub = zmq_socket(h->zctx, ZMQ_PUB);
-    int hwm = PULL_RCVHWM, zero = 0, linger = PUB_LINGER_MS;
-    zmq_setsockopt(h->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
-    zmq_setsockopt(h->pull, ZMQ_ROUTING_ID, h->sender_id, strlen(h->sender_id));
-    zmq_setsockopt(h->pull, ZMQ_LINGER, &zero, sizeof zero);
+    int zero = 0, linger = PUB_LINGER_MS;
     zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
-    if (connect_all(h, h->pull, h->send_spec, "the request socket") != 0) return -1;
-    if (connect_all(h, h->pub, h->recv_spec, "the reply socket") != 0) return -1;
-    int fd;
-    size_t len = sizeof fd;
-    if (zmq_getsockopt(h->pull, ZMQ_FD, &fd, &len) != 0) {
-        host_set_error(h, "ZMQ_FD: %s", zmq_strerror(errno));
-        return -1;
-    }
-    ev_io_init(&h->pull_io, pull_cb, fd, EV_READ);
-    h->pull_io.data = h;
-    return 0;
+    host_set_heartbeat(h, h->pub);
+    if (host_fronts_open(h) != 0) return -1;
+    return connect_all(h, h->pub, h->recv_spec, "the reply socket");
 }
 
 void host_use_shared_zone(lubeck *h, struct shared_zone *z)
@@ -559,9 +520,8 @@ int lubeck_start(lubeck *h)
         return -1;
     }
     if (open_sockets(h) != 0) return -1;
-    ev_io_start(h->loop, &h->pull_io);
+    host_fronts_start(h);
     ev_prepare_start(h->loop, &h->prepare);
-    ev_idle_start(h->loop, &h->drain_idle);   /* messages may already be queued */
     h->started = 1;
     return 0;
 }
@@ -601,34 +561,21 @@ void host_inject(lubeck *h, const void *frame, size_t len)
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, len) != 0) return;
     memcpy(zmq_msg_data(&msg), frame, len);
-    on_frame(h, &msg);
+    host_on_frame(h, NULL, &msg);
     zmq_msg_close(&msg);
 }
 
-static void close_pull(lubeck *h)
-{
-    if (!h->pull) return;
-    ev_io_stop(h->loop, &h->pull_io);
-    ev_idle_stop(h->loop, &h->drain_idle);
-    zmq_close(h->pull);
-    h->pull = NULL;
-}
-
+/* Stops taking requests without letting go of Mongrel2 yet: what arrives from
+ * now on is answered 503 with Retry-After (ZeroMQ would discard it at a
+ * disconnect), parked channel waits wake with nil, "closing" so their handlers
+ * answer, WebSocket sessions get a close frame. The fronts are closed by
+ * lubeck_free, after the caller's drain. */
 void lubeck_stop(lubeck *h)
 {
     if (!h->started || h->stopping) return;
     h->stopping = 1;
-    /* Mongrel2 keeps what it has not pushed yet for other handlers (or for our
-     * restart); what already sits in our queue is answered first. */
-    char *copy = strdup(h->send_spec), *save = NULL;
-    for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save))
-        zmq_disconnect(h->pull, s);
-    free(copy);
-    while (h->pull && pull_pending(h)) drain(h);
-    close_pull(h);
+    channel_wake_all(h, "closing");
     websocket_stop_all(h);   /* close frames (1001): the sessions end within seconds */
-    ev_prepare_stop(h->loop, &h->prepare);
-    ev_timer_stop(h->loop, &h->log_timer);
     log_flush();
 }
 
@@ -685,7 +632,8 @@ static void abandon_tasks(lubeck *h, lbk_req *r)
 void lubeck_free(lubeck *h)
 {
     if (!h) return;
-    close_pull(h);
+    h->stopping = h->started;   /* what is still queued is answered 503, never started */
+    host_fronts_close(h);
     ev_prepare_stop(h->loop, &h->prepare);
     ev_timer_stop(h->loop, &h->log_timer);
     log_flush_final();

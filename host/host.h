@@ -1,5 +1,6 @@
 /* The host's internals, shared by the files that make up one lubeck instance:
- * host.c (sockets, receive, dispatch), sched.c (coroutines), gen.c (Lua
+ * host.c (life cycle, receive, dispatch), front.c (the sockets to each Mongrel2,
+ * their epochs), sched.c (coroutines), gen.c (Lua
  * generations), lua_core.c (the lubeck.core module), reply.c (HTTP heads). */
 #ifndef LUBECK_HOST_H
 #define LUBECK_HOST_H
@@ -43,6 +44,8 @@ struct lbk_req {
     unsigned is_head : 1;        /* HEAD request: bodies are not sent */
     unsigned keep_alive : 1;     /* the client connection stays open after the reply */
     unsigned parked : 1;         /* in the conn map and the deadline list */
+    int front;                   /* the front it came through (front.c), -1: none */
+    unsigned front_epoch;        /* that front's epoch at receipt */
     const char *cancelled;       /* "closed" or "timeout" once cancelled, else NULL */
     lbk_req *conn_next;          /* conn map chain; free list link when not live */
     lbk_req *dl_prev, *dl_next;  /* deadline list, ordered by receipt */
@@ -73,6 +76,18 @@ typedef struct lbk_native {
     lua_CFunction fn;
 } lbk_native;
 
+/* front.c: one Mongrel2 a host is connected to straight (a --send spec). */
+typedef struct lbk_front {
+    lubeck *h;
+    int index;
+    char *send_spec;
+    void *pull;                  /* its requests */
+    void *monitor;               /* reports when the connection drops */
+    ev_io pull_io, monitor_io;
+    unsigned epoch;              /* one more at each drop: older requests are never answered */
+    int drained;                 /* this loop iteration's last receive found nothing */
+} lbk_front;
+
 /* Where replies go: Mongrel2's PUB socket, or a test client's capture. */
 typedef void (*lbk_send_fn)(lubeck *h, const void *frame, size_t len, void *ud);
 
@@ -81,12 +96,14 @@ struct lubeck {
     char *app, *send_spec, *recv_spec;
     char sender_id[64];          /* the PULL socket's identity */
     int reload, debug;
-    void *zctx, *pull, *pub;
-    ev_io pull_io;
+    void *zctx, *pub;
+    lbk_front *fronts;           /* front.c: one per send spec */
+    int nfronts;
+    int letting_go;              /* the fronts are being closed */
+    double heartbeat;            /* ZeroMQ heartbeat interval in seconds (TTL 3x); 0: none */
     ev_prepare prepare;          /* checks ZMQ_EVENTS before the loop blocks */
     ev_timer log_timer;          /* flushes the access log a moment after a line */
     ev_idle drain_idle;          /* keeps receiving while messages are pending */
-    int pull_drained;            /* this loop iteration's last receive found nothing */
     ev_timer deadline_timer;
     lbk_gen *gen;                /* the generation new requests go to */
     lbk_req **reqs;
@@ -161,6 +178,23 @@ void host_answer(lubeck *h, lbk_req *r, int status, slice body, const slice *hea
 /* park.c */
 void host_park_init(lubeck *h);
 void host_unpark(lubeck *h, lbk_req *r);
+/* Silently ends every request and WebSocket session whose Mongrel2 sender UUID
+ * is sender: nothing is sent for them afterwards (their connection ids may
+ * name other clients of a restarted Mongrel2); their coroutines are woken with
+ * nil, "closed" as for a disconnect, and on_finish runs. For a reader that
+ * sees the front's reconnect itself and hands requests on (the master). */
+void host_front_reset(lubeck *h, slice sender);
+/* The same for what was received through front f before its current epoch;
+ * returns how many requests it ended. */
+int host_front_ended(lubeck *h, const lbk_front *f);
+
+/* front.c */
+int host_fronts_open(lubeck *h);
+void host_fronts_start(lubeck *h);
+void host_fronts_prepare(lubeck *h);
+/* Reads what is queued (each frame handled), then closes every front. */
+void host_fronts_close(lubeck *h);
+void host_set_heartbeat(lubeck *h, void *sock);
 
 /* upload.c */
 int host_is_upload_start(const m2_request *m);
@@ -182,6 +216,11 @@ void host_park(lubeck *h, lbk_req *r);
 int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
 /* Handles one frame as if Mongrel2 had sent it. */
 void host_inject(lubeck *h, const void *frame, size_t len);
+/* front.c: a frame received through front f (NULL: injected). */
+void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg);
+/* At the end of a drain: answers what is still running 503 (a stream that
+ * started is closed instead); nothing more is sent for them. */
+void host_answer_unfinished(lubeck *h);
 
 /* A worker uses its master's lubeck.shared zone (before lubeck_start). */
 void host_use_shared_zone(lubeck *h, struct shared_zone *z);

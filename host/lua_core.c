@@ -441,6 +441,16 @@ static int l_parse_cookies(lua_State *L)
     return 1;
 }
 
+/* utf8_valid(s) → true when s is well-formed UTF-8 (RFC 3629: no overlong
+ * forms, no surrogates): what RFC 8259 requires of JSON text. */
+static int l_utf8_valid(lua_State *L)
+{
+    size_t n;
+    const char *s = luaL_checklstring(L, 1, &n);
+    lua_pushboolean(L, websocket_utf8_valid(s, n));
+    return 1;
+}
+
 static int l_url_decode(lua_State *L)
 {
     size_t len;
@@ -554,6 +564,7 @@ static const luaL_Reg core_functions[] = {
     { "parse_urlencoded", l_parse_urlencoded },
     { "parse_cookies", l_parse_cookies },
     { "url_decode", l_url_decode },
+    { "utf8_valid", l_utf8_valid },
     { "reason", l_reason },
     { "sleep", l_sleep },
     { "now", l_now },

@@ -131,6 +131,17 @@ static int l_run(lua_State *L)
     return push_frames(L, t);
 }
 
+/* host:front_reset(sender): as if the reader of that Mongrel2 saw it reconnect */
+static int l_front_reset(lua_State *L)
+{
+    testhost *t = check(L);
+    size_t len;
+    const char *sender = luaL_checklstring(L, 2, &len);
+    ev_now_update(t->loop);
+    host_front_reset(t->h, slice_make(sender, len));
+    return 0;
+}
+
 static int l_inflight(lua_State *L)
 {
     lua_pushinteger(L, check(L)->h->inflight);
@@ -169,6 +180,7 @@ LUBECK_API int luaopen_lubeck_testhost(lua_State *L)
     static const luaL_Reg methods[] = {
         { "request", l_request }, { "send", l_send }, { "run", l_run },
         { "inflight", l_inflight }, { "reload", l_reload }, { "close", l_close },
+        { "front_reset", l_front_reset },
         { NULL, NULL }
     };
     host_lua_class(L, TESTHOST_MT, methods, l_close, NULL);

@@ -10,6 +10,7 @@
 #include "log.h"
 #include "reply.h"
 #include "scheduler.h"
+#include "websocket.h"
 
 static void deadline_rearm(lubeck *h)
 {
@@ -126,6 +127,79 @@ void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
     for (int i = 0; i < n; i++) {
         lbk_req *r = host_req_from_handle(h, handles[i]);
         if (r && !r->cancelled) cancel_req(h, r, "closed");
+    }
+}
+
+/* Ends, silently, every live request match() picks (see host_front_reset).
+ * Returns how many it ended. */
+typedef int (*req_match_fn)(const lbk_req *r, const void *ud);
+
+static int end_silently(lubeck *h, req_match_fn match, const void *ud)
+{
+    /* Collect first: cancelling runs Lua, which may end and reuse request slots. */
+    double *handles = NULL;
+    int n = 0, cap = 0, ended = 0;
+    for (uint32_t i = 0; i < h->nreqs; i++) {
+        lbk_req *r = h->reqs[i];
+        if (!r->live || !match(r, ud)) continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            double *grown = realloc(handles, (size_t)cap * sizeof *grown);
+            if (!grown) break;
+            handles = grown;
+        }
+        handles[n++] = host_req_handle(r);
+    }
+    for (int i = 0; i < n; i++) {
+        lbk_req *r = host_req_from_handle(h, handles[i]);
+        if (!r) continue;
+        if (r->ws) websocket_forget(h, r);   /* no close frame: the id is not ours any more */
+        if (!r->cancelled) {
+            ended++;
+            cancel_req(h, r, "closed");
+        }
+    }
+    free(handles);
+    return ended;
+}
+
+static int same_sender(const lbk_req *r, const void *ud)
+{
+    const slice *sender = ud;
+    return r->m2.sender.n == sender->n && memcmp(r->m2.sender.p, sender->p, sender->n) == 0;
+}
+
+void host_front_reset(lubeck *h, slice sender)
+{
+    end_silently(h, same_sender, &sender);
+}
+
+static int before_epoch(const lbk_req *r, const void *ud)
+{
+    const lbk_front *f = ud;
+    return r->front == f->index && r->front_epoch != f->epoch;
+}
+
+int host_front_ended(lubeck *h, const lbk_front *f)
+{
+    return end_silently(h, before_epoch, f);
+}
+
+void host_answer_unfinished(lubeck *h)
+{
+    static const slice retry[] = { SLICE_LIT("Retry-After"), SLICE_LIT("1") };
+    for (uint32_t i = 0; i < h->nreqs; i++) {
+        lbk_req *r = h->reqs[i];
+        if (!r->live || r->done) continue;
+        if (r->head_sent) {
+            host_close_conn(h, r);   /* a stream (or a WebSocket) under way: only a close ends it */
+        } else {
+            r->keep_alive = 0;
+            reply_spec spec = { .status = 503, .headers = retry, .nheaders = 1 };
+            host_reply_defaults(h, r, &spec);
+            host_respond(h, r, &spec, SLICE_LIT("Service Unavailable: shutting down, retry shortly\n"));
+        }
+        r->done = 1;
     }
 }
 

@@ -597,6 +597,17 @@ void websocket_req_ended(lubeck *h, lbk_req *r)
     conn_free(c);
 }
 
+void websocket_forget(lubeck *h, lbk_req *r)
+{
+    ws_conn *c = r->ws;
+    if (!c) return;
+    c->closing = 1;
+    c->closed = 1;
+    ev_timer_stop(h->loop, &c->close_wait);
+    drop_pending(c);
+    ws_unregister(h, c);
+}
+
 void websocket_stop_all(lubeck *h)
 {
     struct lbk_websockets *w = h->websockets;

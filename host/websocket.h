@@ -32,6 +32,10 @@ int websocket_frame(lubeck *h, const m2_request *m);
 void websocket_bus_frame(lubeck *h, const char *frame, size_t len);
 /* host.c: the session request ended: forget its connection. */
 void websocket_req_ended(lubeck *h, lbk_req *r);
+/* park.c: the front the session came through dropped (its Mongrel2 restarted):
+ * the connection id may name another client now, so nothing more goes out and
+ * the id is free for a new session. */
+void websocket_forget(lubeck *h, lbk_req *r);
 /* host.c, lubeck_stop: every connection gets a close frame (1001 going away). */
 void websocket_stop_all(lubeck *h);
 void websocket_free_all(lubeck *h);

@@ -25,6 +25,7 @@ typedef struct cli_options {
     char probe_token[37];        /* serve: requests carrying it are answered by the host */
     int max_inflight, max_headers;   /* 0: the host's defaults */
     int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
+    double heartbeat;            /* ZeroMQ heartbeat interval to Mongrel2 (TTL 3x); 0: none */
     const char *redis;           /* --redis: channels cross hosts through it (wins over the app's) */
     int hup_stops;               /* serve: SIGHUP (its terminal closed) stops like SIGINT;
                                     SIGUSR1 reloads (run: SIGHUP and SIGUSR1 reload) */

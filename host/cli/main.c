@@ -132,6 +132,14 @@ SETTER(set_workers)
 }
 SETTER(set_watchdog) { return number(name, v, 0.5, 86400, &o->watchdog); }
 SETTER(set_drain) { return number(name, v, 0, 86400, &o->drain); }
+SETTER(set_heartbeat)
+{
+    double n;
+    if (number(name, v, 0, 3600, &n)) return 2;
+    if (n > 0 && n < 0.01) return usage_error("bad --heartbeat: %s (0, or at least 0.01 seconds)", v);
+    o->heartbeat = n;
+    return 0;
+}
 SETTER(set_max_body)
 {
     double n;
@@ -174,9 +182,10 @@ static const option OPTIONS[] = {
     { "--workers", "N|auto", HOSTS, "worker processes under a master (1)", set_workers },
     { "--reload", NULL, HOSTS, "reload when a Lua module or template changes", set_reload },
     { "--debug", NULL, HOSTS | CMD_CHECK, "tracebacks in error pages", set_debug },
-    { "--drain", "SECONDS", HOSTS, "how long a stop waits for requests in flight (10)", set_drain },
+    { "--drain", "SECONDS", HOSTS, "how long a stop waits for requests in flight (10); new ones get 503", set_drain },
     { "--max-body", "BYTES", HOSTS | CMD_M2CONF, "larger bodies arrive as Mongrel2 uploads (1048576)", set_max_body },
     { "--watchdog", "SECONDS", HOSTS, "a worker silent this long is killed (10)", set_watchdog },
+    { "--heartbeat", "SECONDS", HOSTS, "ZeroMQ heartbeats to Mongrel2; a peer silent 3x as long is dropped (1; 0: none)", set_heartbeat },
     { "--max-inflight", "N", HOSTS, "requests one host runs at once before answering 503", set_max_inflight },
     { "--max-headers", "N", HOSTS, "headers a request may carry", set_max_headers },
     { "--upload-dir", "DIR", CMD_RUN, "Mongrel2's upload.temp_store folder (without it, uploads get 400)", set_upload_dir },
@@ -344,7 +353,7 @@ int main(int argc, char **argv)
 
     cli_options o = {
         .app = argv[2], .host = "127.0.0.1", .port = 6767, .workers = 1,
-        .drain = 10, .max_body = 1 << 20, .watchdog = 10,
+        .drain = 10, .max_body = 1 << 20, .watchdog = 10, .heartbeat = 1,
     };
     int rc = parse_options(c, argc - 3, argv + 3, &o);
     if (rc) return rc;

@@ -1,6 +1,7 @@
-/* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (no new
- * requests, in-flight ones get up to --drain seconds), SIGHUP reloads the app
- * (under serve it stops, as SIGINT does), and so does SIGUSR1.
+/* Runs one host on the default loop: SIGINT/SIGTERM stop it gracefully (new
+ * requests are answered 503, parked waits wake, in-flight ones get up to --drain
+ * seconds, then what is left is answered 503), SIGHUP reloads the app (under
+ * serve it stops, as SIGINT does), and so does SIGUSR1.
  * Alone it also watches the app folder (--reload); as a worker it beats a
  * heartbeat for its master and joins the master's bus. */
 #include "cli.h"
@@ -14,10 +15,14 @@
 #include "lubeck.h"
 
 #define HEARTBEAT_EVERY 0.5
+/* Once the drain is done the host still answers 503 this long before it lets
+ * go: the clients of the last requests send their next one the moment they
+ * are answered, and letting go right then would drop those in transit. */
+#define SETTLE_SECONDS 0.1
 
 static struct {
     lubeck *host;
-    double drain, stop_started;
+    double drain, stop_started, drained_at;
     int status;
     ev_signal sigint, sigterm, sighup, sigusr1;
     ev_timer drain_poll, heartbeat;
@@ -45,9 +50,15 @@ static void finish(struct ev_loop *loop)
 static void drain_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int left = lubeck_inflight(R.host);
-    if (left == 0) return finish(loop);
+    if (left == 0) {
+        if (R.drained_at == 0) R.drained_at = ev_now(loop);
+        if (ev_now(loop) - R.drained_at >= SETTLE_SECONDS) finish(loop);
+        return;
+    }
+    R.drained_at = 0;
     if (ev_now(loop) - R.stop_started >= R.drain) {
-        fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) abandoned\n", R.drain, left);
+        fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) answered 503\n", R.drain, left);
+        host_answer_unfinished(R.host);
         finish(loop);
     }
 }
@@ -120,6 +131,7 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
     if (o->max_inflight) R.host->max_inflight = o->max_inflight;
     if (o->max_headers) R.host->max_headers = o->max_headers;
     if (o->max_body_given) R.host->max_body = (size_t)o->max_body;
+    R.host->heartbeat = o->heartbeat;
     if (lubeck_start(R.host) != 0) {
         fprintf(stderr, "lubeck: %s\n", lubeck_error(R.host));
         lubeck_free(R.host);

@@ -53,12 +53,16 @@ LUBECK_API lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg,
 LUBECK_API int lubeck_register(lubeck *h, const char *name, lua_CFunction fn);
 /* Connects, loads the app and attaches to the loop. 0, or -1 (see lubeck_error). */
 LUBECK_API int lubeck_start(lubeck *h);
-/* Takes no more requests; those in flight run to their end. */
+/* Starts no more requests; those in flight run to their end. It stays
+ * connected (ZeroMQ discards what is queued at a disconnect): what arrives is
+ * answered 503 with Retry-After, channel waits wake with nil, "closing".
+ * lubeck_free reads the queue empty and lets go. */
 LUBECK_API void lubeck_stop(lubeck *h);
 /* Requests still running; 0 after lubeck_stop means drained. */
 LUBECK_API int lubeck_inflight(const lubeck *h);
-/* Stops every watcher the host started on the loop and frees all it holds;
- * requests still running are abandoned unanswered. Not from inside a handler
+/* Answers 503 to what is still queued, closes the sockets, stops every
+ * watcher the host started on the loop and frees all it holds; requests still
+ * running are abandoned unanswered. Not from inside a handler
  * or a registered function. NULL is a no-op. */
 LUBECK_API void lubeck_free(lubeck *h);
 /* The last error, or "" when there is none. */

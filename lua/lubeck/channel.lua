@@ -30,7 +30,8 @@ function Channel:publish(value)
     return channel_publish(self.name, payload)
 end
 
--- Waits for the next publish: value | nil, "timeout" | nil, "closed".
+-- Waits for the next publish: value | nil, "timeout" | nil, "closed" (the client
+-- went away) | nil, "closing" (the host is stopping: answer now).
 function Channel:wait(timeout)
     local payload, err = channel_wait(self.name, timeout)
     if not payload then return nil, err end

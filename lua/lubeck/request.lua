@@ -12,6 +12,7 @@ local fast = require "lubeck.fast"
 local query_arg, req_cookie = fast.query_arg, fast.cookie
 local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
 local multipart_parse, req_upload = core.multipart_parse, core.req_upload
+local utf8_valid = core.utf8_valid
 local errors = require "lubeck.errors"
 
 -- Form bodies past these limits are answered 400 instead of parsed.
@@ -19,6 +20,7 @@ local MAX_FORM_BYTES = 8 * 1024 * 1024     -- an urlencoded body, or a multipart
 local MAX_FORM_FIELDS = 10000
 
 cjson.decode_max_depth(200)
+cjson.decode_invalid_numbers(false)        -- NaN, Infinity, 0x10 and 01 are not JSON
 
 local _M = {}
 local Request = {}
@@ -190,9 +192,12 @@ function Request:args()
     return out
 end
 
+-- The body as JSON (RFC 8259): the value, or nil, err for anything else,
+-- including text that is not UTF-8 (cjson would pass its bytes through).
 function Request:json()
     local body = self.body
     if body == "" then return nil, "empty body" end
+    if not utf8_valid(body) then return nil, "invalid JSON: the body is not UTF-8" end
     local ok, value = pcall(cjson.decode, body)
     if not ok then return nil, "invalid JSON: " .. tostring(value) end
     return value

@@ -249,6 +249,12 @@ function Client:disconnect(conn_id)
     self:send_frame(format("%s %d @* %d:%s,%d:%s,", SENDER, conn_id, #hdrs, hdrs, #body, body))
 end
 
+-- Tells the host that the Mongrel2 which sent every request so far restarted
+-- (host_front_reset): what it still runs ends silently.
+function Client:front_reset()
+    self.host:front_reset(SENDER)
+end
+
 -- Sends a request and returns its conn id at once; client:run(seconds) lets it
 -- go on, client:response(conn_id) waits for its answer.
 function Client:start(method, path, opts)

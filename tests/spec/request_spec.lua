@@ -94,6 +94,23 @@ describe("the request", function()
             assert.matches("^invalid JSON", bad.err)
             assert.are.same({ err = "empty body" }, get("POST", "/json"))
         end)
+
+        it("gives nil, err for JSON that is not UTF-8 (RFC 8259)", function()
+            for _, body in ipairs({ '"\255\254"', '"\192\175"', '"\237\160\128"', '["\128"]' }) do
+                local r = get("POST", "/json", { body = body })
+                assert.is_nil(r.value, body)
+                assert.are.equal("invalid JSON: the body is not UTF-8", r.err)
+            end
+            assert.are.same({ value = "\226\156\147" }, get("POST", "/json", { body = '"\226\156\147"' }))
+        end)
+
+        it("never gives a value for what is not JSON", function()
+            for _, body in ipairs({ "nan", "[Infinity]", "0x10", "01", "-inf", "{}x", "\"\\ud800\"" }) do
+                local r = get("POST", "/json", { body = body })
+                assert.is_nil(r.value, body)
+                assert.matches("^invalid JSON", r.err)
+            end
+        end)
     end)
 
     describe("cookies", function()
