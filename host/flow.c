@@ -113,13 +113,9 @@ static flow_conn *find_or_add(lubeck *h, slice sender, uint32_t id)
     return c;
 }
 
-static void conn_free(flow_conn *c)
+/* Frees an entry already out of the table. */
+static void conn_release(flow_conn *c)
 {
-    struct lbk_flows *f = c->h->flows;
-    flow_conn **pp = &f->buckets[c->id & f->mask];
-    while (*pp && *pp != c) pp = &(*pp)->next;
-    if (*pp) *pp = c->next;
-    f->count--;
     ev_timer_stop(c->h->loop, &c->stall);
     while (c->head) {
         flow_piece *p = c->head;
@@ -127,6 +123,16 @@ static void conn_free(flow_conn *c)
         free(p);
     }
     free(c);
+}
+
+static void conn_free(flow_conn *c)
+{
+    struct lbk_flows *f = c->h->flows;
+    flow_conn **pp = &f->buckets[c->id & f->mask];
+    while (*pp && *pp != c) pp = &(*pp)->next;
+    if (*pp) *pp = c->next;
+    f->count--;
+    conn_release(c);
 }
 
 /* Nothing in flight, nothing waiting, nobody watching: forget it. */
@@ -358,6 +364,32 @@ void flow_gone(lubeck *h, slice sender, uint32_t id)
     if (!c) return;
     tell_waiters(c, 0);
     conn_free(c);
+}
+
+void flow_forget_sender(lubeck *h, slice sender)
+{
+    struct lbk_flows *f = h->flows;
+    if (!f || !f->buckets || !sender.n) return;
+    /* Unlink them all first: a waiter's callback may send, and must not find them. */
+    flow_conn *gone = NULL;
+    for (uint32_t i = 0; i <= f->mask; i++)
+        for (flow_conn **pp = &f->buckets[i]; *pp;) {
+            flow_conn *c = *pp;
+            if (c->sender_len == sender.n && memcmp(c->sender, sender.p, sender.n) == 0) {
+                *pp = c->next;
+                f->count--;
+                c->next = gone;
+                gone = c;
+            } else {
+                pp = &c->next;
+            }
+        }
+    while (gone) {
+        flow_conn *c = gone;
+        gone = c->next;
+        tell_waiters(c, 0);
+        conn_release(c);
+    }
 }
 
 /* The client read nothing for send_timeout while data waited for it: Mongrel2

@@ -56,6 +56,9 @@ int flow_credit(lubeck *h, slice sender, uint32_t id, size_t written);
 /* host.c: Mongrel2 said the connection is gone: its backlog is dropped and
  * its waiters hear 0. */
 void flow_gone(lubeck *h, slice sender, uint32_t id);
+/* park.c: the Mongrel2 behind that sender restarted or went away: every entry
+ * of it is dropped (credits owed by its old life never come) and waiters hear 0. */
+void flow_forget_sender(lubeck *h, slice sender);
 void flow_free_all(lubeck *h);
 
 #endif

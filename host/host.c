@@ -340,6 +340,11 @@ void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
         host_req_free(h, r);
         return;
     }
+    if (f && (f->sender_len != r->m2.sender.n || memcmp(f->sender, r->m2.sender.p, r->m2.sender.n)) &&
+        r->m2.sender.n <= sizeof f->sender) {
+        memcpy(f->sender, r->m2.sender.p, r->m2.sender.n);
+        f->sender_len = r->m2.sender.n;
+    }
     switch (r->m2.kind) {
     case M2_DISCONNECT:
         /* Mongrel2 hands notices to any worker: the owner may be another one. */

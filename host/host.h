@@ -85,6 +85,8 @@ typedef struct lbk_front {
     void *monitor;               /* reports when the connection drops */
     ev_io pull_io, monitor_io;
     unsigned epoch;              /* one more at each drop: older requests are never answered */
+    char sender[64];             /* the Mongrel2 sender UUID last seen through it */
+    size_t sender_len;
     int drained;                 /* this loop iteration's last receive found nothing */
 } lbk_front;
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flow.h"
 #include "log.h"
 #include "reply.h"
 #include "scheduler.h"
@@ -172,6 +173,7 @@ static int same_sender(const lbk_req *r, const void *ud)
 void host_front_reset(lubeck *h, slice sender)
 {
     end_silently(h, same_sender, &sender);
+    flow_forget_sender(h, sender);   /* credits owed by the old Mongrel2 never come */
 }
 
 static int before_epoch(const lbk_req *r, const void *ud)
@@ -182,7 +184,9 @@ static int before_epoch(const lbk_req *r, const void *ud)
 
 int host_front_ended(lubeck *h, const lbk_front *f)
 {
-    return end_silently(h, before_epoch, f);
+    int ended = end_silently(h, before_epoch, f);
+    flow_forget_sender(h, slice_make(f->sender, f->sender_len));
+    return ended;
 }
 
 void host_answer_unfinished(lubeck *h)
