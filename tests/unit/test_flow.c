@@ -217,6 +217,33 @@ static void a_waiter_hears_once_when_the_backlog_empties_or_the_client_left(void
     fixture_free(f);
 }
 
+static void a_restarted_mongrel2s_connections_are_forgotten_with_their_waiters_told(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new("1000");
+    char big[2001];
+    memset(big, 'r', 2000);
+    big[2000] = '\0';
+    flow_waiter w = { .fn = note };
+    heard[0] = heard[1] = 0;
+    send_one(f, 11, big);                        /* 1000 out, 1000 wait */
+    send_one(f, 12, big);
+    assert_int_equal(flow_watch(&f->h, S(SENDER), 11, &w), 1);
+    flow_forget_sender(&f->h, S("another-sender"));
+    assert_true(flow_backlog(&f->h, S(SENDER), 11) > 0);
+    flow_forget_sender(&f->h, S(SENDER));
+    assert_int_equal(heard[0], 1);
+    assert_int_equal(flow_backlog(&f->h, S(SENDER), 11), 0);
+    assert_int_equal(flow_backlog(&f->h, S(SENDER), 12), 0);
+    int before = f->cap.n;
+    ev_run(f->h.loop, EVRUN_NOWAIT);             /* no stall timer left to cancel anyone */
+    credit(f, 12, 1000);                         /* a late credit of the old life moves nothing */
+    assert_int_equal(f->cap.n, before);
+    send_one(f, 11, "fresh");                    /* the new life's id 11 starts with a full window */
+    assert_int_equal(f->cap.n, before + 1);
+    fixture_free(f);
+}
+
 static void a_broadcast_skips_connections_without_room(void **state)
 {
     (void)state;
@@ -273,6 +300,7 @@ int main(void)
         cmocka_unit_test(what_does_not_fit_waits_and_leaves_in_order_as_credits_come),
         cmocka_unit_test(bytes_in_flight_never_pass_the_window),
         cmocka_unit_test(a_waiter_hears_once_when_the_backlog_empties_or_the_client_left),
+        cmocka_unit_test(a_restarted_mongrel2s_connections_are_forgotten_with_their_waiters_told),
         cmocka_unit_test(a_broadcast_skips_connections_without_room),
         cmocka_unit_test(a_client_that_reads_nothing_is_cancelled_after_the_send_timeout),
     };
