@@ -51,6 +51,13 @@ else
     cat "$log/self"; count "self-contained" 0 1
 fi
 
+echo "== layers (host/ folders include only the folders below them)"
+if tools/check-layers.sh >"$log/layers" 2>&1; then
+    cat "$log/layers"; count "layers" 1 0
+else
+    cat "$log/layers"; count "layers" 0 1
+fi
+
 echo "== fuzz targets over their corpora (clang, ASan+UBSan)"
 if command -v clang >/dev/null; then
     if cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DLUBECK_FUZZ=ON -DLUBECK_TESTS=OFF \

@@ -12,7 +12,7 @@
  *   <prefix>/lib/lua/5.1/lubeck/testhost.so        Lua C modules (LuaRocks: LIBDIR)
  *   <prefix>/lib/luarocks/rocks-5.1/lubeck/...     files left in a rock's own folder */
 #define _GNU_SOURCE
-#include "host.h"
+#include "paths.h"
 
 #include <dlfcn.h>
 #include <limits.h>

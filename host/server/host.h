@@ -14,6 +14,7 @@
 #include "lubeck.h"
 #include "m2.h"
 #include "router.h"
+#include "paths.h"
 
 typedef struct lbk_gen lbk_gen;
 typedef struct lbk_task lbk_task;
@@ -254,8 +255,5 @@ void model_open(lua_State *L, lbk_gen *g);
  * NULL): the folder a Mongrel2 running as root chroots into, which the paths
  * it names are inside. 0, or -1 if a folder does not resolve. */
 int host_set_upload_dir(lubeck *h, const char *dir, const char *m2_chroot);
-
-/* paths.c */
-int paths_lua_dir(char *out, size_t outlen);
 
 #endif
