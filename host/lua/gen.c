@@ -11,8 +11,6 @@
 #include "log.h"
 #include "scheduler.h"
 
-static unsigned next_gen_id = 1;
-
 static int traceback(lua_State *L)
 {
     const char *msg = lua_tostring(L, 1);
@@ -62,7 +60,7 @@ lbk_gen *gen_load(lubeck *h, const char *app_dir, char *err, size_t errlen)
     lbk_gen *g = calloc(1, sizeof *g);
     if (!g) { snprintf(err, errlen, "out of memory"); return NULL; }
     g->host = h;
-    g->id = next_gen_id++;
+    g->sched = &h->sched;
     g->entry_ref = g->timeout_ref = LUA_NOREF;
     g->router = router_new();
     g->L = luaL_newstate();

@@ -300,8 +300,7 @@ static int l_stream_start(lua_State *L)
 static void stream_room(void *ud, int open)
 {
     lbk_task *t = ud;
-    free(t->wait_on);
-    t->wait_on = NULL;
+    free(t->wait_on);   /* the flow_waiter; sched_wake ends the wait */
     if (open) {
         lua_pushboolean(t->co, 1);
         sched_wake(t, 1);
@@ -319,7 +318,6 @@ static void stream_undo_wait(lbk_task *t)
     if (!w) return;
     flow_unwatch(t->gen->host, w);
     free(w);
-    t->wait_on = NULL;
 }
 
 /* Waits until the connection's backlog is empty: true, or nil, "closed". */
@@ -349,7 +347,7 @@ static int l_stream_write(lua_State *L)
     const char *data = luaL_checklstring(L, 2, &len);
     int sent = r && host_stream_write(g->host, r, slice_make(data, len)) == 0;
     lua_pushboolean(L, sent);
-    lbk_task *t = g->host->current;
+    lbk_task *t = g->sched->current;
     if (!sent || !t || t->co != L || !r->streaming) return 1;
     if (flow_window(g->host)) return wait_for_backlog(L, t, r);
     double now = ev_now(g->host->loop);
@@ -476,7 +474,7 @@ static int l_sleep(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
     double seconds = luaL_checknumber(L, 1);
-    lbk_task *t = sched_current(g->host, L, "lubeck.sleep");
+    lbk_task *t = sched_running(g->sched, L, "lubeck.sleep");
     return sched_sleep(L, t, seconds);
 }
 
@@ -526,7 +524,7 @@ static int l_stats(lua_State *L)
     lua_createtable(L, 0, 4);
     lua_pushinteger(L, h->inflight);
     lua_setfield(L, -2, "requests");
-    lua_pushinteger(L, h->ntasks);
+    lua_pushinteger(L, h->sched.ntasks);
     lua_setfield(L, -2, "coroutines");
     lua_pushinteger(L, h->nsocks);
     lua_setfield(L, -2, "sockets");

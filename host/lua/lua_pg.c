@@ -449,7 +449,7 @@ static int l_query(lua_State *L)
             return luaL_argerror(L, i, "a parameter is nil, a boolean, number, string or table");
     }
     if (!db->c) return push_fail(L, "closed");
-    lbk_task *t = sched_current(db->gen->host, L, "db:query");
+    lbk_task *t = sched_running(db->gen->sched, L, "db:query");
     int n = refused(L, t);
     if (n) return n;
     PGconn *pq = pg_conn_pq(db->c);
@@ -594,7 +594,7 @@ static int l_connect(lua_State *L)
     lbk_gen *g = gen_of(L);
     const char *dsn = luaL_checkstring(L, 1);
     lua_Number ms = luaL_optnumber(L, 2, DEFAULT_TIMEOUT * 1000);
-    lbk_task *t = sched_current(g->host, L, "pg.connect");
+    lbk_task *t = sched_running(g->sched, L, "pg.connect");
     int n = refused(L, t);
     if (n) return n;
     lbk_pgconn *db = lua_newuserdata(L, sizeof *db);

@@ -125,7 +125,7 @@ static int l_run(lua_State *L)
     while (ev_time() < deadline) {
         ev_now_update(t->loop);
         ev_run(t->loop, EVRUN_NOWAIT);
-        if (t->h->inflight == 0 && t->h->ntasks == 0) break;
+        if (t->h->inflight == 0 && t->h->sched.ntasks == 0) break;
         ev_sleep(0.001);
     }
     return push_frames(L, t);

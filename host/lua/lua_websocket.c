@@ -133,7 +133,7 @@ static int l_ws_receive(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
     ws_conn *c = check_conn(L, 1);
-    lbk_task *t = sched_current(g->host, L, "websocket receive");
+    lbk_task *t = sched_running(g->sched, L, "websocket receive");
     if (!c) return push_closed(L);
     if (c->in_head) {
         ws_msg *m = c->in_head;
@@ -184,7 +184,7 @@ static int l_ws_send(lua_State *L)
         lua_pushboolean(L, 1);
         return 1;
     }
-    lbk_task *t = sched_current(g->host, L, "websocket send");
+    lbk_task *t = sched_running(g->sched, L, "websocket send");
     if (c->out_count >= WS_MAX_WAITING || c->out_bytes + n > WS_MAX_WAITING_BYTES) {
         log_warn("websocket %u: %d frames (%zu bytes) wait to be sent: the handler sends faster "
                  "than Mongrel2 may be given them; closing the connection (1008)",

@@ -26,15 +26,21 @@ lbk_task *sched_task_acquire(lbk_gen *g)
     t->thread = NULL;
     t->wait = WAIT_NONE;
     g->tasks++;
-    g->host->ntasks++;
+    g->sched->ntasks++;
     return t;
+}
+
+static void gen_task_gone(lbk_gen *g)
+{
+    lbk_sched *s = g->sched;
+    g->tasks--;
+    s->ntasks--;
+    if (g->retired && g->tasks == 0 && s->hooks.gen_idle) s->hooks.gen_idle(s->ud, g);
 }
 
 static void task_release(lbk_task *t, int reusable)
 {
     lbk_gen *g = t->gen;
-    g->tasks--;
-    g->host->ntasks--;
     if (reusable) {
         lua_settop(t->co, 0);
         t->next = g->free_tasks;
@@ -44,10 +50,18 @@ static void task_release(lbk_task *t, int reusable)
         luaL_unref(g->L, LUA_REGISTRYINDEX, t->ref);
         free(t);
     }
-    if (g->retired && g->tasks == 0) gen_release(g);
+    gen_task_gone(g);
 }
 
-static void ready_push(lubeck *h, lbk_task *t, int nargs)
+void sched_task_drop(lbk_task *t)
+{
+    ev_timer_stop(t->gen->sched->loop, &t->timer);
+    lbk_gen *g = t->gen;
+    free(t);
+    gen_task_gone(g);
+}
+
+static void ready_push(lbk_sched *h, lbk_task *t, int nargs)
 {
     t->wait = WAIT_READY;
     t->ready_nargs = nargs;
@@ -57,7 +71,7 @@ static void ready_push(lubeck *h, lbk_task *t, int nargs)
     ev_idle_start(h->loop, &h->ready_idle);
 }
 
-static void ready_remove(lubeck *h, lbk_task *t)
+static void ready_remove(lbk_sched *h, lbk_task *t)
 {
     lbk_task **pp = &h->ready_head, *prev = NULL;
     while (*pp && *pp != t) { prev = *pp; pp = &(*pp)->next; }
@@ -68,7 +82,7 @@ static void ready_remove(lubeck *h, lbk_task *t)
 
 static void run(lbk_task *t, int nargs)
 {
-    lubeck *h = t->gen->host;
+    lbk_sched *h = t->gen->sched;
     lbk_task *outer = h->current;
     h->current = t;
     t->wait = WAIT_NONE;
@@ -83,7 +97,7 @@ static void run(lbk_task *t, int nargs)
         }
         return;
     }
-    host_task_ended(h, t, rc != 0);
+    if (h->hooks.task_ended) h->hooks.task_ended(h->ud, t, rc != 0);
     task_release(t, rc == 0);
 }
 
@@ -96,7 +110,7 @@ void sched_start(lbk_task *t, int nargs)
  * unlinks the task from what it waited on. */
 static void end_wait(lbk_task *t, int undo)
 {
-    lubeck *h = t->gen->host;
+    lbk_sched *h = t->gen->sched;
     ev_timer_stop(h->loop, &t->timer);
     if (t->wait == WAIT_READY) {
         ready_remove(h, t);
@@ -111,7 +125,7 @@ static void end_wait(lbk_task *t, int undo)
 void sched_wake(lbk_task *t, int nvalues)
 {
     end_wait(t, 0);
-    ready_push(t->gen->host, t, nvalues);
+    ready_push(t->gen->sched, t, nvalues);
 }
 
 void sched_complete(lbk_task *t, int nvalues)
@@ -129,7 +143,18 @@ void sched_cancel(lbk_task *t, const char *reason)
     run(t, 2);
 }
 
-lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
+void sched_unwait(lbk_task *t)
+{
+    if (t->wait == WAIT_NONE) return;
+    end_wait(t, 1);
+}
+
+int sched_waits_on(const lbk_task *t, const void *obj)
+{
+    return t->wait == WAIT_OTHER && t->wait_on == obj;
+}
+
+lbk_task *sched_running(lbk_sched *h, lua_State *L, const char *what)
 {
     lbk_task *t = h->current;
     if (!t) {
@@ -160,25 +185,18 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     run(t, 2);
 }
 
-/* A cancelled request's code keeps running (to clean up) but never waits
- * again: each wait returns nil, reason at once. The first wait of a request
- * makes it reachable by disconnect notices and its deadline. */
+/* The server may refuse a wait (a cancelled request's code never waits
+ * again) or note that it began (the request becomes reachable by disconnect
+ * notices and its deadline). */
 static int refuse_or_park(lua_State *L, lbk_task *t)
 {
-    lbk_req *r = t->req;
-    if (!r) return 0;
-    if (r->cancelled) {
-        lua_pushnil(L);
-        lua_pushstring(L, r->cancelled);
-        return 2;
-    }
-    host_park(t->gen->host, r);
-    return 0;
+    lbk_sched *s = t->gen->sched;
+    return s->hooks.wait_begins ? s->hooks.wait_begins(s->ud, t, L) : 0;
 }
 
 int sched_sleep(lua_State *L, lbk_task *t, double seconds)
 {
-    lubeck *h = t->gen->host;
+    lbk_sched *h = t->gen->sched;
     int refused = refuse_or_park(L, t);
     if (refused) return refused;
     ev_timer_set(&t->timer, seconds > 0 ? seconds : 0, 0);
@@ -190,7 +208,7 @@ int sched_sleep(lua_State *L, lbk_task *t, double seconds)
 int sched_wait(lua_State *L, lbk_task *t, void *wait_on, double timeout, lbk_undo_fn undo,
                int timeout_false)
 {
-    lubeck *h = t->gen->host;
+    lbk_sched *h = t->gen->sched;
     int refused = refuse_or_park(L, t);
     if (refused) {
         if (undo) { t->wait_on = wait_on; undo(t); t->wait_on = NULL; }
@@ -209,7 +227,7 @@ int sched_wait(lua_State *L, lbk_task *t, void *wait_on, double timeout, lbk_und
 
 static void ready_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-    lubeck *h = w->data;
+    lbk_sched *h = w->data;
     /* Run only the tasks queued so far: one that yields again waits a turn. */
     int n = 0;
     for (lbk_task *t = h->ready_head; t; t = t->next) n++;
@@ -222,10 +240,22 @@ static void ready_cb(struct ev_loop *loop, ev_idle *w, int revents)
     if (!h->ready_head) ev_idle_stop(loop, w);
 }
 
-void sched_init(lubeck *h)
+void sched_init(lbk_sched *s, struct ev_loop *loop, const lbk_sched_hooks *hooks, void *ud)
 {
-    ev_idle_init(&h->ready_idle, ready_cb);
-    h->ready_idle.data = h;
+    s->loop = loop;
+    s->current = NULL;
+    s->ntasks = 0;
+    s->ready_head = s->ready_tail = NULL;
+    s->hooks = *hooks;
+    s->ud = ud;
+    ev_idle_init(&s->ready_idle, ready_cb);
+    s->ready_idle.data = s;
+}
+
+void sched_stop(lbk_sched *s)
+{
+    ev_idle_stop(s->loop, &s->ready_idle);
+    s->ready_head = s->ready_tail = NULL;
 }
 
 void sched_gen_close(lbk_gen *g)

@@ -129,8 +129,10 @@ void host_req_add_task(lbk_req *r, lbk_task *t)
     r->ntasks++;
 }
 
-void host_task_ended(lubeck *h, lbk_task *t, int failed)
+/* The scheduler's hooks (sched_init in lubeck_start...). */
+static void task_ended(void *ud, lbk_task *t, int failed)
 {
+    lubeck *h = ud;
     if (t->thread) thread_ended(t, failed);
     else if (failed) log_error("uncaught error in a request's coroutine: %s", lua_tostring(t->co, -1));
     lbk_req *r = t->req;
@@ -156,6 +158,27 @@ void host_task_ended(lubeck *h, lbk_task *t, int failed)
     }
     /* Spawned threads may outlive the response; the request ends with the last. */
     if (r->ntasks == 0) req_finish(h, r);
+}
+
+/* A cancelled request's code keeps running (to clean up) but never waits
+ * again: each wait returns nil, reason at once. The first wait of a request
+ * makes it reachable by disconnect notices and its deadline. */
+static int wait_begins(void *ud, lbk_task *t, lua_State *L)
+{
+    lbk_req *r = t->req;
+    if (!r) return 0;
+    if (r->cancelled) {
+        lua_pushnil(L);
+        lua_pushstring(L, r->cancelled);
+        return 2;
+    }
+    host_park(ud, r);
+    return 0;
+}
+
+static void gen_idle(void *ud, lbk_gen *g)
+{
+    gen_release(g);
 }
 
 /* ---- receiving ------------------------------------------------------------ */
@@ -448,7 +471,9 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
         lubeck_free(h);
         return NULL;
     }
-    sched_init(h);
+    static const lbk_sched_hooks hooks = {
+        .task_ended = task_ended, .wait_begins = wait_begins, .gen_idle = gen_idle };
+    sched_init(&h->sched, h->loop, &hooks, h);
     ev_prepare_init(&h->prepare, prepare_cb);
     h->prepare.data = h;
     ev_init(&h->log_timer, log_timer_cb);
@@ -600,13 +625,7 @@ const char *lubeck_error(const lubeck *h)
 static void abandon_waits(lubeck *h, lbk_req *r)
 {
     cosocket_req_ended(r);
-    for (lbk_task *t = r->tasks; t; t = t->req_next) {
-        ev_timer_stop(h->loop, &t->timer);
-        if (t->wait == WAIT_OTHER && t->undo_fn) t->undo_fn(t);
-        t->wait = WAIT_NONE;
-        t->undo_fn = NULL;
-        t->wait_on = NULL;
-    }
+    for (lbk_task *t = r->tasks; t; t = t->req_next) sched_unwait(t);
 }
 
 /* Then frees its tasks; a retired generation closes with its last one (its
@@ -616,11 +635,7 @@ static void abandon_tasks(lubeck *h, lbk_req *r)
     while (r->tasks) {
         lbk_task *t = r->tasks;
         r->tasks = t->req_next;
-        lbk_gen *g = t->gen;
-        g->tasks--;
-        h->ntasks--;
-        free(t);
-        if (g->retired && g->tasks == 0) gen_release(g);
+        sched_task_drop(t);
     }
     r->ntasks = 0;
     r->task = NULL;
@@ -643,8 +658,7 @@ void lubeck_free(lubeck *h)
     ev_timer_stop(h->loop, &h->log_timer);
     log_flush_final();
     ev_timer_stop(h->loop, &h->deadline_timer);
-    ev_idle_stop(h->loop, &h->ready_idle);
-    h->ready_head = h->ready_tail = NULL;
+    sched_stop(&h->sched);
     for (uint32_t i = 0; i < h->nreqs; i++)
         if (h->reqs[i]->live) abandon_waits(h, h->reqs[i]);
     for (uint32_t i = 0; i < h->nreqs; i++)

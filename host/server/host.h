@@ -15,9 +15,9 @@
 #include "m2.h"
 #include "router.h"
 #include "paths.h"
+#include "gen.h"
+#include "scheduler.h"
 
-typedef struct lbk_gen lbk_gen;
-typedef struct lbk_task lbk_task;
 typedef struct lbk_req lbk_req;
 
 /* One request from Mongrel2, from receipt until its handler's coroutine ends.
@@ -55,21 +55,6 @@ struct lbk_req {
     struct lbk_ws_conn *ws;      /* websocket.c: the connection this request is the session of */
     double pace_start;           /* streaming: the current pacing window (lua_core.c) */
     int pace_frames;
-};
-
-/* A Lua state loaded from the app folder. Reload builds a new one beside the
- * old; the old one closes when its last request ends. */
-struct lbk_gen {
-    lubeck *host;
-    lua_State *L;
-    router *router;
-    int entry_ref;               /* pipeline entry (see dispatch in host.c) */
-    int timeout_ref;             /* answers a request that timed out: f(handle) */
-    double request_timeout;
-    int tasks;                   /* coroutines alive in this generation */
-    int retired;
-    lbk_task *free_tasks;
-    unsigned id;
 };
 
 typedef struct lbk_native {
@@ -114,10 +99,7 @@ struct lubeck {
     lbk_req *free_reqs;
     int inflight;
     int started, stopping;
-    lbk_task *current;           /* the coroutine running right now */
-    int ntasks;                  /* coroutines alive, all generations */
-    lbk_task *ready_head, *ready_tail;   /* yielded with nothing to wait for */
-    ev_idle ready_idle;
+    lbk_sched sched;             /* the coroutines of every generation (scheduler.c) */
     lbk_req **conns;             /* conn id → parked requests (open hashing) */
     uint32_t conns_mask;
     lbk_req *dl_head, *dl_tail;
@@ -212,9 +194,14 @@ double host_req_handle(const lbk_req *r);
 void host_send(lubeck *h, const void *frame, size_t len);
 /* Adds a task to a request (the handler's or a spawned one). */
 void host_req_add_task(lbk_req *r, lbk_task *t);
-/* A task's coroutine returned (failed: raised; its error is on top of t->co). */
-void host_task_ended(lubeck *h, lbk_task *t, int failed);
+/* park.c: makes r findable by its connection and its deadline (its first wait). */
 void host_park(lubeck *h, lbk_req *r);
+/* The task running on L (sched_running on h's scheduler). Kept for cosocket.c,
+ * which names the host; to remove after the cosock merge. */
+static inline lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
+{
+    return sched_running(&h->sched, L, what);
+}
 /* Without sockets: loads the app and sends replies to send_fn (lubeck.test). */
 int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
 /* Handles one frame as if Mongrel2 had sent it. */

@@ -219,7 +219,6 @@ static void drop_pending(ws_conn *c)
     while (c->out_head) {
         ws_pending *p = c->out_head;
         c->out_head = p->next;
-        if (p->task) p->task->wait_on = NULL;
         resume_sender(p->task, 0);
         free(p);
     }
@@ -291,7 +290,6 @@ static void send_waiting(ws_conn *c)
         c->out_bytes -= p->len;
         ws_count_frame(c, p->len);
         ws_emit(c, p->frame, p->len);
-        if (p->task) p->task->wait_on = NULL;
         resume_sender(p->task, 1);
         free(p);
     }
@@ -375,7 +373,6 @@ static void push_event(ws_conn *c, int op, int code, const char *p, size_t n)
     lbk_task *t = c->reader;
     if (t) {
         c->reader = NULL;
-        t->wait_on = NULL;
         sched_wake(t, ws_push_values(t->co, op, code, p, n));
         return;
     }

@@ -66,7 +66,6 @@ int channel_publish(lubeck *h, const char *name, size_t name_len, const char *pa
     while (t) {
         lbk_task *next = t->wait_next;
         t->wait_prev = t->wait_next = NULL;
-        t->wait_on = NULL;
         h->nchannel_waiters--;
         lua_pushlstring(t->co, payload, len);
         sched_wake(t, 1);
@@ -86,7 +85,6 @@ void channel_wake_all(lubeck *h, const char *reason)
             while (t) {
                 lbk_task *next = t->wait_next;
                 t->wait_prev = t->wait_next = NULL;
-                t->wait_on = NULL;
                 h->nchannel_waiters--;
                 lua_pushnil(t->co);
                 lua_pushstring(t->co, reason);
@@ -114,7 +112,7 @@ static int l_channel_wait(lua_State *L)
     size_t len;
     const char *name = luaL_checklstring(L, 1, &len);
     double timeout = luaL_optnumber(L, 2, -1);
-    lbk_task *t = sched_current(g->host, L, "channel:wait");
+    lbk_task *t = sched_running(g->sched, L, "channel:wait");
     if (g->host->stopping) {
         lua_pushnil(L);
         lua_pushliteral(L, "closing");

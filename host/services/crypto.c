@@ -314,7 +314,7 @@ static void pw_done_cb(struct ev_loop *loop, ev_async *w, int revents)
     pw_job *job = (pw_job *)w;   /* done is the first member */
     ev_async_stop(loop, &job->done);
     lbk_task *t = job->task;
-    if (t && t->wait == WAIT_OTHER && t->wait_on == job) {
+    if (t && sched_waits_on(t, job)) {
         int n = pw_push(t->co, job);
         pw_free(job);
         sched_complete(t, n);
@@ -335,8 +335,8 @@ static void pw_undo(lbk_task *t)
 static lbk_task *pw_task(lua_State *L)
 {
     lbk_gen *g = lua_touserdata(L, lua_upvalueindex(1));
-    if (!g || !g->host) return NULL;
-    lbk_task *t = g->host->current;
+    if (!g || !g->sched) return NULL;
+    lbk_task *t = g->sched->current;
     return t && t->co == L ? t : NULL;
 }
 
@@ -346,18 +346,17 @@ static int pw_call(lua_State *L, pw_job *job)
 {
     lbk_task *t = pw_task(L);
     if (t) {
-        job->loop = t->gen->host->loop;
+        job->loop = t->gen->sched->loop;
         job->task = t;
         ev_async_init(&job->done, pw_done_cb);
         int rc = sched_wait(L, t, job, -1, pw_undo, 0);
-        if (t->wait == WAIT_OTHER && t->wait_on == job) {   /* really waiting */
+        if (sched_waits_on(t, job)) {   /* really waiting */
             ev_async_start(job->loop, &job->done);
             if (pw_submit(job) == 0) return rc;
             /* no thread: undo the wait and work in place */
             ev_async_stop(job->loop, &job->done);
-            t->wait = WAIT_NONE;
-            t->wait_on = NULL;
-            t->undo_fn = NULL;
+            sched_unwait(t);   /* pw_undo forgets the task: the job is ours again */
+            job->task = NULL;
             lua_settop(L, 0);
         } else {
             pw_free(job);    /* refused: the request was cancelled; rc values are pushed */

@@ -79,7 +79,7 @@ static lbk_gen *gen_of(lua_State *L)
 static int l_spawn(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
-    lbk_task *cur = sched_current(g->host, L, "lubeck.spawn");
+    lbk_task *cur = sched_running(g->sched, L, "lubeck.spawn");
     luaL_checktype(L, 1, LUA_TFUNCTION);
     int nargs = lua_gettop(L) - 1;
     lbk_task *t = sched_task_acquire(cur->gen);
@@ -113,7 +113,7 @@ static int l_wait(lua_State *L)
     lbk_thread *th = check_thread(L);
     double timeout = luaL_optnumber(L, 2, -1);
     if (th->done) return push_outcome(L, th);
-    lbk_task *cur = sched_current(th->gen->host, L, "thread:wait");
+    lbk_task *cur = sched_running(th->gen->sched, L, "thread:wait");
     if (th->task == cur) return luaL_error(L, "a thread cannot wait for itself");
     if (th->joiner) return luaL_error(L, "another coroutine already waits for this thread");
     th->joiner = cur;

@@ -8,7 +8,7 @@
 
 typedef struct lbk_thread lbk_thread;
 
-/* Called by host_task_ended for a task that lubeck.spawn started. */
+/* Called by the server's task_ended hook for a task that lubeck.spawn started. */
 void thread_ended(lbk_task *t, int failed);
 void thread_open(lua_State *L, lbk_gen *g);   /* adds spawn to the table on top */
 
