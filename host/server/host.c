@@ -28,6 +28,7 @@
 #include "websocket.h"
 #include "flow.h"
 #include "shared.h"
+#include "service.h"
 
 #define PUB_LINGER_MS 2000       /* how long replies may still flush at close */
 #define HANDLE_INDEX_BITS 24
@@ -110,8 +111,7 @@ void host_req_free(lubeck *h, lbk_req *r)
 
 static void req_finish(lubeck *h, lbk_req *r)
 {
-    if (r->ws) websocket_req_ended(h, r);
-    cosocket_req_ended(r);
+    services_req_ended(h, r);
     host_unpark(h, r);
     h->inflight--;
     host_req_free(h, r);
@@ -446,6 +446,7 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
+    services_bus_kinds();
     h->loop = loop;
     h->max_inflight = 10000;
     h->max_headers = 256;
@@ -604,8 +605,7 @@ void lubeck_stop(lubeck *h)
 {
     if (!h->started || h->stopping) return;
     h->stopping = 1;
-    channel_wake_all(h, "closing");
-    websocket_stop_all(h);   /* close frames (1001): the sessions end within seconds */
+    services_stop(h);   /* waiters told "closing"; WebSockets get close frames (1001) */
     log_flush();
 }
 
@@ -677,13 +677,7 @@ void lubeck_free(lubeck *h)
     }
     free(h->reqs);
     free(h->conns);
-    websocket_free_all(h);
-    flow_free_all(h);
-    channel_free_all(h);
-    cosocket_free_all(h);
-    pg_free_all(h);
-    if (h->own_shared) shared_zone_free(h->shared);
-    bus_close(h);
+    services_free(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
     for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);

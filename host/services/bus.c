@@ -6,10 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "channel.h"
 #include "log.h"
-#include "websocket.h"
-#include "flow.h"
 
 /* Messages are three parts: a kind byte with the sender's pid, then two
  * payload parts: 'C' (channel name, payload), 'D' (Mongrel2 sender, conn id) or
@@ -19,6 +16,13 @@ typedef struct bus_header {
     char kind;
     int32_t origin;
 } bus_header;
+
+static bus_fn handlers[256];   /* by kind (bus_on) */
+
+void bus_on(char kind, bus_fn fn)
+{
+    handlers[(unsigned char)kind] = fn;
+}
 
 struct lbk_bus {
     void *pub, *sub;
@@ -94,20 +98,26 @@ static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
     if (hd.origin == (int32_t)getpid()) return;   /* done locally already */
     const char *a = zmq_msg_data(&parts[1]), *b = zmq_msg_data(&parts[2]);
     size_t alen = zmq_msg_size(&parts[1]), blen = zmq_msg_size(&parts[2]);
-    if (hd.kind == 'C') {
-        channel_publish(h, a, alen, b, blen);
-    } else if (hd.kind == 'D' && blen == sizeof(uint32_t)) {
-        uint32_t id;
-        memcpy(&id, b, sizeof id);
-        flow_gone(h, slice_make(a, alen), id);
-        host_cancel_conn(h, slice_make(a, alen), id);
-    } else if (hd.kind == 'K' && blen == sizeof(bus_credits)) {
-        bus_credits k;
-        memcpy(&k, b, sizeof k);
-        flow_credit(h, slice_make(a, alen), k.conn_id, (size_t)k.written);
-    } else if (hd.kind == 'W') {
-        websocket_bus_frame(h, b, blen);
-    }
+    bus_fn fn = handlers[(unsigned char)hd.kind];
+    if (fn) fn(h, slice_make(a, alen), slice_make(b, blen));
+}
+
+/* The parts of a 'D' and a 'K' message (the bus's own formats). */
+int bus_read_disconnect(slice b, uint32_t *conn_id)
+{
+    if (b.n != sizeof *conn_id) return -1;
+    memcpy(conn_id, b.p, sizeof *conn_id);
+    return 0;
+}
+
+int bus_read_credits(slice b, uint32_t *conn_id, size_t *written)
+{
+    bus_credits k;
+    if (b.n != sizeof k) return -1;
+    memcpy(&k, b.p, sizeof k);
+    *conn_id = k.conn_id;
+    *written = (size_t)k.written;
+    return 0;
 }
 
 static void drain_bus(lubeck *h)

@@ -7,6 +7,14 @@
 
 #include "host.h"
 
+/* What a worker does with a message of one kind from another worker: a and b
+ * are its two payload parts, valid during the call. */
+typedef void (*bus_fn)(lubeck *h, slice a, slice b);
+/* Registers fn for the messages of kind (the same for every host of the
+ * process; the server registers its kinds once, at its first lubeck_new).
+ * A kind with no function is dropped. */
+void bus_on(char kind, bus_fn fn);
+
 /* Connects this worker to the master's forwarder: PUB to in_spec, SUB to out_spec. */
 int bus_connect(lubeck *h, const char *in_spec, const char *out_spec);
 void bus_close(lubeck *h);
@@ -18,6 +26,10 @@ void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len);
  * Interim: to be dropped once the master routes every notice of a connection
  * to the worker that owns it. */
 void bus_send_credits(lubeck *h, slice sender, uint32_t conn_id, size_t written);
+/* The second part of a 'D' (disconnect) and a 'K' (credits) message: 0, or -1
+ * when it is malformed. */
+int bus_read_disconnect(slice b, uint32_t *conn_id);
+int bus_read_credits(slice b, uint32_t *conn_id, size_t *written);
 
 /* The master's side: forwards everything from in_spec (bound XSUB) to out_spec
  * (bound XPUB) from inside the caller's loop. */

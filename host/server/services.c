@@ -1,0 +1,114 @@
+/* The one list of services (service.h) and the bus kinds the server handles. */
+#include "service.h"
+
+#include <pthread.h>
+
+#include "bus.h"
+#include "channel.h"
+#include "cosocket.h"
+#include "flow.h"
+#include "pg.h"
+#include "shared.h"
+#include "websocket.h"
+
+/* ---- each service's three calls --------------------------------------------- */
+
+static void channel_stop(lubeck *h) { channel_wake_all(h, "closing"); }
+
+static const lbk_service channel_service = {
+    .name = "channel", .stop = channel_stop, .free = channel_free_all };
+
+static void ws_req_ended(lubeck *h, lbk_req *r)
+{
+    if (r->ws) websocket_req_ended(h, r);
+}
+
+static const lbk_service websocket_service = {
+    .name = "websocket", .req_ended = ws_req_ended, .stop = websocket_stop_all,
+    .free = websocket_free_all };
+
+static void sock_req_ended(lubeck *h, lbk_req *r) { cosocket_req_ended(r); }
+
+static const lbk_service cosocket_service = {
+    .name = "cosocket", .req_ended = sock_req_ended, .free = cosocket_free_all };
+
+static const lbk_service flow_service = { .name = "flow", .free = flow_free_all };
+
+static const lbk_service pg_service = { .name = "pg", .free = pg_free_all };
+
+static void shared_free(lubeck *h)
+{
+    if (h->own_shared) shared_zone_free(h->shared);
+}
+
+static const lbk_service shared_service = { .name = "shared", .free = shared_free };
+
+static const lbk_service bus_service = { .name = "bus", .free = bus_close };
+
+/* stop: channel waiters are told before the WebSocket sessions close (as
+ * before); req_ended: a session ends before its sockets close. */
+const lbk_service *const host_services[] = {
+    &channel_service, &websocket_service, &cosocket_service, &flow_service,
+    &pg_service, &shared_service, &bus_service, NULL,
+};
+
+void services_req_ended(lubeck *h, lbk_req *r)
+{
+    for (const lbk_service *const *s = host_services; *s; s++)
+        if ((*s)->req_ended) (*s)->req_ended(h, r);
+}
+
+void services_stop(lubeck *h)
+{
+    for (const lbk_service *const *s = host_services; *s; s++)
+        if ((*s)->stop) (*s)->stop(h);
+}
+
+void services_free(lubeck *h)
+{
+    for (const lbk_service *const *s = host_services; *s; s++)
+        if ((*s)->free) (*s)->free(h);
+}
+
+/* ---- the bus's message kinds ------------------------------------------------ */
+
+static void on_channel(lubeck *h, slice name, slice payload)
+{
+    channel_publish(h, name.p, name.n, payload.p, payload.n);
+}
+
+/* A Mongrel2 disconnect notice another worker received. */
+static void on_disconnect(lubeck *h, slice sender, slice b)
+{
+    uint32_t id;
+    if (bus_read_disconnect(b, &id) != 0) return;
+    flow_gone(h, sender, id);
+    host_cancel_conn(h, sender, id);
+}
+
+static void on_credits(lubeck *h, slice sender, slice b)
+{
+    uint32_t id;
+    size_t written;
+    if (bus_read_credits(b, &id, &written) != 0) return;
+    flow_credit(h, sender, id, written);
+}
+
+static void on_websocket(lubeck *h, slice sender, slice frame)
+{
+    websocket_bus_frame(h, frame.p, frame.n);
+}
+
+static void register_kinds(void)
+{
+    bus_on('C', on_channel);
+    bus_on('D', on_disconnect);
+    bus_on('K', on_credits);
+    bus_on('W', on_websocket);
+}
+
+void services_bus_kinds(void)
+{
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_kinds);
+}
