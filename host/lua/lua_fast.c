@@ -26,24 +26,32 @@ static int match_pair(void *ud, slice name, slice value)
     return f->first_wins;   /* stop at the first, or go on to the last */
 }
 
-/* The last value of name in the query string, decoded into the host's scratch
- * buffer (valid until the next call: fast.lua copies it at once). */
-static int fast_query_arg(lbk_gen *g, double handle, const char *name, size_t name_len,
+/* The first argument of every fast function: one per generation, a full
+ * userdata of its Lua state (anchored in the core table), so that the scratch
+ * buffer goes with the state. */
+struct lbk_fast {
+    lbk_gen *g;
+    char *scratch;               /* decoded query values (fast_query_arg) */
+    size_t scratch_cap;
+};
+
+/* The last value of name in the query string, decoded into the generation's
+ * scratch buffer (valid until the next call: fast.lua copies it at once). */
+static int fast_query_arg(struct lbk_fast *fs, double handle, const char *name, size_t name_len,
                           const char **value, size_t *value_len)
 {
-    lubeck *h = g->host;
-    lbk_req *r = host_req_from_handle(h, handle);
+    lbk_req *r = host_req_from_handle(fs->g->host, handle);
     if (!r) return LUBECK_FAST_ENDED;
     slice q = r->m2.query;
     if (!q.p) return LUBECK_FAST_ABSENT;
-    if (q.n > h->scratch_cap) {
-        char *grown = realloc(h->scratch, q.n);
+    if (q.n > fs->scratch_cap) {
+        char *grown = realloc(fs->scratch, q.n);
         if (!grown) return LUBECK_FAST_NO_MEMORY;
-        h->scratch = grown;
-        h->scratch_cap = q.n;
+        fs->scratch = grown;
+        fs->scratch_cap = q.n;
     }
     find_pair f = { .name = { name, name_len }, .first_wins = 0 };
-    form_parse_urlencoded(q.p, q.n, h->scratch, match_pair, &f);
+    form_parse_urlencoded(q.p, q.n, fs->scratch, match_pair, &f);
     if (!f.found) return LUBECK_FAST_ABSENT;
     *value = f.value.p;
     *value_len = f.value.n;
@@ -52,10 +60,10 @@ static int fast_query_arg(lbk_gen *g, double handle, const char *name, size_t na
 
 /* The first cookie of that name (as req.cookies has it); the value points into
  * the request's frame. */
-static int fast_cookie(lbk_gen *g, double handle, const char *name, size_t name_len,
+static int fast_cookie(struct lbk_fast *fs, double handle, const char *name, size_t name_len,
                        const char **value, size_t *value_len)
 {
-    lbk_req *r = host_req_from_handle(g->host, handle);
+    lbk_req *r = host_req_from_handle(fs->g->host, handle);
     if (!r) return LUBECK_FAST_ENDED;
     find_pair f = { .name = { name, name_len }, .first_wins = 1 };
     m2_headers *hs = &r->m2.headers;
@@ -77,10 +85,10 @@ static const slice TYPE_JSON[] = { SLICE_LIT("Content-Type"), SLICE_LIT("applica
  * lubeck_fast_type). 1 when sent, 0 when it could not be (the request ended or
  * already answered). Responses with headers of their own go through
  * core.respond. */
-static int fast_respond(lbk_gen *g, double handle, int status, const char *body, size_t body_len,
-                        int content_type)
+static int fast_respond(struct lbk_fast *fs, double handle, int status, const char *body,
+                        size_t body_len, int content_type)
 {
-    lubeck *h = g->host;
+    lubeck *h = fs->g->host;
     lbk_req *r = host_req_from_handle(h, handle);
     if (!r || r->done || r->head_sent) return 0;
     reply_spec spec = {
@@ -108,12 +116,32 @@ static const lubeck_fast_api api = {
     .respond = fast_respond,
 };
 
+static const char fast_key = 0;   /* the registry key of the lbk_fast */
+
+static int fast_gc(lua_State *L)
+{
+    struct lbk_fast *fs = lua_touserdata(L, 1);
+    free(fs->scratch);
+    fs->scratch = NULL;
+    fs->scratch_cap = 0;
+    return 0;
+}
+
 void fast_open(lua_State *L, lbk_gen *g)
 {
     lua_pushstring(L, fast_cdef);
     lua_setfield(L, -2, "fast_cdef");
     lua_pushlightuserdata(L, (void *)&api);
     lua_setfield(L, -2, "fast_api");
-    lua_pushlightuserdata(L, g);
+    struct lbk_fast *fs = lua_newuserdata(L, sizeof *fs);
+    *fs = (struct lbk_fast){ .g = g };
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, fast_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_pushlightuserdata(L, (void *)&fast_key);   /* anchored: it lives with the state */
+    lua_insert(L, -2);
+    lua_rawset(L, LUA_REGISTRYINDEX);
+    lua_pushlightuserdata(L, fs);
     lua_setfield(L, -2, "fast_gen");
 }

@@ -28,19 +28,21 @@
         LUBECK_FAST_JSON = 2       /* application/json */                               \
     };                                                                                  \
     typedef struct lubeck_fast_api {                                                    \
-        int (*query_arg)(struct lbk_gen *g, double handle, const char *name,            \
+        int (*query_arg)(struct lbk_fast *f, double handle, const char *name,            \
                          size_t name_len, const char **value, size_t *value_len);       \
-        int (*cookie)(struct lbk_gen *g, double handle, const char *name,               \
+        int (*cookie)(struct lbk_fast *f, double handle, const char *name,               \
                       size_t name_len, const char **value, size_t *value_len);          \
-        int (*respond)(struct lbk_gen *g, double handle, int status, const char *body,  \
+        int (*respond)(struct lbk_fast *f, double handle, int status, const char *body,  \
                        size_t body_len, int content_type);                              \
     } lubeck_fast_api;
 
+struct lbk_fast;   /* lua_fast.c's, one per generation */
 LUBECK_FAST_DECLARATIONS
 
 /* Adds to the table on top of the stack: fast_cdef (the declarations above as
  * text), fast_api (the table of functions) and fast_gen (their first
- * argument), the last two as light userdata. */
+ * argument: the generation's lbk_fast, its scratch buffer and the generation),
+ * the last two as light userdata. The lbk_fast lives as long as g's state. */
 void fast_open(lua_State *L, lbk_gen *g);
 
 #endif

@@ -254,6 +254,7 @@ void sched_init(lbk_sched *s, struct ev_loop *loop, const lbk_sched_hooks *hooks
 
 void sched_stop(lbk_sched *s)
 {
+    if (!s->loop) return;   /* never started */
     ev_idle_stop(s->loop, &s->ready_idle);
     s->ready_head = s->ready_tail = NULL;
 }

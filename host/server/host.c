@@ -479,7 +479,11 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     h->prepare.data = h;
     ev_init(&h->log_timer, log_timer_cb);
     h->heartbeat = 1.0;
-    host_park_init(h);
+    if (host_park_init(h) != 0) {
+        snprintf(err, errlen, "out of memory");
+        lubeck_free(h);
+        return NULL;
+    }
     return h;
 }
 
@@ -657,7 +661,6 @@ void lubeck_free(lubeck *h)
     ev_prepare_stop(h->loop, &h->prepare);
     ev_timer_stop(h->loop, &h->log_timer);
     log_flush_final();
-    ev_timer_stop(h->loop, &h->deadline_timer);
     sched_stop(&h->sched);
     for (uint32_t i = 0; i < h->nreqs; i++)
         if (h->reqs[i]->live) abandon_waits(h, h->reqs[i]);
@@ -676,7 +679,7 @@ void lubeck_free(lubeck *h)
         free(h->reqs[i]);
     }
     free(h->reqs);
-    free(h->conns);
+    host_park_free(h);
     services_free(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
@@ -687,6 +690,5 @@ void lubeck_free(lubeck *h)
     free(h->recv_spec);
     free(h->upload_dir);
     free(h->upload_chroot);
-    free(h->scratch);
     free(h);
 }

@@ -92,7 +92,6 @@ struct lubeck {
     ev_prepare prepare;          /* checks ZMQ_EVENTS before the loop blocks */
     ev_timer log_timer;          /* flushes the access log a moment after a line */
     ev_idle drain_idle;          /* keeps receiving while messages are pending */
-    ev_timer deadline_timer;
     lbk_gen *gen;                /* the generation new requests go to */
     lbk_req **reqs;
     uint32_t nreqs;
@@ -100,11 +99,7 @@ struct lubeck {
     int inflight;
     int started, stopping;
     lbk_sched sched;             /* the coroutines of every generation (scheduler.c) */
-    lbk_req **conns;             /* conn id → parked requests (open hashing) */
-    uint32_t conns_mask;
-    lbk_req *dl_head, *dl_tail;
-    uint32_t nparked;            /* requests in the conn map */
-    unsigned cancel_round;
+    struct lbk_park *park;       /* park.c: parked requests by connection and deadline */
     struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
     struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
     int own_shared;              /* made by this host (else by the master) */
@@ -133,8 +128,6 @@ struct lubeck {
     char *upload_chroot;         /* real path of Mongrel2's chroot, or NULL: its paths are real */
     struct lbk_websockets *websockets;   /* websocket.c's connections */
     struct lbk_flows *flows;     /* flow.c: Mongrel2's download flow control */
-    char *scratch;               /* decoded query values for lua_fast.c */
-    size_t scratch_cap;
 };
 
 /* host.c: replies. Each returns 0, or -1 when the request can no longer be
@@ -161,7 +154,9 @@ void host_reply_defaults(lubeck *h, lbk_req *r, struct reply_spec *spec);
 void host_answer(lubeck *h, lbk_req *r, int status, slice body, const slice *headers, int nheaders);
 
 /* park.c */
-void host_park_init(lubeck *h);
+int host_park_init(lubeck *h);   /* 0, or -1: out of memory */
+void host_park_free(lubeck *h);   /* stops its timer, frees its tables */
+uint32_t host_parked(const lubeck *h);   /* requests in the conn map */
 void host_unpark(lubeck *h, lbk_req *r);
 /* Silently ends every request and WebSocket session whose Mongrel2 sender UUID
  * is sender: nothing is sent for them afterwards (their connection ids may

@@ -13,30 +13,40 @@
 #include "scheduler.h"
 #include "websocket.h"
 
+/* park.c's own state: no other file reads it. */
+struct lbk_park {
+    lbk_req **conns;             /* conn id → parked requests (open hashing) */
+    uint32_t conns_mask;
+    lbk_req *dl_head, *dl_tail;  /* parked requests with a deadline, earliest first */
+    uint32_t nparked;            /* requests in the conn map */
+    unsigned cancel_round;       /* each cancellation wakes each task once */
+    ev_timer deadline_timer;
+};
+
 static void deadline_rearm(lubeck *h)
 {
-    ev_timer_stop(h->loop, &h->deadline_timer);
-    if (!h->dl_head) return;
-    double in = h->dl_head->deadline - ev_now(h->loop);
-    ev_timer_set(&h->deadline_timer, in > 0 ? in : 0, 0);
-    ev_timer_start(h->loop, &h->deadline_timer);
+    ev_timer_stop(h->loop, &h->park->deadline_timer);
+    if (!h->park->dl_head) return;
+    double in = h->park->dl_head->deadline - ev_now(h->loop);
+    ev_timer_set(&h->park->deadline_timer, in > 0 ? in : 0, 0);
+    ev_timer_start(h->loop, &h->park->deadline_timer);
 }
 
 static void conns_grow(lubeck *h)
 {
-    uint32_t size = h->conns ? (h->conns_mask + 1) * 2 : 1024;
+    uint32_t size = h->park->conns ? (h->park->conns_mask + 1) * 2 : 1024;
     lbk_req **grown = calloc(size, sizeof *grown);
     if (!grown) return;   /* keep the old table: chains get longer, nothing breaks */
-    for (uint32_t i = 0; h->conns && i <= h->conns_mask; i++) {
-        for (lbk_req *r = h->conns[i], *next; r; r = next) {
+    for (uint32_t i = 0; h->park->conns && i <= h->park->conns_mask; i++) {
+        for (lbk_req *r = h->park->conns[i], *next; r; r = next) {
             next = r->conn_next;
             r->conn_next = grown[r->m2.conn_id & (size - 1)];
             grown[r->m2.conn_id & (size - 1)] = r;
         }
     }
-    free(h->conns);
-    h->conns = grown;
-    h->conns_mask = size - 1;
+    free(h->park->conns);
+    h->park->conns = grown;
+    h->park->conns_mask = size - 1;
 }
 
 /* Called the first time a request's coroutine waits: from then on a disconnect
@@ -45,24 +55,24 @@ static void conns_grow(lubeck *h)
 void host_park(lubeck *h, lbk_req *r)
 {
     if (r->parked) return;
-    if (!h->conns || h->nparked + 1 > 2 * (h->conns_mask + 1)) conns_grow(h);
-    if (!h->conns) return;
+    if (!h->park->conns || h->park->nparked + 1 > 2 * (h->park->conns_mask + 1)) conns_grow(h);
+    if (!h->park->conns) return;
     r->parked = 1;
-    h->nparked++;
-    lbk_req **bucket = &h->conns[r->m2.conn_id & h->conns_mask];
+    h->park->nparked++;
+    lbk_req **bucket = &h->park->conns[r->m2.conn_id & h->park->conns_mask];
     r->conn_next = *bucket;
     *bucket = r;
     if (r->gen->request_timeout > 0 && !r->ws) {
         /* Requests mostly park in the order they came in, so this walk from
          * the tail is short; one that yielded first may park later. */
         r->deadline = r->started + r->gen->request_timeout;
-        lbk_req *after = h->dl_tail;
+        lbk_req *after = h->park->dl_tail;
         while (after && after->deadline > r->deadline) after = after->dl_prev;
         r->dl_prev = after;
-        r->dl_next = after ? after->dl_next : h->dl_head;
-        if (r->dl_next) r->dl_next->dl_prev = r; else h->dl_tail = r;
-        if (after) after->dl_next = r; else h->dl_head = r;
-        if (h->dl_head == r) deadline_rearm(h);
+        r->dl_next = after ? after->dl_next : h->park->dl_head;
+        if (r->dl_next) r->dl_next->dl_prev = r; else h->park->dl_tail = r;
+        if (after) after->dl_next = r; else h->park->dl_head = r;
+        if (h->park->dl_head == r) deadline_rearm(h);
     }
 }
 
@@ -70,15 +80,15 @@ void host_unpark(lubeck *h, lbk_req *r)
 {
     if (!r->parked) return;
     r->parked = 0;
-    h->nparked--;
-    lbk_req **pp = &h->conns[r->m2.conn_id & h->conns_mask];
+    h->park->nparked--;
+    lbk_req **pp = &h->park->conns[r->m2.conn_id & h->park->conns_mask];
     while (*pp && *pp != r) pp = &(*pp)->conn_next;
     if (*pp) *pp = r->conn_next;
     r->conn_next = NULL;
     if (r->deadline > 0) {
-        int was_head = h->dl_head == r;
-        if (r->dl_prev) r->dl_prev->dl_next = r->dl_next; else h->dl_head = r->dl_next;
-        if (r->dl_next) r->dl_next->dl_prev = r->dl_prev; else h->dl_tail = r->dl_prev;
+        int was_head = h->park->dl_head == r;
+        if (r->dl_prev) r->dl_prev->dl_next = r->dl_next; else h->park->dl_head = r->dl_next;
+        if (r->dl_next) r->dl_next->dl_prev = r->dl_prev; else h->park->dl_tail = r->dl_prev;
         r->dl_prev = r->dl_next = NULL;
         if (was_head) deadline_rearm(h);
     }
@@ -97,7 +107,7 @@ void host_clear_deadline(lubeck *h, lbk_req *r)
 static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
 {
     double handle = host_req_handle(r);
-    unsigned round = ++h->cancel_round;
+    unsigned round = ++h->park->cancel_round;
     r->cancelled = reason;
     r->done = 1;
     /* Each cancel runs Lua that may end tasks (and the request): restart the walk
@@ -117,11 +127,11 @@ static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
 
 void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
 {
-    if (!h->conns) return;
+    if (!h->park->conns) return;
     /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
     double handles[64];
     int n = 0;
-    for (lbk_req *r = h->conns[conn_id & h->conns_mask]; r && n < 64; r = r->conn_next)
+    for (lbk_req *r = h->park->conns[conn_id & h->park->conns_mask]; r && n < 64; r = r->conn_next)
         if (r->m2.conn_id == conn_id && r->m2.sender.n == sender.n &&
             memcmp(r->m2.sender.p, sender.p, sender.n) == 0)
             handles[n++] = host_req_handle(r);
@@ -238,12 +248,12 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     lubeck *h = w->data;
     double now = ev_now(loop);
-    while (h->dl_head && h->dl_head->deadline <= now) {
-        lbk_req *r = h->dl_head;
+    while (h->park->dl_head && h->park->dl_head->deadline <= now) {
+        lbk_req *r = h->park->dl_head;
         double handle = host_req_handle(r);
         /* Take it off the list first, so the loop always advances. */
-        h->dl_head = r->dl_next;
-        if (h->dl_head) h->dl_head->dl_prev = NULL; else h->dl_tail = NULL;
+        h->park->dl_head = r->dl_next;
+        if (h->park->dl_head) h->park->dl_head->dl_prev = NULL; else h->park->dl_tail = NULL;
         r->dl_next = r->dl_prev = NULL;
         r->deadline = 0;
         answer_timeout(h, r);
@@ -253,8 +263,25 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
     deadline_rearm(h);
 }
 
-void host_park_init(lubeck *h)
+int host_park_init(lubeck *h)
 {
-    ev_timer_init(&h->deadline_timer, deadline_cb, 0, 0);
-    h->deadline_timer.data = h;
+    h->park = calloc(1, sizeof *h->park);
+    if (!h->park) return -1;
+    ev_timer_init(&h->park->deadline_timer, deadline_cb, 0, 0);
+    h->park->deadline_timer.data = h;
+    return 0;
+}
+
+void host_park_free(lubeck *h)
+{
+    if (!h->park) return;
+    ev_timer_stop(h->loop, &h->park->deadline_timer);
+    free(h->park->conns);
+    free(h->park);
+    h->park = NULL;
+}
+
+uint32_t host_parked(const lubeck *h)
+{
+    return h->park ? h->park->nparked : 0;
 }

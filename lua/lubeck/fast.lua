@@ -11,7 +11,7 @@ ffi.cdef(core.fast_cdef)
 local C = ffi.C
 local api = ffi.cast("const lubeck_fast_api *", core.fast_api)
 local c_query_arg, c_cookie, c_respond = api.query_arg, api.cookie, api.respond
-local gen = ffi.cast("struct lbk_gen *", core.fast_gen)   -- (a light userdata argument is not compiled)
+local gen = ffi.cast("struct lbk_fast *", core.fast_gen)   -- (a light userdata argument is not compiled)
 local value, value_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
 local ffi_string, error, type, tostring = ffi.string, error, type, tostring
 
