@@ -42,7 +42,9 @@ typedef struct lubeck_config {
     const char *sender_id;             /* this handler's ZeroMQ identity (as Brubeck's
                                           sender_id); NULL: a fresh UUID. Replies name
                                           the Mongrel2 that sent each request. */
-    int reload;                        /* watch the app folder and reload on change */
+    int reload;                        /* unused, kept so the struct's layout does not
+                                          change: the library never watches the app
+                                          folder (the lubeck CLI's --reload does) */
     int debug;                         /* tracebacks in error pages, verbose logs */
 } lubeck_config;
 

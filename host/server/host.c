@@ -455,7 +455,6 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     if (cfg->sender_id && *cfg->sender_id) snprintf(h->sender_id, sizeof h->sender_id, "%s", cfg->sender_id);
     else host_uuid(h->sender_id);
     h->recv_spec = dup_or_null(cfg->recv_spec);
-    h->reload = cfg->reload;
     h->debug = cfg->debug;
     if (paths_lua_dir(h->lua_dir, sizeof h->lua_dir) != 0) {
         snprintf(err, errlen, "cannot find lubeck's Lua modules (looked in %s; set LUBECK_LUA_DIR)",

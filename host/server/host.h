@@ -83,7 +83,7 @@ struct lubeck {
     struct ev_loop *loop;
     char *app, *send_spec, *recv_spec;
     char sender_id[64];          /* the PULL socket's identity */
-    int reload, debug;
+    int debug;
     void *zctx, *pub;
     lbk_front *fronts;           /* front.c: one per send spec */
     int nfronts;

@@ -54,7 +54,7 @@ static void conns_grow(lubeck *h)
  * pay for this. */
 void host_park(lubeck *h, lbk_req *r)
 {
-    if (r->parked) return;
+    if (r->parked || !h->park) return;
     if (!h->park->conns || h->park->nparked + 1 > 2 * (h->park->conns_mask + 1)) conns_grow(h);
     if (!h->park->conns) return;
     r->parked = 1;
@@ -127,7 +127,7 @@ static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
 
 void host_cancel_conn(lubeck *h, slice sender, uint32_t conn_id)
 {
-    if (!h->park->conns) return;
+    if (!h->park || !h->park->conns) return;
     /* Collect first: cancelling runs Lua, which may finish and unlink requests. */
     double handles[64];
     int n = 0;

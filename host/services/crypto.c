@@ -5,13 +5,13 @@
 #include "crypto.h"
 
 #include <lauxlib.h>
-#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "offload.h"
 #include "scheduler.h"
 
 #define B64 sodium_base64_VARIANT_URLSAFE_NO_PADDING
@@ -195,31 +195,20 @@ static int l_b64url_decode(lua_State *L)
 
 /* ---- passwords ----------------------------------------------------------------
  * argon2id with libsodium's interactive limits takes tens of milliseconds and
- * 64 MiB per call, by design. Inside a request the work goes to a small pool of
- * threads (at most PW_THREADS hashes at once, which also bounds the memory) and
- * only the calling coroutine waits; elsewhere (the app's top level, a bare Lua
- * state) it runs in place. */
-
-#define PW_THREADS 4
+ * 64 MiB per call, by design. Inside a request the work goes to the offload
+ * pool (offload.h: at most OFFLOAD_THREADS at once, which also bounds the
+ * memory) and only the calling coroutine waits; elsewhere (the app's top
+ * level, a bare Lua state) it runs in place. */
 
 typedef struct pw_job {
-    ev_async done;               /* the worker signals the loop through it */
-    struct ev_loop *loop;
+    lbk_offload off;             /* first: the pool hands it back as the job */
     lbk_task *task;              /* the waiting task; NULL once it stopped waiting */
     int verify;                  /* 0: hash pw; 1: check pw against hash */
     char *pw;                    /* owned: wiped and freed with the job */
     size_t pwlen;
     char hash[crypto_pwhash_STRBYTES];
     int rc;                      /* libsodium's result */
-    struct pw_job *next;         /* queue link */
 } pw_job;
-
-/* The pool: worker threads take jobs from one queue. Shared by every host of
- * the process, hence the lock. */
-static pthread_mutex_t pw_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t pw_cond = PTHREAD_COND_INITIALIZER;
-static pw_job *pw_head, *pw_tail;
-static int pw_threads, pw_idle;
 
 static int pw_hash(char out[crypto_pwhash_STRBYTES], const char *pw, size_t len)
 {
@@ -240,47 +229,9 @@ static void pw_run(pw_job *job)
                           : pw_hash(job->hash, job->pw, job->pwlen);
 }
 
-static void *pw_worker(void *arg)
+static void pw_work(lbk_offload *off)
 {
-    (void)arg;
-    for (;;) {
-        pthread_mutex_lock(&pw_lock);
-        pw_idle++;
-        while (!pw_head) pthread_cond_wait(&pw_cond, &pw_lock);
-        pw_idle--;
-        pw_job *job = pw_head;
-        pw_head = job->next;
-        if (!pw_head) pw_tail = NULL;
-        pthread_mutex_unlock(&pw_lock);
-        pw_run(job);
-        /* The job belongs to the loop again from here on: no touching it. */
-        ev_async_send(job->loop, &job->done);
-    }
-    return NULL;
-}
-
-/* Queues job; returns 0, or -1 when no worker could be started. */
-static int pw_submit(pw_job *job)
-{
-    int rc = 0;
-    pthread_mutex_lock(&pw_lock);
-    if (pw_idle == 0 && pw_threads < PW_THREADS) {
-        pthread_t th;
-        pthread_attr_t attr;
-        pthread_attr_init(&attr);
-        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        if (pthread_create(&th, &attr, pw_worker, NULL) == 0) pw_threads++;
-        else if (pw_threads == 0) rc = -1;
-        pthread_attr_destroy(&attr);
-    }
-    if (rc == 0) {
-        job->next = NULL;
-        if (pw_tail) pw_tail->next = job; else pw_head = job;
-        pw_tail = job;
-        pthread_cond_signal(&pw_cond);
-    }
-    pthread_mutex_unlock(&pw_lock);
-    return rc;
+    pw_run((pw_job *)off);
 }
 
 static void pw_free(pw_job *job)
@@ -309,10 +260,10 @@ static int pw_push(lua_State *L, pw_job *job)
     return 1;
 }
 
-static void pw_done_cb(struct ev_loop *loop, ev_async *w, int revents)
+/* On the loop once the pool is done with it. */
+static void pw_finish(lbk_offload *off)
 {
-    pw_job *job = (pw_job *)w;   /* done is the first member */
-    ev_async_stop(loop, &job->done);
+    pw_job *job = (pw_job *)off;
     lbk_task *t = job->task;
     if (t && sched_waits_on(t, job)) {
         int n = pw_push(t->co, job);
@@ -324,7 +275,7 @@ static void pw_done_cb(struct ev_loop *loop, ev_async *w, int revents)
 }
 
 /* The waiting task gave up (its request was cancelled): the worker finishes
- * and pw_done_cb frees the job. */
+ * and pw_finish frees the job. */
 static void pw_undo(lbk_task *t)
 {
     pw_job *job = t->wait_on;
@@ -346,15 +297,13 @@ static int pw_call(lua_State *L, pw_job *job)
 {
     lbk_task *t = pw_task(L);
     if (t) {
-        job->loop = t->gen->sched->loop;
         job->task = t;
-        ev_async_init(&job->done, pw_done_cb);
+        job->off.work = pw_work;
+        job->off.finish = pw_finish;
         int rc = sched_wait(L, t, job, -1, pw_undo, 0);
         if (sched_waits_on(t, job)) {   /* really waiting */
-            ev_async_start(job->loop, &job->done);
-            if (pw_submit(job) == 0) return rc;
+            if (offload_submit(&job->off, t->gen->sched->loop) == 0) return rc;
             /* no thread: undo the wait and work in place */
-            ev_async_stop(job->loop, &job->done);
             sched_unwait(t);   /* pw_undo forgets the task: the job is ours again */
             job->task = NULL;
             lua_settop(L, 0);
