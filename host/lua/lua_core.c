@@ -599,7 +599,7 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     cosocket_open(L, g);
     pg_open(L, g);
     websocket_open(L, g);
-    shared_open(L, g->host);
+    shared_open(L, g->host->shared);   /* fixed before the first generation loads */
     model_open(L, g);
     crypto_open(L, g);
     fast_open(L, g);

@@ -8,7 +8,9 @@
 #ifndef LUBECK_CRYPTO_H
 #define LUBECK_CRYPTO_H
 
-#include "host.h"
+#include <lua.h>
+
+#include "gen.h"
 
 /* Adds sign_value, verify_value, hmac_sha256, random_token, secure_compare,
  * hash_password, verify_password to the table on top of the stack. g may be

@@ -11,6 +11,8 @@
 #include <errno.h>
 #include <lauxlib.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -144,8 +146,7 @@ static size_t full_key(lua_State *L, char *buf)
 
 static shared_zone *zone_of(lua_State *L)
 {
-    lubeck *h = lua_touserdata(L, lua_upvalueindex(1));
-    return h->shared;
+    return lua_touserdata(L, lua_upvalueindex(1));
 }
 
 static void push_value(lua_State *L, const slot *s)
@@ -251,11 +252,11 @@ static int l_incr(lua_State *L)
     return 1;
 }
 
-void shared_open(lua_State *L, lubeck *h)
+void shared_open(lua_State *L, shared_zone *z)
 {
     static const luaL_Reg fns[] = {
         { "shared_get", l_get }, { "shared_set", l_set }, { "shared_incr", l_incr }, { NULL, NULL }
     };
-    lua_pushlightuserdata(L, h);   /* every function's upvalue */
+    lua_pushlightuserdata(L, z);   /* every function's upvalue */
     luaL_setfuncs(L, fns, 1);
 }

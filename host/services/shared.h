@@ -3,7 +3,8 @@
 #ifndef LUBECK_SHARED_H
 #define LUBECK_SHARED_H
 
-#include "host.h"
+#include <stddef.h>
+#include <lua.h>
 
 #define SHARED_DEFAULT_SLOTS 8192   /* 512 bytes each: 4 MiB */
 
@@ -11,6 +12,6 @@ typedef struct shared_zone shared_zone;
 
 shared_zone *shared_zone_new(size_t slots);
 void shared_zone_free(shared_zone *z);
-void shared_open(lua_State *L, lubeck *h);   /* adds the functions to the table on top */
+void shared_open(lua_State *L, shared_zone *z);   /* adds the functions to the table on top */
 
 #endif
