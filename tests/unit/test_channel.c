@@ -1,0 +1,180 @@
+/* lubeck.channel's core (host/services/channel.c) on a bare host: a loop, the
+ * scheduler and one Lua state, no sockets. Who a publish wakes, with what; what
+ * a timeout, a cancel and a stop leave behind. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <lauxlib.h>
+#include <lualib.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host.h"
+#include "channel.h"
+
+typedef struct fixture {
+    lubeck h;
+    lbk_gen gen;
+    int ended;
+} fixture;
+
+static void on_ended(void *ud, lbk_task *t, int failed)
+{
+    fixture *f = ud;
+    f->ended++;
+    if (failed) fail_msg("a task raised: %s", lua_tostring(t->co, -1));
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    f->h.loop = ev_loop_new(EVFLAG_AUTO);
+    static const lbk_sched_hooks hooks = { .task_ended = on_ended };
+    sched_init(&f->h.sched, f->h.loop, &hooks, f);
+    f->gen.host = &f->h;
+    f->gen.sched = &f->h.sched;
+    lua_State *L = f->gen.L = luaL_newstate();
+    luaL_openlibs(L);
+    lua_newtable(L);
+    channel_open(L, &f->gen);
+    lua_setglobal(L, "core");
+    lua_newtable(L);
+    lua_setglobal(L, "seen");
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    channel_free_all(&f->h);
+    sched_stop(&f->h.sched);
+    sched_gen_close(&f->gen);
+    lua_close(f->gen.L);
+    ev_loop_destroy(f->h.loop);
+    free(f);
+    return 0;
+}
+
+static lbk_task *start(fixture *f, const char *src)
+{
+    lbk_task *t = sched_task_acquire(&f->gen);
+    assert_int_equal(luaL_loadstring(t->co, src), 0);
+    sched_start(t, 0);
+    return t;
+}
+
+static void run_loop(fixture *f)
+{
+    for (int i = 0; i < 2000 && f->h.sched.ntasks > 0; i++) ev_run(f->h.loop, EVRUN_ONCE);
+}
+
+static const char *seen(fixture *f, const char *key)
+{
+    static char buf[128];
+    lua_State *L = f->gen.L;
+    lua_getglobal(L, "seen");
+    lua_getfield(L, -1, key);
+    snprintf(buf, sizeof buf, "%s", lua_isnil(L, -1) ? "nil" : lua_tostring(L, -1));
+    lua_pop(L, 2);
+    return buf;
+}
+
+#define WAITER(key, chan, timeout)                                                      \
+    "local v, err = core.channel_wait('" chan "'" timeout ")\n"                           \
+    "seen['" key "'] = tostring(v) .. '/' .. tostring(err)"
+
+static void a_publish_wakes_every_waiter_of_its_channel_and_no_other(void **state)
+{
+    fixture *f = *state;
+    start(f, WAITER("a", "news", ""));
+    start(f, WAITER("b", "news", ""));
+    start(f, WAITER("c", "other", ", 0.05"));
+    assert_int_equal(channel_waiters(&f->h), 3);
+    start(f, "seen.woken = core.channel_publish('news', 'hello')");
+    assert_string_equal(seen(f, "woken"), "2");
+    assert_string_equal(seen(f, "a"), "nil");   /* woken, run on the next iteration */
+    run_loop(f);
+    assert_string_equal(seen(f, "a"), "hello/nil");
+    assert_string_equal(seen(f, "b"), "hello/nil");
+    assert_string_equal(seen(f, "c"), "nil/timeout");
+    assert_int_equal(channel_waiters(&f->h), 0);
+}
+
+static void a_publish_with_no_waiter_is_lost(void **state)
+{
+    fixture *f = *state;
+    assert_int_equal(channel_publish(&f->h, "news", 4, "early", 5), 0);
+    start(f, WAITER("a", "news", ", 0.02"));
+    run_loop(f);
+    assert_string_equal(seen(f, "a"), "nil/timeout");   /* channels keep no backlog */
+}
+
+static void a_timed_out_waiter_is_unlinked(void **state)
+{
+    fixture *f = *state;
+    start(f, WAITER("a", "news", ", 0.01"));
+    run_loop(f);
+    assert_string_equal(seen(f, "a"), "nil/timeout");
+    assert_int_equal(channel_waiters(&f->h), 0);
+    assert_int_equal(channel_publish(&f->h, "news", 4, "late", 4), 0);
+}
+
+static void a_cancelled_waiter_is_unlinked_and_told_why(void **state)
+{
+    fixture *f = *state;
+    lbk_task *t = start(f, WAITER("a", "news", ""));
+    start(f, WAITER("b", "news", ""));
+    sched_cancel(t, "closed");
+    assert_string_equal(seen(f, "a"), "nil/closed");
+    assert_int_equal(channel_waiters(&f->h), 1);
+    assert_int_equal(channel_publish(&f->h, "news", 4, "x", 1), 1);
+    run_loop(f);
+    assert_string_equal(seen(f, "b"), "x/nil");
+}
+
+static void stopping_wakes_every_waiter_and_refuses_new_ones(void **state)
+{
+    fixture *f = *state;
+    start(f, WAITER("a", "news", ""));
+    start(f, WAITER("b", "other", ""));
+    f->h.stopping = 1;
+    channel_wake_all(&f->h, "closing");
+    run_loop(f);
+    assert_string_equal(seen(f, "a"), "nil/closing");
+    assert_string_equal(seen(f, "b"), "nil/closing");
+    start(f, WAITER("c", "news", ""));
+    assert_string_equal(seen(f, "c"), "nil/closing");   /* at once */
+    assert_int_equal(channel_waiters(&f->h), 0);
+}
+
+static void a_woken_waiter_that_waits_again_needs_a_new_publish(void **state)
+{
+    fixture *f = *state;
+    start(f, "seen.first = core.channel_wait('news')\n"
+             "seen.second = core.channel_wait('news')");
+    assert_int_equal(channel_publish(&f->h, "news", 4, "one", 3), 1);
+    run_loop(f);
+    assert_string_equal(seen(f, "first"), "one");
+    assert_int_equal(channel_waiters(&f->h), 1);
+    assert_int_equal(channel_publish(&f->h, "news", 4, "two", 3), 1);
+    run_loop(f);
+    assert_string_equal(seen(f, "second"), "two");
+    assert_int_equal(f->ended, 1);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(a_publish_wakes_every_waiter_of_its_channel_and_no_other, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_publish_with_no_waiter_is_lost, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_timed_out_waiter_is_unlinked, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_cancelled_waiter_is_unlinked_and_told_why, setup, teardown),
+        cmocka_unit_test_setup_teardown(stopping_wakes_every_waiter_and_refuses_new_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_woken_waiter_that_waits_again_needs_a_new_publish, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
