@@ -1,7 +1,8 @@
-/* The host's internals, shared by the files that make up one lubeck instance:
- * host.c (life cycle, receive, dispatch), front.c (the sockets to each Mongrel2,
- * their epochs), sched.c (coroutines), gen.c (Lua
- * generations), lua_core.c (the lubeck.core module), reply.c (HTTP heads). */
+/* The server's internals, shared by the files that make up one lubeck
+ * instance: host.c (life cycle, receive, dispatch), front.c (the sockets to
+ * each Mongrel2, their epochs), park.c, respond.c, upload.c, websocket.c,
+ * flow.c, services.c; and read by the Lua bindings above (host/lua/). The
+ * scheduler and generations below it are in host/runtime/. */
 #ifndef LUBECK_HOST_H
 #define LUBECK_HOST_H
 

@@ -1,10 +1,10 @@
--- The host's hot accessors through LuaJIT's FFI (host/lua_fast.c): compiled
+-- The host's hot accessors through LuaJIT's FFI (host/lua/lua_fast.c): compiled
 -- code calls them directly, where a lua_CFunction would end the trace around
 -- the call. Each copies what C found before anything else can run.
 local ffi = require "ffi"
 local core = require "lubeck.core"
 
--- The declarations are the host's own (host/lua_fast.h), handed over as text:
+-- The declarations are the host's own (host/lua/lua_fast.h), handed over as text:
 -- there is no second copy here to keep in step.
 ffi.cdef(core.fast_cdef)
 

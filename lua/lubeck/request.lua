@@ -137,7 +137,7 @@ Request.__index = function(req, key)
 end
 
 -- The rest of the request line and connection, each read from C on first use:
--- core.req_field(handle, i) returns the field FIELDS[i] names (host/lua_core.c,
+-- core.req_field(handle, i) returns the field FIELDS[i] names (host/lua/lua_core.c,
 -- l_req_field; tests/spec/seam_spec.lua checks every position).
 _M.FIELDS = { "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }
 for i, key in ipairs(_M.FIELDS) do

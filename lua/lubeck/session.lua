@@ -1,6 +1,6 @@
 -- Secure cookies and sessions.
 --
--- A secure cookie holds B64(value)|TIMESTAMP|HMAC-SHA256 (see host/crypto.h),
+-- A secure cookie holds B64(value)|TIMESTAMP|HMAC-SHA256 (see host/services/crypto.h),
 -- signed with the app's cookie_secret over the cookie's name, value and
 -- timestamp; a tampered or expired one reads as nil.
 --

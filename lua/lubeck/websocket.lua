@@ -11,7 +11,7 @@
 -- order (the next one waits until the previous returned), and on_close once.
 -- Each of these may wait (lubeck.sleep, sockets, channels); lubeck.spawn
 -- starts threads beside the session, which end with it. The host (C) builds
--- the frames, answers pings, echoes closes and paces sends (host/websocket.c).
+-- the frames, answers pings, echoes closes and paces sends (host/server/websocket.c).
 local core = require "lubeck.core"
 local handler = require "lubeck.handler"
 local errors = require "lubeck.errors"

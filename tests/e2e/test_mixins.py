@@ -56,7 +56,7 @@ def b64(data):
 
 
 def sign(name, value, ts, secret=SECRET):
-    """The signed value format of host/crypto.h, made independently."""
+    """The signed value format of host/services/crypto.h, made independently."""
     v = b64(value.encode())
     mac = hmac.new(secret, ("%s|%s|%d" % (name, v, ts)).encode(), hashlib.sha256).digest()
     return "%s|%d|%s" % (v, ts, b64(mac))

@@ -1,4 +1,4 @@
-/* libFuzzer target for host/router.c.
+/* libFuzzer target for host/proto/router.c.
  *
  * The first input byte picks the mode:
  *   even: match the rest of the input as a path (second byte picks the method)

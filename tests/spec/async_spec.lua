@@ -107,7 +107,7 @@ describe("lubeck.spawn", function()
     end)
 
     it("keeps a thread's error value when it is not a string", function()
-        -- Regression, once a bug in host/thread.c thread_ended: lua_replace(co, 1) with the error as the
+        -- Regression, once a bug in host/services/thread.c thread_ended: lua_replace(co, 1) with the error as the
         -- only value on the stack pops it, so t:wait() gives false, nil.
         local r = json(c:get("/spawn/error-at-once"))
         assert.is_false(r.ok)
@@ -208,7 +208,7 @@ describe("a request whose client went away", function()
     end
 
     it("lets a handler that yields in a loop go on taking turns", function()
-        -- Regression, once a bug in host/host.c cancel_req: it cancels until none of the request's
+        -- Regression, once a bug in host/server/host.c cancel_req: it cancels until none of the request's
         -- tasks is waiting, and a bare coroutine.yield() leaves the task
         -- WAIT_READY, so each turn is cancelled again inside the same callback:
         -- the clock never moves and a loop that ends by time never ends (here

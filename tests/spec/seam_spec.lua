@@ -2,7 +2,7 @@
 -- whole table, and every req_field position holds the field request.lua
 -- names for it, read through the real host. (The pipeline entry's arguments
 -- are checked in handler_spec.lua; the FFI declarations by the compiler, see
--- host/lua_fast.h.) App: tests/spec/apps/seam.
+-- host/lua/lua_fast.h.) App: tests/spec/apps/seam.
 local test = require "lubeck.test"
 local cjson = require "cjson"
 

@@ -1,4 +1,4 @@
-/* host/crypto.c through its Lua binding, in a bare Lua state: signed values
+/* host/services/crypto.c through its Lua binding, in a bare Lua state: signed values
  * (round trip, tampering, expiry, wrong name or secret), the documented format
  * (checked against a MAC computed here with libsodium), tokens, constant-time
  * compare, argon2id hashes. */

@@ -1,4 +1,4 @@
-/* The per-connection credit window of host/flow.c, on a host whose replies go
+/* The per-connection credit window of host/server/flow.c, on a host whose replies go
  * to a capture instead of Mongrel2: what leaves when, in what pieces and order,
  * and what waiters hear. */
 #include <stdarg.h>

@@ -1,4 +1,4 @@
-/* The model validator (host/model.c) through a C value interface: every field
+/* The model validator (host/proto/model.c) through a C value interface: every field
  * kind and bound, valid, invalid and edge values, and the format checks. */
 #include <setjmp.h>
 #include <stdarg.h>

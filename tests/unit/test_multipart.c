@@ -1,4 +1,4 @@
-/* multipart/form-data parsing (host/multipart.c): boundaries, quoted names,
+/* multipart/form-data parsing (host/proto/multipart.c): boundaries, quoted names,
  * files, and the malformed bodies a client can send. */
 #include <setjmp.h>
 #include <stdarg.h>

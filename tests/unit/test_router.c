@@ -1,4 +1,4 @@
-/* Unit tests for host/router.c: templates, regexes, method filtering, 404/405,
+/* Unit tests for host/proto/router.c: templates, regexes, method filtering, 404/405,
  * bad patterns and capture names, as docs/reference.md (Routes) describes. */
 #include <stdarg.h>
 #include <stddef.h>

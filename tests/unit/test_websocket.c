@@ -1,4 +1,4 @@
-/* websocket_frame_header and websocket_utf8_valid (host/websocket.c). */
+/* websocket_frame_header and websocket_utf8_valid (host/server/websocket.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
