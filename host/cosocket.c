@@ -29,6 +29,7 @@
 #define READ_CHUNK 65536
 #define DEFAULT_POOL_SIZE 30
 #define DEFAULT_IDLE 60.0
+#define POOL_KEY_MAX COSOCKET_POOL_KEY_MAX
 
 enum op { OP_NONE, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV };
 enum recv_kind { RECV_LINE, RECV_ALL, RECV_BYTES };
@@ -55,7 +56,7 @@ typedef struct lbk_sock {
     lubeck *h;
     int fd;
     double timeout;              /* seconds, < 0 = none */
-    char key[280];               /* "host:port", the pool key */
+    char key[POOL_KEY_MAX];      /* the pool key: the pool option, or "host:port" */
     enum op op;
     lbk_task *waiter;
     int self_ref;                /* keeps the userdata alive while an op is pending */
@@ -332,7 +333,9 @@ static int busy(lua_State *L, lbk_sock *s)
     return luaL_error(L, "socket busy: another coroutine is using it");
 }
 
-/* sock:connect(host, port) → 1 | nil, err */
+/* sock:connect(host, port [, {pool = name}]) → 1 | nil, err. Connections in
+ * the pool are found by the pool name, which must name everything that makes
+ * a session (credentials, database): the default "host:port" says nothing of them. */
 static int l_connect(lua_State *L)
 {
     lbk_sock *s = check_sock(L);
@@ -342,9 +345,21 @@ static int l_connect(lua_State *L)
     busy(L, s);
     if (hlen == 0 || hlen >= 256 || port <= 0 || port > 65535)
         return luaL_argerror(L, hlen == 0 || hlen >= 256 ? 2 : 3, "bad host or port");
+    const char *pool = NULL;
+    if (!lua_isnoneornil(L, 4)) {
+        luaL_checktype(L, 4, LUA_TTABLE);
+        lua_getfield(L, 4, "pool");
+        if (!lua_isnil(L, -1)) {
+            size_t plen;
+            pool = lua_tolstring(L, -1, &plen);
+            if (!pool || plen == 0 || plen >= POOL_KEY_MAX)
+                return luaL_argerror(L, 4, "pool must be a non-empty string");
+        }
+    }
     lbk_task *t = sched_current(s->h, L, "sock:connect");
     close_fd(s);
-    snprintf(s->key, sizeof s->key, "%s:%d", host, port);
+    if (pool) snprintf(s->key, sizeof s->key, "%s", pool);
+    else snprintf(s->key, sizeof s->key, "%s:%d", host, port);
     attach_to_req(s, t);
 
     int fd = cosocket_pool_take(s->h, s->key, &s->reused);
@@ -624,7 +639,7 @@ static int l_settimeout(lua_State *L)
     return 0;
 }
 
-/* sock:setkeepalive([idle_ms [, pool_size]]) → 1 | nil, err */
+/* sock:setkeepalive([idle_ms [, pool_size]]) → 1 | nil, err (and closed) */
 static int l_setkeepalive(lua_State *L)
 {
     lbk_sock *s = check_sock(L);
@@ -636,10 +651,14 @@ static int l_setkeepalive(lua_State *L)
         lua_pushliteral(L, "closed");
         return 2;
     }
-    if (s->len > s->off || s->eof) {
+    /* Only a clean connection goes back: bytes still unread (in our buffer or
+     * in the kernel's) would be read by the next user as its own reply. */
+    int state = s->eof ? COSOCKET_PEER_CLOSED
+              : s->len > s->off ? COSOCKET_DIRTY : cosocket_fd_state(s->fd);
+    if (state != COSOCKET_CLEAN) {
         close_fd(s);
         lua_pushnil(L);
-        lua_pushstring(L, s->eof ? "closed" : "unread data in buffer");
+        lua_pushstring(L, state == COSOCKET_DIRTY ? "connection in dubious state" : "closed");
         return 2;
     }
     int fd = s->fd;

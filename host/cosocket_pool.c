@@ -1,10 +1,14 @@
-/* The keep-alive pool of cosockets: idle connections by "host:port", newest
- * first, each dropped when its idle time is up or its peer closes it. */
+/* The keep-alive pool of cosockets: idle connections by pool key, newest
+ * first, each dropped when its idle time is up, its peer closes it or sends
+ * anything. A connection is looked at again when it is handed out, since the
+ * loop may not have seen the peer's close yet. */
 #include "cosocket.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 typedef struct lbk_pooled {
@@ -12,7 +16,7 @@ typedef struct lbk_pooled {
     lubeck *h;
     int fd;
     int reused;
-    char key[280];
+    char key[COSOCKET_POOL_KEY_MAX];
     ev_io io;                    /* the peer closing an idle connection */
     ev_timer idle;
 } lbk_pooled;
@@ -43,14 +47,34 @@ static void pooled_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     pooled_drop(w->data);
 }
 
+int cosocket_fd_state(int fd)
+{
+    char c;
+    for (;;) {
+        ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n > 0) return COSOCKET_DIRTY;
+        if (n == 0) return COSOCKET_PEER_CLOSED;
+        if (errno == EINTR) continue;
+        return errno == EAGAIN || errno == EWOULDBLOCK ? COSOCKET_CLEAN : COSOCKET_PEER_CLOSED;
+    }
+}
+
 int cosocket_pool_take(lubeck *h, const char *key, int *reused)
 {
-    for (lbk_pooled *p = h->pool; p; p = p->next) {
-        if (strcmp(p->key, key) != 0) continue;
-        int fd = p->fd;
-        *reused = p->reused + 1;
-        pooled_free(p);
-        return fd;
+    lbk_pooled *p = h->pool;
+    while (p) {
+        lbk_pooled *next = p->next;
+        if (strcmp(p->key, key) == 0) {
+            if (cosocket_fd_state(p->fd) != COSOCKET_CLEAN) {
+                pooled_drop(p);   /* gone or dirty since it was pooled */
+            } else {
+                int fd = p->fd;
+                *reused = p->reused + 1;
+                pooled_free(p);
+                return fd;
+            }
+        }
+        p = next;
     }
     return -1;
 }

@@ -7,7 +7,8 @@
 --   r:keepalive()      -- back to the pool (or r:close())
 -- Replies: status → string ("OK"), integer → number, bulk → string, nil bulk →
 -- redis.null inside arrays and nil at top level, array → table, error → nil, "ERR …".
-local lubeck_tcp = require("lubeck.core").tcp
+local core = require "lubeck.core"
+local lubeck_tcp = core.tcp
 
 local setmetatable, type, tostring, tonumber, error, select = setmetatable, type, tostring, tonumber, error, select
 local concat, upper, sub, byte = table.concat, string.upper, string.sub, string.byte
@@ -100,11 +101,26 @@ local function top(v, err, io)
     return v, err, io
 end
 
+-- A pooled connection carries its AUTH and SELECT: the pool key names both,
+-- so a connect for another password or db never gets it. The password goes in
+-- as a keyed hash (a pool key shows in tostring(sock)).
+local pool_secret = core.random_token(32)
+
+local function pool_key(host, port, opts)
+    if opts.pool then return opts.pool end
+    local key = host .. ":" .. port .. ":db=" .. tostring(opts.db or 0)
+    if opts.password then
+        key = key .. ":auth=" .. core.b64url_encode(core.hmac_sha256(pool_secret, opts.password))
+    end
+    return key
+end
+
 function _M.connect(opts)
     opts = opts or {}
+    local host, port = opts.host or "127.0.0.1", opts.port or 6379
     local sock = lubeck_tcp()
     sock:settimeout(opts.timeout or 1000)
-    local ok, err = sock:connect(opts.host or "127.0.0.1", opts.port or 6379)
+    local ok, err = sock:connect(host, port, { pool = pool_key(host, port, opts) })
     if not ok then return nil, err end
     local client = setmetatable({ sock = sock }, Client)
     if sock:getreusedtimes() == 0 then

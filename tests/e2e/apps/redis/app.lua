@@ -111,6 +111,75 @@ app:get("/blpop", function(req)
     return { value = json_value(v), err = berr, waited = lubeck.now() - started }
 end)
 
+-- ?password=&db=&key=: connects with those, reads key (and sets it to
+-- ?set= when given), then puts the connection back in the pool.
+app:get("/session", function(req)
+    local r, err = redis.connect{
+        port = tonumber(req:arg("port") or os.getenv("LUBECK_TEST_REDIS_PORT")),
+        password = req:arg("password"), db = tonumber(req:arg("db")),
+    }
+    if not r then return fail("connect", err) end
+    local out = { reused = r.sock:getreusedtimes() }
+    if req:arg("set") then r:set(req:arg("key"), req:arg("set")) end
+    out.value = json_value(r:get(req:arg("key")))
+    out.kept = r:keepalive(10000, 5)
+    return out
+end)
+
+-- The pool option of a raw cosocket: ?pool= names the pool (default host:port).
+app:get("/raw_pool", function(req)
+    local sock = lubeck.tcp()
+    local port = tonumber(req:arg("port") or os.getenv("LUBECK_TEST_REDIS_PORT"))
+    local ok, err = sock:connect("127.0.0.1", port, { pool = req:arg("pool") })
+    if not ok then return fail("connect", err) end
+    local reused = sock:getreusedtimes()
+    sock:send("PING\r\n")
+    local pong = sock:receive("*l")
+    return { reused = reused, pong = pong, kept = sock:setkeepalive(10000, 5) }
+end)
+
+-- Leaves a reply unread (?where=buffer: in lubeck's buffer; else in the
+-- kernel's) and tries to pool the connection.
+app:get("/dirty", function(req)
+    local sock = lubeck.tcp()
+    local port = tonumber(os.getenv("LUBECK_TEST_REDIS_PORT"))
+    local ok, err = sock:connect("127.0.0.1", port, { pool = "dirty" })
+    if not ok then return fail("connect", err) end
+    local out = { reused = sock:getreusedtimes() }
+    if req:arg("where") == "buffer" then
+        sock:send("PING\r\nECHO tail\r\n")
+        lubeck.sleep(0.05)                       -- both replies are in
+        out.first = sock:receive("*l")           -- reads both; returns one
+    else
+        sock:send("ECHO tail\r\n")
+        lubeck.sleep(0.05)                       -- the reply waits in the kernel
+    end
+    out.kept, out.err = sock:setkeepalive(10000, 5)
+    return json_value(out)
+end)
+
+-- Pools a connection, has the server close it, and connects again at once.
+app:get("/killed_in_pool", function(req)
+    local port = tonumber(os.getenv("LUBECK_TEST_REDIS_PORT"))
+    local a = lubeck.tcp()
+    assert(a:connect("127.0.0.1", port, { pool = "killed" }))
+    a:send("CLIENT ID\r\n")
+    local id = a:receive("*l"):sub(2)
+    assert(a:setkeepalive(10000, 5))
+    local killer = lubeck.tcp()
+    assert(killer:connect("127.0.0.1", port))
+    killer:send("CLIENT KILL ID " .. id .. "\r\n")
+    local killed = killer:receive("*l")
+    killer:close()
+    local b = lubeck.tcp()
+    assert(b:connect("127.0.0.1", port, { pool = "killed" }))
+    local reused = b:getreusedtimes()
+    b:send("PING\r\n")
+    local pong, err = b:receive("*l")
+    b:close()
+    return json_value{ killed = killed, reused = reused, pong = pong, err = err }
+end)
+
 app:get("/stats", function() return lubeck.stats() end)
 
 return app
