@@ -1,6 +1,9 @@
-/* lubeck.tcp(): non-blocking TCP for handlers (see cosocket.c). */
+/* lubeck.tcp(): non-blocking TCP for handlers (see cosocket.c), and the parts
+ * it is built from. */
 #ifndef LUBECK_COSOCKET_H
 #define LUBECK_COSOCKET_H
+
+#include <netdb.h>
 
 #include "host.h"
 
@@ -14,8 +17,26 @@ void cosocket_free_all(lubeck *h);              /* the pool and the resolver */
 #define COSOCKET_POOL_KEY_MAX 512
 enum { COSOCKET_CLEAN, COSOCKET_DIRTY, COSOCKET_PEER_CLOSED };
 int cosocket_fd_state(int fd);   /* COSOCKET_CLEAN, _DIRTY (bytes waiting) or _PEER_CLOSED */
-int cosocket_pool_take(lubeck *h, const char *key, int *reused);   /* fd or -1 */
-int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size);
+/* Takes an idle connection: its fd (and *reused, *tls its TLS state or NULL), or -1. */
+int cosocket_pool_take(lubeck *h, const char *key, int *reused, void **tls);
+/* Keeps fd (and tls, freed with free_tls when dropped) for idle seconds. */
+int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, void *tls,
+                      void (*free_tls)(void *), double idle, int size);
 void cosocket_pool_free(lubeck *h);
+
+/* cosocket_resolve.c: getaddrinfo on a helper thread; done runs on the loop
+ * with the addresses (the callee owns them) or an error message. */
+typedef struct lbk_resolve lbk_resolve;
+typedef void (*cosocket_resolved_fn)(void *arg, struct addrinfo *addrs, const char *err);
+lbk_resolve *cosocket_resolve(lubeck *h, const char *host, int port, cosocket_resolved_fn done,
+                              void *arg);
+void cosocket_resolve_cancel(lbk_resolve *q);   /* done will not be called */
+void cosocket_resolver_free(lubeck *h);
+
+/* cosocket_until.c: the first occurrence of pat in data at or after from (no
+ * match starts before it), or -1; *safe is how many leading bytes cannot be
+ * part of a match (all before the match when there is one). */
+long cosocket_until_find(const char *data, size_t len, const char *pat, size_t plen, size_t from,
+                         size_t *safe);
 
 #endif

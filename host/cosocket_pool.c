@@ -16,6 +16,8 @@ typedef struct lbk_pooled {
     lubeck *h;
     int fd;
     int reused;
+    void *tls;                   /* its TLS session state, or NULL */
+    void (*free_tls)(void *);
     char key[COSOCKET_POOL_KEY_MAX];
     ev_io io;                    /* the peer closing an idle connection */
     ev_timer idle;
@@ -33,6 +35,7 @@ static void pooled_free(lbk_pooled *p)
 
 static void pooled_drop(lbk_pooled *p)
 {
+    if (p->tls) p->free_tls(p->tls);
     close(p->fd);
     pooled_free(p);
 }
@@ -59,7 +62,7 @@ int cosocket_fd_state(int fd)
     }
 }
 
-int cosocket_pool_take(lubeck *h, const char *key, int *reused)
+int cosocket_pool_take(lubeck *h, const char *key, int *reused, void **tls)
 {
     lbk_pooled *p = h->pool;
     while (p) {
@@ -70,6 +73,7 @@ int cosocket_pool_take(lubeck *h, const char *key, int *reused)
             } else {
                 int fd = p->fd;
                 *reused = p->reused + 1;
+                *tls = p->tls;
                 pooled_free(p);
                 return fd;
             }
@@ -79,7 +83,8 @@ int cosocket_pool_take(lubeck *h, const char *key, int *reused)
     return -1;
 }
 
-int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, double idle, int size)
+int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, void *tls,
+                      void (*free_tls)(void *), double idle, int size)
 {
     int count = 0;
     lbk_pooled *oldest = NULL;
@@ -91,6 +96,8 @@ int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, double idl
     p->h = h;
     p->fd = fd;
     p->reused = reused;
+    p->tls = tls;
+    p->free_tls = free_tls;
     snprintf(p->key, sizeof p->key, "%s", key);
     ev_io_init(&p->io, pooled_io_cb, fd, EV_READ);
     p->io.data = p;

@@ -112,6 +112,7 @@ struct lubeck {
     int nsocks;
     struct lbk_pooled *pool;       /* idle keep-alive connections */
     struct lbk_resolver *resolver;
+    struct lbk_tls_ctx *tls_ctx;   /* TLS client settings (tls.c), made on first use */
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */
