@@ -539,6 +539,8 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     model_open(L, g);
     crypto_open(L, g);
     fast_open(L, g);
+    lua_pushlightuserdata(L, sched_wait_marker());
+    lua_setfield(L, -2, "wait_marker");
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);

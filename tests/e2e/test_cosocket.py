@@ -163,3 +163,12 @@ def test_misuse_names_the_method(srv):
 def test_pool_size_caps_the_pool(srv, echo):
     r = jget(srv, "/pool_size?port=%d" % echo.address)
     assert r["reused"] == [1, 1, 0]
+
+
+def test_socket_calls_inside_the_handlers_own_coroutines(srv, echo):
+    r = jget(srv, "/coroutines?port=%d" % echo.address)
+    assert r["got"] == ["one", "two", "three"]
+    assert r["r1"] == [True, "in:deep"]
+    assert r["r2"] == [True, 42, "dead"]
+    assert r["slept"] is True and r["status"] == "dead"
+    assert r["failed"] is False and r["err"] == "boom"

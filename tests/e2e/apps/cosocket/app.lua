@@ -203,4 +203,37 @@ app:get("/pool_size", function(req)
     return { reused = reused }
 end)
 
+-- Socket calls inside the handler's own coroutines: a generator that yields
+-- the lines it reads (as lua-resty-http's body reader does), nested two deep,
+-- with lubeck.sleep inside a coroutine.wrap.
+app:get("/coroutines", function(req)
+    local sock = echo(req)
+    sock:send("one\ntwo\nthree\n")
+    local lines = coroutine.wrap(function()
+        for _ = 1, 3 do coroutine.yield(sock:receive()) end
+    end)
+    local got = { lines(), lines(), lines() }
+    local outer = coroutine.create(function()
+        local inner = coroutine.create(function(x)
+            lubeck.sleep(0.01)
+            sock:send("deep\n")
+            local line = sock:receive()
+            local y = coroutine.yield(x .. ":" .. line)
+            return y * 2
+        end)
+        local _, a = coroutine.resume(inner, "in")
+        local _, b = coroutine.resume(inner, 21)
+        coroutine.yield(a)
+        return b, coroutine.status(inner)
+    end)
+    local r1 = { coroutine.resume(outer) }
+    local r2 = { coroutine.resume(outer) }
+    local slept = coroutine.wrap(function() return lubeck.sleep(0.01) end)()
+    sock:send("x\n")
+    local failed, err = pcall(coroutine.wrap(function() sock:receive(); error("boom", 0) end))
+    sock:close()
+    return { got = got, r1 = r1, r2 = r2, slept = slept, failed = failed, err = err,
+             status = coroutine.status(outer) }
+end)
+
 return app
