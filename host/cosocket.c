@@ -585,6 +585,16 @@ static char *piece_copy(lua_State *L, int idx, char *out)
     return out;
 }
 
+void cosocket_flatten(lua_State *L, int idx)
+{
+    size_t total = piece_len(L, idx, 0);
+    char *flat = lua_newuserdata(L, total ? total : 1);
+    piece_copy(L, idx, flat);
+    lua_pushlstring(L, flat, total);
+    lua_replace(L, idx);
+    lua_pop(L, 1);
+}
+
 /* sock:send(string | number | nested array of them) → bytes | nil, err.
  * A table goes out as one write. */
 static int l_send(lua_State *L)
@@ -594,14 +604,7 @@ static int l_send(lua_State *L)
     if (type != LUA_TSTRING && type != LUA_TNUMBER && type != LUA_TTABLE)
         return arg_type_error(L, "send", 2, "string, number or array table");
     lua_settop(L, 2);
-    if (type == LUA_TTABLE) {   /* one string, for one write */
-        size_t total = piece_len(L, 2, 0);
-        char *flat = lua_newuserdata(L, total ? total : 1);
-        piece_copy(L, 2, flat);
-        lua_pushlstring(L, flat, total);
-        lua_replace(L, 2);
-        lua_pop(L, 1);
-    }
+    if (type == LUA_TTABLE) cosocket_flatten(L, 2);   /* one string, for one write */
     size_t len;
     const char *data = lua_tolstring(L, 2, &len);
     if (s->fd < 0) return push_fail(L, "closed");
@@ -780,7 +783,7 @@ static int start_recv(lua_State *L, lbk_sock *s, const char *what)
 static int l_receive(lua_State *L)
 {
     lbk_sock *s = check_sock(L, "receive");
-    if (lua_type(L, 2) == LUA_TNUMBER) {
+    if (lua_isnumber(L, 2)) {   /* a number, or a string of one (as ngx_lua takes) */
         lua_Number n = lua_tonumber(L, 2);
         if (n < 0) return arg_error(L, "receive", 2, "bad pattern argument: negative byte count");
         s->recv_kind = RECV_BYTES;
@@ -1127,6 +1130,7 @@ void cosocket_open(lua_State *L, lbk_gen *g)
     };
     host_lua_class(L, SOCK_MT, methods, l_gc, l_tostring);
     tls_open(L, g->host);
+    cosocket_udp_open(L, g);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_tcp, 1);
     lua_setfield(L, -2, "tcp");

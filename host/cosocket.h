@@ -10,6 +10,12 @@
 void cosocket_open(lua_State *L, lbk_gen *g);   /* adds tcp to the table on top */
 void cosocket_req_ended(lbk_req *r);            /* closes the request's sockets */
 void cosocket_free_all(lubeck *h);              /* the pool and the resolver */
+/* Replaces the (nested) array of strings and numbers at idx by their
+ * concatenation, as send takes them; raises on anything else. */
+void cosocket_flatten(lua_State *L, int idx);
+
+/* cosocket_udp.c: udp(), the datagram cosocket (ngx.socket.udp). */
+void cosocket_udp_open(lua_State *L, lbk_gen *g);
 
 /* cosocket_pool.c: idle connections kept by setkeepalive, by pool key (the
  * connect's pool option, or "host:port"). Only clean connections are kept and

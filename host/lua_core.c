@@ -11,6 +11,7 @@
 
 #include "channel.h"
 #include "cosocket.h"
+#include "ngx_lib.h"
 #include "crypto.h"
 #include "lua_fast.h"
 #include "form.h"
@@ -534,6 +535,8 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     thread_open(L, g);
     channel_open(L, g);
     cosocket_open(L, g);
+    ngx_re_open(L);
+    ngx_util_open(L, g->host);
     websocket_open(L, g);
     shared_open(L, g->host);
     model_open(L, g);
