@@ -2,6 +2,7 @@
 -- unmodified (tests/e2e/test_ngx.py puts them on LUA_PATH), called the way
 -- their READMEs show, inside lubeck handlers, against servers the test runs.
 -- Ports come in the query string.
+-- luacheck: read globals ngx
 require "lubeck.ngx"
 local lubeck = require "lubeck"
 local cjson = require "cjson"
