@@ -77,7 +77,9 @@ class Redis:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    server = Redis(tmp_path_factory.mktemp("redis"))
+    tmp = tmp_path_factory.mktemp("redis")
+    server = Redis(tmp, "--unixsocket", str(tmp / "redis.sock"))
+    server.unix = str(tmp / "redis.sock")
     yield server
     server.stop()
 
@@ -213,3 +215,31 @@ def test_a_connection_with_unread_bytes_is_not_pooled(srv, where):
 def test_a_pooled_connection_the_server_closed_is_not_handed_out(srv):
     r = jget(srv, "/killed_in_pool")
     assert r == {"killed": ":1", "reused": 0, "pong": "+PONG"}
+
+
+# ---- lubeck.redis called the way resty.redis code calls it
+
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+def test_called_the_resty_way(srv, redis_server, over):
+    q = "/resty_way" + ("?unix=" + redis_server.unix if over == "unix" else "")
+    r = jget(srv, q)
+    assert r["connected"] == 1
+    assert r["set"] == "OK" and r["get"] == "an animal" and r["missing_is_null"] is True
+    assert r["hmset"] == "OK" and r["hget"] == "meow"
+    assert r["queued"] == "OK"
+    assert r["pipeline"][:3] == ["OK", "Marry", False]
+    assert r["pipeline"][3].startswith("ERR value is not an integer")
+    assert r["after_cancel"] == "Marry"
+    assert r["incr"][0] is False and r["incr"][1].startswith("ERR value is not an integer")
+    assert r["typo"][0] is False and "no such command or method 'sett'" in r["typo"][1]
+    assert r["kept"] == 1
+    assert jget(srv, q)["reused"] >= 1
+
+
+def test_subscribe_and_read_reply(srv):
+    r = jget(srv, "/pubsub")
+    assert r["subscribed"] == ["subscribe", "news", 1]
+    assert r["published"] == 1
+    assert r["message"] == ["message", "news", "hello"]
+    assert r["timeout"] == [None, "timeout"]
+    assert r["kept"] == [None, "subscribed state"]

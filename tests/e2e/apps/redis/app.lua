@@ -180,6 +180,56 @@ app:get("/killed_in_pool", function(req)
     return json_value{ killed = killed, reused = reused, pong = pong, err = err }
 end)
 
+-- lubeck.redis called the way resty.redis code calls it.
+app:get("/resty_way", function(req)
+    local red = redis:new()
+    red:set_timeouts(1000, 1000, 1000)
+    local ok, err
+    if req:arg("unix") then ok, err = red:connect("unix:" .. req:arg("unix"))
+    else ok, err = red:connect("127.0.0.1", tonumber(os.getenv("LUBECK_TEST_REDIS_PORT"))) end
+    if not ok then return fail("connect", err) end
+    local out = { connected = ok }
+    out.set = red:set("dog", "an animal")
+    out.get = red:get("dog")
+    out.missing_is_null = red:get("no:such:key") == redis.null
+    out.hmset = red:hmset("animals", { dog = "bark", cat = "meow" })
+    out.hget = red:hget("animals", "cat")
+    red:init_pipeline()
+    out.queued = red:set("cat", "Marry")
+    red:get("cat")
+    red:incr("dog")
+    local results = red:commit_pipeline()
+    out.pipeline = { results[1], results[2], results[3][1], results[3][2] }
+    red:init_pipeline()
+    red:set("cat", "never sent")
+    red:cancel_pipeline()
+    out.after_cancel = red:get("cat")
+    local v, e = red:incr("dog")
+    out.incr = { v, e }
+    local typo_ok, typo = pcall(function() return red:sett("dog", "x") end)
+    out.typo = { typo_ok, typo }
+    out.reused = red:get_reused_times()
+    out.kept = red:set_keepalive(10000, 100)
+    return json_value(out)
+end)
+
+-- subscribe/read_reply on a redis:new() client; a publisher on redis.connect's.
+app:get("/pubsub", function()
+    local port = tonumber(os.getenv("LUBECK_TEST_REDIS_PORT"))
+    local sub = redis:new()
+    sub:set_timeout(2000)
+    assert(sub:connect("127.0.0.1", port))
+    local out = { subscribed = sub:subscribe("news") }
+    local pub = assert(redis.connect{ port = port })
+    out.published = pub:publish("news", "hello")
+    pub:keepalive()
+    out.message = sub:read_reply()
+    sub:set_timeout(50)
+    out.timeout = { sub:read_reply() }
+    out.kept = { sub:set_keepalive() }      -- still subscribed: closed, not pooled
+    return json_value(out)
+end)
+
 app:get("/stats", function() return lubeck.stats() end)
 
 return app
