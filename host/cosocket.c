@@ -140,13 +140,16 @@ static void half_done(lbk_half *hf, int nvalues)
 
 static void close_fd(lbk_sock *s);
 
+/* Ends the half's wait with nil, err; close_it closes the socket too (which
+ * wakes the other half's waiter, never this one's: it is detached first). */
 static void half_fail(lbk_half *hf, const char *err, int close_it)
 {
     lbk_task *t = hf->waiter;
     lua_pushnil(t->co);
     lua_pushstring(t->co, err);
+    half_clear(hf);
     if (close_it) close_fd(hf->sock);
-    half_done(hf, 2);
+    sched_complete(t, 2);
 }
 
 /* The other half's waiter, when the socket closes under it: woken on the next
@@ -748,8 +751,9 @@ static int try_satisfy(lbk_sock *s, lua_State *L)
 }
 
 /* Reads until the receive is satisfied or the socket would block. Returns the
- * count of values pushed on L, or 0 to wait for *events. */
-static int progress_recv(lbk_sock *s, lua_State *L, int *events)
+ * count of values pushed on L, or 0 to wait for *events; *broken is set when
+ * the caller must close the socket (after ending its own wait). */
+static int progress_recv(lbk_sock *s, lua_State *L, int *events, int *broken)
 {
     for (;;) {
         int n = try_satisfy(s, L);
@@ -761,7 +765,7 @@ static int progress_recv(lbk_sock *s, lua_State *L, int *events)
             lua_pushnil(L);
             lua_pushstring(L, err);
             push_taken(s, L, s->len - s->off, 0);
-            close_fd(s);
+            *broken = 1;
             return 3;
         }
     }
@@ -773,8 +777,9 @@ static int start_recv(lua_State *L, lbk_sock *s, const char *what)
     if (s->fd < 0) return push_fail(L, "closed");
     if (s->rd.op != OP_NONE) return push_fail(L, "socket busy reading");
     lbk_task *t = sched_current(s->h, L, what);
-    int events = EV_READ;
-    int n = progress_recv(s, L, &events);
+    int events = EV_READ, broken = 0;
+    int n = progress_recv(s, L, &events, &broken);
+    if (broken) close_fd(s);
     if (n) return n;
     return begin_wait(L, t, &s->rd, OP_RECV, events, s->read_timeout);
 }
@@ -891,10 +896,13 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         return half_done(hf, 1);
     }
     case OP_RECV: {
-        int events = EV_READ;
-        int n = progress_recv(s, co, &events);
-        if (n) return half_done(hf, n);
-        return half_rearm(hf, events);
+        int events = EV_READ, broken = 0;
+        int n = progress_recv(s, co, &events, &broken);
+        if (!n) return half_rearm(hf, events);
+        lbk_task *t = hf->waiter;
+        half_clear(hf);
+        if (broken) close_fd(s);
+        return sched_complete(t, n);
     }
     default:
         ev_io_stop(loop, w);

@@ -24,11 +24,44 @@ struct lbk_tls_ctx {
     SSL_CTX *ctx;
 };
 
+/* The session a handshake gives Lua, shared by the connection and the Lua
+ * value: under TLS 1.3 the resumable session comes in a ticket after the
+ * handshake, so the connection updates it as tickets arrive. */
+typedef struct lbk_session {
+    int refs;
+    SSL_SESSION *sess;
+} lbk_session;
+
 struct lbk_tls {
     SSL *ssl;
     int verify;
+    lbk_session *session;        /* given to Lua, or NULL */
     char err[256];               /* the last failure, as tls_* report it */
 };
+
+static void session_release(lbk_session *holder)
+{
+    if (!holder || --holder->refs > 0) return;
+    if (holder->sess) SSL_SESSION_free(holder->sess);
+    free(holder);
+}
+
+static int app_data_index = -1;
+
+/* OpenSSL's new-session callback: a ticket (or the TLS 1.2 session) arrived. */
+static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
+{
+    lbk_tls *t = SSL_get_ex_data(ssl, app_data_index);
+    if (!t) return 0;
+    if (!t->session) {
+        t->session = calloc(1, sizeof *t->session);
+        if (!t->session) return 0;
+        t->session->refs = 1;
+    }
+    if (t->session->sess) SSL_SESSION_free(t->session->sess);
+    t->session->sess = sess;   /* returning 1: the reference is ours */
+    return 1;
+}
 
 static SSL_CTX *client_ctx(lubeck *h, const char **err)
 {
@@ -42,6 +75,9 @@ static SSL_CTX *client_ctx(lubeck *h, const char **err)
     SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     if (SSL_CTX_set_default_verify_paths(ctx) != 1) goto error;
+    if (app_data_index < 0) app_data_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     c->ctx = ctx;
     h->tls_ctx = c;
     return ctx;
@@ -66,6 +102,7 @@ lbk_tls *tls_new(lubeck *h, int fd, const char *server_name, int verify, void *s
     lbk_tls *t = calloc(1, sizeof *t);
     if (!t || !(t->ssl = SSL_new(ctx))) goto error;
     t->verify = verify;
+    SSL_set_ex_data(t->ssl, app_data_index, t);
     if (SSL_set_fd(t->ssl, fd) != 1) goto error;
     if (server_name && *server_name) {
         if (is_ip(server_name)) {
@@ -177,6 +214,7 @@ void tls_free(lbk_tls *t)
     SSL_shutdown(t->ssl);
     SSL_free(t->ssl);
     ERR_clear_error();
+    session_release(t->session);
     free(t);
 }
 
@@ -184,27 +222,32 @@ void tls_free(lbk_tls *t)
 
 void tls_push_session(lbk_tls *t, lua_State *L)
 {
-    SSL_SESSION *sess = SSL_get1_session(t->ssl);
-    if (!sess) {
-        lua_pushboolean(L, 1);
-        return;
+    if (!t->session) {   /* no ticket yet: the session as it stands, updated later */
+        t->session = calloc(1, sizeof *t->session);
+        if (!t->session) {
+            lua_pushboolean(L, 1);
+            return;
+        }
+        t->session->refs = 1;
+        t->session->sess = SSL_get1_session(t->ssl);
     }
-    SSL_SESSION **box = lua_newuserdata(L, sizeof *box);
-    *box = sess;
+    lbk_session **box = lua_newuserdata(L, sizeof *box);
+    *box = t->session;
+    t->session->refs++;
     luaL_getmetatable(L, SESSION_MT);
     lua_setmetatable(L, -2);
 }
 
 void *tls_check_session(lua_State *L, int idx)
 {
-    SSL_SESSION **box = luaL_checkudata(L, idx, SESSION_MT);
-    return *box;
+    lbk_session **box = luaL_checkudata(L, idx, SESSION_MT);
+    return *box ? (*box)->sess : NULL;
 }
 
 static int session_gc(lua_State *L)
 {
-    SSL_SESSION **box = luaL_checkudata(L, 1, SESSION_MT);
-    if (*box) SSL_SESSION_free(*box);
+    lbk_session **box = luaL_checkudata(L, 1, SESSION_MT);
+    session_release(*box);
     *box = NULL;
     return 0;
 }

@@ -14,7 +14,7 @@ App.__index = App
 local OPTIONS = {
     cookie_secret = "string", template_dir = "string", login_url = "string",
     debug = "boolean", request_timeout = "number", name = "string",
-    session_store = "table", template_engine = "table",
+    session_store = "table", template_engine = "table", tls = "table",
 }
 
 function App.new(opts)
@@ -43,6 +43,11 @@ function App.new(opts)
         if type(app.cookie_secret) ~= "string" or app.cookie_secret == "" then
             error("lubeck.app{...}: session_store needs a cookie_secret (sessions are signed with it)", 2)
         end
+    end
+    -- tls = { ca = "file.pem" }: cosockets trust these CAs besides the system's.
+    if app.tls and app.tls.ca ~= nil then
+        local ok, err = core.tls_add_ca(tostring(app.tls.ca))
+        if not ok then error("lubeck.app{...}: tls.ca: " .. err, 2) end
     end
     if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
         error("lubeck.app{...}: template_engine must be { compile = function(source, name) ... end }", 2)
