@@ -4,6 +4,7 @@ tests/e2e/apps/cosocket."""
 import json
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -14,7 +15,7 @@ from conftest import APPS, Server
 
 class Echo:
     """Echoes what it reads. "QUIT-AFTER-ECHO" closes after echoing;
-    "DELAY-ECHO x" echoes x 100 ms later."""
+    "DELAY-ECHO x" echoes x 100 ms later; "RESET" resets the connection."""
 
     def __init__(self, family=socket.AF_INET, path=None):
         self.sock = socket.socket(family, socket.SOCK_STREAM)
@@ -44,6 +45,9 @@ class Echo:
                 except OSError:
                     return
                 if not data:
+                    return
+                if data.startswith(b"RESET"):            # an abortive close: RST
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                     return
                 if data.startswith(b"DELAY-ECHO "):
                     time.sleep(0.1)
@@ -172,3 +176,9 @@ def test_socket_calls_inside_the_handlers_own_coroutines(srv, echo):
     assert r["r2"] == [True, 42, "dead"]
     assert r["slept"] is True and r["status"] == "dead"
     assert r["failed"] is False and r["err"] == "boom"
+
+
+def test_a_reset_while_reading_wakes_the_reader_and_the_writer_goes_on_safely(srv, echo):
+    r = jget(srv, "/reset?port=%d" % echo.address)
+    assert r["read"] == [None, "connection reset by peer", ""]
+    assert r["after"] == [None, "closed"]

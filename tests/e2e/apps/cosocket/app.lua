@@ -236,4 +236,14 @@ app:get("/coroutines", function(req)
              status = coroutine.status(outer) }
 end)
 
+-- The peer resets while a receive waits: nil, err, partial; then the socket is closed.
+app:get("/reset", function(req)
+    local sock = echo(req)
+    local reading = lubeck.spawn(function() return pack(sock:receive()) end)
+    lubeck.sleep(0.02)
+    sock:send("RESET")
+    local _, read = reading:wait(2)
+    return { read = json(read), after = json(pack(sock:send("more"))) }
+end)
+
 return app
