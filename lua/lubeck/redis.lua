@@ -239,9 +239,11 @@ function Client:call(...)
     if not ok then return nil, err end
     local v, rerr, io = read_reply(sock)
     if io then sock:close(); return nil, rerr end
-    local name = lower(tostring((...)))
-    if SUBSCRIBE[name] then self.subscribed = true
-    elseif UNSUBSCRIBE[name] and type(v) == "table" and v[3] == 0 then self.subscribed = nil end
+    if type(v) == "table" then   -- (un)subscribe replies are arrays: no cost for the rest
+        local name = lower(tostring((...)))
+        if SUBSCRIBE[name] then self.subscribed = true
+        elseif UNSUBSCRIBE[name] and v[3] == 0 then self.subscribed = nil end
+    end
     return top(self, v, rerr)
 end
 
