@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <lauxlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -32,7 +33,8 @@
 #define DEFAULT_POOL_SIZE 30
 #define DEFAULT_IDLE 60.0
 
-enum op { OP_NONE, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV, OP_HANDSHAKE };
+enum op { OP_NONE, OP_QUEUED, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV, OP_HANDSHAKE };
+enum attempt { ATTEMPT_CONNECTED, ATTEMPT_FAILED, ATTEMPT_CONNECTING, ATTEMPT_RESOLVING };
 enum recv_kind { RECV_LINE, RECV_ALL, RECV_BYTES, RECV_UNTIL, RECV_ANY };
 
 /* One direction's wait: the coroutine in it and the readiness it waits for. */
@@ -56,6 +58,12 @@ typedef struct lbk_sock {
     double connect_timeout, send_timeout, read_timeout;   /* seconds */
     char key[COSOCKET_POOL_KEY_MAX];   /* the pool key: the pool option, or "host:port" */
     int pool_size;               /* connect's pool_size: setkeepalive's default */
+    int backlog;                 /* connect's backlog (-1: none): pool_size limits use */
+    char host[256];              /* what connect was given ("unix:/path" or a host) */
+    int port;
+    lbk_pool_group *group;       /* the pool whose slot it holds (with backlog) */
+    lbk_queued queued;           /* its place in that pool's queue */
+    ev_timer kick;               /* its turn came: the connect goes on from the loop */
     lbk_half rd, wr;
     lbk_tls *tls;                /* after sslhandshake */
     /* send in progress: the string is held by send_ref */
@@ -120,6 +128,10 @@ static void half_clear(lbk_half *hf)
     lua_State *L = hf->waiter ? hf->waiter->gen->L : NULL;
     ev_io_stop(s->h->loop, &hf->io);
     if (hf == &s->wr) {
+        if (hf->op == OP_QUEUED) {
+            cosocket_group_dequeue(&s->queued);
+            ev_timer_stop(s->h->loop, &s->kick);
+        }
         forget_addrs(s);
         if (L && s->send_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->send_ref);
         s->send_ref = LUA_NOREF;
@@ -168,10 +180,19 @@ static void half_abort(lbk_half *hf)
     sched_wake(t, 2);
 }
 
-static void close_fd(lbk_sock *s)
+/* Gives up the pool slot a connect with backlog took: the next queued connect
+ * of that pool gets it. */
+static void release_slot(lbk_sock *s)
 {
-    half_abort(&s->rd);
-    half_abort(&s->wr);
+    lbk_pool_group *g = s->group;
+    if (!g) return;
+    s->group = NULL;
+    cosocket_group_leave(g);
+}
+
+/* Closes the descriptor only (a connect trying the next address keeps the rest). */
+static void drop_fd(lbk_sock *s)
+{
     if (s->fd < 0) return;
     if (s->tls) {
         tls_free(s->tls);
@@ -182,6 +203,15 @@ static void close_fd(lbk_sock *s)
     s->h->nsocks--;
     s->off = s->len = 0;
     s->eof = 0;
+}
+
+static void close_fd(lbk_sock *s)
+{
+    half_abort(&s->rd);
+    half_abort(&s->wr);
+    release_slot(s);
+    if (s->fd < 0) return;
+    drop_fd(s);
     detach_from_req(s);
 }
 
@@ -269,7 +299,7 @@ static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len
     if (connect(fd, addr, len) == 0) return 1;
     if (errno != EINPROGRESS) {
         *err = errno;
-        close_fd(s);
+        drop_fd(s);
         return -1;
     }
     return 0;
@@ -286,11 +316,8 @@ static void finish_connect(lbk_sock *s)
         lua_pushinteger(s->wr.waiter->co, 1);
         return half_done(&s->wr, 1);
     }
-    lbk_task *t = s->wr.waiter;   /* keep the wait through the close */
-    s->wr.waiter = NULL;
     ev_io_stop(s->h->loop, &s->wr.io);
-    close_fd(s);
-    s->wr.waiter = t;
+    drop_fd(s);
     connect_next(s, err);   /* a name may have another address (IPv6 first, then IPv4) */
 }
 
@@ -301,12 +328,9 @@ static void connect_next(lbk_sock *s, int err)
     while (s->next_addr) {
         struct addrinfo *ai = s->next_addr;
         s->next_addr = ai->ai_next;
-        lbk_task *t = s->wr.waiter;
-        s->wr.waiter = NULL;   /* a failed start closes: that must not abort our wait */
         int rc = start_connect(s, ai->ai_addr, ai->ai_addrlen, &err);
-        s->wr.waiter = t;
         if (rc > 0) {
-            lua_pushinteger(t->co, 1);
+            lua_pushinteger(s->wr.waiter->co, 1);
             return half_done(&s->wr, 1);
         }
         if (rc == 0) {
@@ -314,6 +338,7 @@ static void connect_next(lbk_sock *s, int err)
             return;
         }
     }
+    release_slot(s);
     half_fail(&s->wr, errno_text(err ? err : ECONNREFUSED), 0);
 }
 
@@ -321,7 +346,10 @@ static void resolved(void *arg, struct addrinfo *addrs, const char *err)
 {
     lbk_sock *s = arg;
     s->resolving = NULL;
-    if (!addrs) return half_fail(&s->wr, err, 0);
+    if (!addrs) {
+        release_slot(s);
+        return half_fail(&s->wr, err, 0);
+    }
     s->addrs = s->next_addr = addrs;   /* the socket owns the list now */
     s->wr.op = OP_CONNECT;             /* the same wait goes on, now for the connect */
     connect_next(s, 0);
@@ -383,8 +411,7 @@ static lbk_sock *check_sock(lua_State *L, const char *method)
     return NULL;
 }
 
-/* connect's options table: pool (the key), pool_size; backlog is accepted
- * (connections over pool_size are not queued: each connect opens its own). */
+/* connect's options table: pool (the key), pool_size, backlog. */
 static void connect_options(lua_State *L, int idx, lbk_sock *s, const char **pool)
 {
     if (lua_isnoneornil(L, idx)) return;
@@ -404,25 +431,107 @@ static void connect_options(lua_State *L, int idx, lbk_sock *s, const char **poo
         s->pool_size = (int)n;
     }
     lua_getfield(L, idx, "backlog");
-    if (!lua_isnil(L, -1) && (!lua_isnumber(L, -1) || lua_tointeger(L, -1) < 0))
-        arg_error(L, "connect", idx, "bad \"backlog\" option: a non-negative number expected");
+    if (!lua_isnil(L, -1)) {
+        if (!lua_isnumber(L, -1) || lua_tointeger(L, -1) < 0)
+            arg_error(L, "connect", idx, "bad \"backlog\" option: a non-negative number expected");
+        s->backlog = (int)lua_tointeger(L, -1);
+    }
     lua_pop(L, 3);   /* pool stays valid: the table holds the string */
 }
 
-static int connected_now(lua_State *L, lbk_task *t, lbk_sock *s, int rc, int err)
+/* Starts the connect set up in s (host, port, key): from the pool, at once,
+ * or by waiting for the connect (or the resolver). *err on failure. */
+static enum attempt connect_attempt(lbk_sock *s, const char **err)
 {
-    if (rc > 0) {
-        lua_pushinteger(L, 1);
-        return 1;
+    void *tls = NULL;
+    int fd = cosocket_pool_take(s->h, s->key, &s->reused, &tls);
+    if (fd >= 0) {
+        s->fd = fd;
+        s->tls = tls;
+        s->h->nsocks++;
+        return ATTEMPT_CONNECTED;
     }
-    if (rc < 0) return push_fail(L, errno_text(err));
-    return begin_wait(L, t, &s->wr, OP_CONNECT, EV_WRITE, s->connect_timeout);
+    s->reused = 0;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    socklen_t alen = 0;
+    if (memcmp(s->host, "unix:", 5) == 0) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, s->host + 5, strlen(s->host + 5));   /* length checked by connect */
+        alen = sizeof *un;
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET, s->host, &a4->sin_addr) == 1) {
+            a4->sin_family = AF_INET;
+            a4->sin_port = htons((uint16_t)s->port);
+            alen = sizeof *a4;
+        } else if (inet_pton(AF_INET6, s->host, &a6->sin6_addr) == 1) {
+            a6->sin6_family = AF_INET6;
+            a6->sin6_port = htons((uint16_t)s->port);
+            alen = sizeof *a6;
+        }
+    }
+    if (alen) {
+        int e = 0, rc = start_connect(s, (struct sockaddr *)&ss, alen, &e);
+        if (rc > 0) return ATTEMPT_CONNECTED;
+        if (rc == 0) return ATTEMPT_CONNECTING;
+        *err = errno_text(e);
+        return ATTEMPT_FAILED;
+    }
+    /* A name: getaddrinfo blocks, so it runs on a thread of its own. */
+    s->resolving = cosocket_resolve(s->h, s->host, s->port, resolved, s);
+    if (!s->resolving) {
+        *err = "cannot start the resolver thread";
+        return ATTEMPT_FAILED;
+    }
+    return ATTEMPT_RESOLVING;
+}
+
+/* A queued connect's turn (cosocket_group_leave, inside someone else's call):
+ * go on from the loop. */
+static void queued_go(lbk_queued *q, lbk_pool_group *g)
+{
+    lbk_sock *s = (lbk_sock *)((char *)q - offsetof(lbk_sock, queued));
+    s->group = g;
+    ev_timer_set(&s->kick, 0, 0);
+    ev_timer_start(s->h->loop, &s->kick);
+}
+
+static void kick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    (void)loop; (void)revents;
+    lbk_sock *s = w->data;
+    if (s->wr.op != OP_QUEUED || !s->wr.waiter) {
+        release_slot(s);
+        return;
+    }
+    const char *err = NULL;
+    switch (connect_attempt(s, &err)) {
+    case ATTEMPT_CONNECTED:
+        lua_pushinteger(s->wr.waiter->co, 1);
+        return half_done(&s->wr, 1);
+    case ATTEMPT_FAILED:
+        release_slot(s);
+        return half_fail(&s->wr, err, 0);
+    case ATTEMPT_CONNECTING:
+        s->wr.op = OP_CONNECT;
+        return half_rearm(&s->wr, EV_WRITE);
+    case ATTEMPT_RESOLVING:
+        s->wr.op = OP_RESOLVE;
+        return;
+    }
 }
 
 /* sock:connect(host, port [, opts]) or sock:connect("unix:/path" [, opts])
- * → 1 | nil, err. A pooled connection is found by the pool option, which must
- * name everything that makes a session (credentials, database): the default
- * "host:port" says nothing of them. */
+ * → 1 | nil, err. opts: pool (the pool's name), pool_size, backlog. A pooled
+ * connection is found by the pool name, which must name everything that makes
+ * a session (credentials, database): the default "host:port" says nothing of
+ * them. With backlog, at most pool_size connections of the pool are in use at
+ * once; up to backlog more connects wait for one of them to be closed or
+ * pooled, within the connect timeout. */
 static int l_connect(lua_State *L)
 {
     lbk_sock *s = check_sock(L, "connect");
@@ -433,65 +542,51 @@ static int l_connect(lua_State *L)
     if (!is_unix) {
         port = (int)arg_number(L, "connect", 3);
         opts_at = 4;
-        if (hlen == 0 || hlen >= 256) return arg_error(L, "connect", 2, "bad host");
+        if (hlen == 0 || hlen >= sizeof s->host) return arg_error(L, "connect", 2, "bad host");
         if (port <= 0 || port > 65535) return arg_error(L, "connect", 3, "bad port (1 to 65535)");
-    } else if (lua_type(L, 3) == LUA_TNUMBER) {
-        opts_at = 4;   /* connect("unix:/p", nil-ish port, opts) is tolerated */
+    } else {
+        if (hlen - 5 >= sizeof ((struct sockaddr_un *)0)->sun_path)
+            return arg_error(L, "connect", 2, "unix socket path too long");
+        if (lua_type(L, 3) == LUA_TNUMBER) opts_at = 4;   /* ("unix:/p", port, opts) */
     }
     const char *pool = NULL;
     s->pool_size = 0;
+    s->backlog = -1;
     connect_options(L, opts_at, s, &pool);
     if (s->rd.op != OP_NONE || s->wr.op != OP_NONE) return push_fail(L, "socket busy");
     lbk_task *t = sched_current(s->h, L, "sock:connect");
     close_fd(s);
+    memcpy(s->host, host, hlen + 1);
+    s->port = port;
     if (pool) snprintf(s->key, sizeof s->key, "%s", pool);
     else if (is_unix) snprintf(s->key, sizeof s->key, "%s", host);
     else snprintf(s->key, sizeof s->key, "%s:%d", host, port);
     attach_to_req(s, t);
 
-    void *tls = NULL;
-    int fd = cosocket_pool_take(s->h, s->key, &s->reused, &tls);
-    if (fd >= 0) {
-        s->fd = fd;
-        s->tls = tls;
-        s->h->nsocks++;
+    if (s->backlog >= 0) {
+        lbk_pool_group *g = cosocket_group(s->h, s->key);
+        if (!g) return push_fail(L, "out of memory");
+        s->queued.go = queued_go;
+        int size = s->pool_size ? s->pool_size : DEFAULT_POOL_SIZE;
+        int rc = cosocket_group_enter(g, size, s->backlog, &s->queued);
+        if (rc < 0) return push_fail(L, "too many waiting connect operations");
+        if (rc == 0) return begin_wait(L, t, &s->wr, OP_QUEUED, 0, s->connect_timeout);
+        s->group = g;
+    }
+    const char *err = NULL;
+    switch (connect_attempt(s, &err)) {
+    case ATTEMPT_CONNECTED:
         lua_pushinteger(L, 1);
         return 1;
+    case ATTEMPT_FAILED:
+        release_slot(s);
+        return push_fail(L, err);
+    case ATTEMPT_CONNECTING:
+        return begin_wait(L, t, &s->wr, OP_CONNECT, EV_WRITE, s->connect_timeout);
+    case ATTEMPT_RESOLVING:
+    default:
+        return begin_wait(L, t, &s->wr, OP_RESOLVE, 0, s->connect_timeout);
     }
-    s->reused = 0;
-
-    int err = 0;
-    if (is_unix) {
-        struct sockaddr_un un = { .sun_family = AF_UNIX };
-        if (hlen - 5 >= sizeof un.sun_path) return arg_error(L, "connect", 2, "unix socket path too long");
-        memcpy(un.sun_path, host + 5, hlen - 5);
-        int rc = start_connect(s, (struct sockaddr *)&un, sizeof un, &err);
-        return connected_now(L, t, s, rc, err);
-    }
-
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    socklen_t alen = 0;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        alen = sizeof *a4;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        alen = sizeof *a6;
-    }
-    if (alen) {
-        int rc = start_connect(s, (struct sockaddr *)&ss, alen, &err);
-        return connected_now(L, t, s, rc, err);
-    }
-
-    /* A name: getaddrinfo blocks, so it runs on a thread of its own. */
-    s->resolving = cosocket_resolve(s->h, host, port, resolved, s);
-    if (!s->resolving) return push_fail(L, "cannot start the resolver thread");
-    return begin_wait(L, t, &s->wr, OP_RESOLVE, 0, s->connect_timeout);
 }
 
 /* ---- the transport: plain, or TLS after sslhandshake ----------------------------- */
@@ -1047,6 +1142,7 @@ static int l_setkeepalive(lua_State *L)
     s->tls = NULL;
     s->h->nsocks--;
     detach_from_req(s);
+    release_slot(s);
     if (cosocket_pool_put(s->h, s->key, fd, s->reused, tls, tls_free_cb, idle, (int)size) != 0) {
         if (tls) tls_free(tls);
         close(fd);
@@ -1078,6 +1174,7 @@ static int l_gc(lua_State *L)
 {
     lbk_sock *s = check_sock(L, "__gc");
     close_fd(s);
+    ev_timer_stop(s->h->loop, &s->kick);
     forget_addrs(s);
     free(s->buf);
     s->buf = NULL;
@@ -1112,6 +1209,9 @@ static int l_tcp(lua_State *L)
     s->send_ref = LUA_NOREF;
     half_init(&s->rd, s);
     half_init(&s->wr, s);
+    s->backlog = -1;
+    ev_init(&s->kick, kick_cb);
+    s->kick.data = s;
     luaL_getmetatable(L, SOCK_MT);
     lua_setmetatable(L, -2);
     return 1;

@@ -30,6 +30,23 @@ int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, void *tls,
                       void (*free_tls)(void *), double idle, int size);
 void cosocket_pool_free(lubeck *h);
 
+/* A pool's limit on connections in use (connect's pool_size with backlog):
+ * past it, connects queue (at most backlog of them) until a connection in use
+ * is closed or pooled. Queued entries are embedded in their sockets; go is
+ * called (from inside another task's call: it must only schedule) when the
+ * entry's turn comes, the slot already taken for it. */
+typedef struct lbk_pool_group lbk_pool_group;
+typedef struct lbk_queued {
+    struct lbk_queued *prev, *next;
+    lbk_pool_group *group;       /* set while queued */
+    void (*go)(struct lbk_queued *q, lbk_pool_group *g);
+} lbk_queued;
+lbk_pool_group *cosocket_group(lubeck *h, const char *key);   /* NULL: out of memory */
+/* 1: a slot is taken; 0: q waits in the queue; -1: the queue is full. */
+int cosocket_group_enter(lbk_pool_group *g, int size, int backlog, lbk_queued *q);
+void cosocket_group_leave(lbk_pool_group *g);   /* frees a slot: the next in line gets it */
+void cosocket_group_dequeue(lbk_queued *q);     /* q stops waiting (timeout, close) */
+
 /* cosocket_resolve.c: getaddrinfo on a helper thread; done runs on the loop
  * with the addresses (the callee owns them) or an error message. */
 typedef struct lbk_resolve lbk_resolve;

@@ -110,7 +110,71 @@ int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, void *tls,
     return 0;
 }
 
+/* ---- limits per pool (backlog) ------------------------------------------- */
+
+struct lbk_pool_group {
+    lbk_pool_group *next;
+    int in_use;                  /* connections holding a slot */
+    int waiting;
+    lbk_queued *head, *tail;     /* connects waiting for a slot, oldest first */
+    char key[COSOCKET_POOL_KEY_MAX];
+};
+
+lbk_pool_group *cosocket_group(lubeck *h, const char *key)
+{
+    for (lbk_pool_group *g = h->pool_groups; g; g = g->next)
+        if (strcmp(g->key, key) == 0) return g;
+    lbk_pool_group *g = calloc(1, sizeof *g);
+    if (!g) return NULL;
+    snprintf(g->key, sizeof g->key, "%s", key);
+    g->next = h->pool_groups;
+    h->pool_groups = g;
+    return g;
+}
+
+int cosocket_group_enter(lbk_pool_group *g, int size, int backlog, lbk_queued *q)
+{
+    if (g->in_use < size && !g->head) {
+        g->in_use++;
+        return 1;
+    }
+    if (g->waiting >= backlog) return -1;
+    q->group = g;
+    q->next = NULL;
+    q->prev = g->tail;
+    if (g->tail) g->tail->next = q; else g->head = q;
+    g->tail = q;
+    g->waiting++;
+    return 0;
+}
+
+void cosocket_group_dequeue(lbk_queued *q)
+{
+    lbk_pool_group *g = q->group;
+    if (!g) return;
+    if (q->prev) q->prev->next = q->next; else g->head = q->next;
+    if (q->next) q->next->prev = q->prev; else g->tail = q->prev;
+    q->prev = q->next = NULL;
+    q->group = NULL;
+    g->waiting--;
+}
+
+void cosocket_group_leave(lbk_pool_group *g)
+{
+    g->in_use--;
+    lbk_queued *q = g->head;
+    if (!q) return;
+    cosocket_group_dequeue(q);
+    g->in_use++;   /* the slot passes straight to the next in line */
+    q->go(q, g);
+}
+
 void cosocket_pool_free(lubeck *h)
 {
     while (h->pool) pooled_drop(h->pool);
+    while (h->pool_groups) {
+        lbk_pool_group *g = h->pool_groups;
+        h->pool_groups = g->next;
+        free(g);
+    }
 }

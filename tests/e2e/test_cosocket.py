@@ -182,3 +182,14 @@ def test_a_reset_while_reading_wakes_the_reader_and_the_writer_goes_on_safely(sr
     r = jget(srv, "/reset?port=%d" % echo.address)
     assert r["read"] == [None, "connection reset by peer", ""]
     assert r["after"] == [None, "closed"]
+
+
+def test_backlog_queues_connects_past_pool_size(srv, echo):
+    r = jget(srv, "/backlog?port=%d&round=1" % echo.address)
+    assert r == ["a:connected/0", "c:too many waiting connect operations", "a:done",
+                 "b:connected/1", "b:done"]
+
+
+def test_a_queued_connect_times_out(srv, echo):
+    r = jget(srv, "/backlog?port=%d&round=2&timeout=50" % echo.address)
+    assert r == ["a:connected/0", "c:too many waiting connect operations", "b:timeout", "a:done"]

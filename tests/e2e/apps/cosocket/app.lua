@@ -236,6 +236,31 @@ app:get("/coroutines", function(req)
              status = coroutine.status(outer) }
 end)
 
+-- backlog: one connection of the pool in use at a time; one connect may wait
+-- for it, a third is refused; the waiter gets the connection the first pooled.
+app:get("/backlog", function(req)
+    local port = tonumber(req:arg("port"))
+    local opts = { pool = "bl" .. req:arg("round"), pool_size = 1, backlog = 1 }
+    local events = {}
+    local function user(name, hold)
+        local sock = lubeck.tcp()
+        sock:settimeout(tonumber(req:arg("timeout") or 1000))
+        local ok, err = sock:connect("127.0.0.1", port, opts)
+        events[#events + 1] = name .. ":" .. (ok and ("connected/" .. sock:getreusedtimes()) or err)
+        if not ok then return end
+        lubeck.sleep(hold)
+        events[#events + 1] = name .. ":done"
+        sock:setkeepalive()
+    end
+    local a = lubeck.spawn(user, "a", 0.1)
+    lubeck.sleep(0.01)
+    local b = lubeck.spawn(user, "b", 0)
+    lubeck.sleep(0.01)
+    local c = lubeck.spawn(user, "c", 0)
+    a:wait(3); b:wait(3); c:wait(3)
+    return events
+end)
+
 -- The peer resets while a receive waits: nil, err, partial; then the socket is closed.
 app:get("/reset", function(req)
     local sock = echo(req)
