@@ -17,7 +17,7 @@ local type, tostring, select, error, setmetatable, pairs, ipairs = type, tostrin
     setmetatable, pairs, ipairs
 local concat, sub, byte, format, floor = table.concat, string.sub, string.byte,
     string.format, math.floor
-local gsub, tonumber = string.gsub, tonumber
+local gsub, find, tonumber = string.gsub, string.find, tonumber
 local re_exec, re_names = core.re_exec, core.re_names
 
 if type(_G.ngx) == "table" and _G.ngx.lubeck then return _G.ngx end
@@ -231,20 +231,37 @@ function re.gmatch(subject, regex, opts)
     end
 end
 
--- A replacement template: $0..$9, ${name}, ${12}, $$.
+-- A replacement template: $0..$9, ${name}, ${12}, $$ (in one pass: a
+-- capture's own "$" is not read again).
 local function expand(template, caps)
-    return (gsub(template, "%$(%b{})", function(name)
-        local key = sub(name, 2, -2)
-        local v = caps[tonumber(key) or key]
-        if v == nil then error("bad template: unknown capture ${" .. key .. "}", 0) end
-        return v or ""
-    end):gsub("%$(%$?)(%d?)", function(dollar, digit)
-        if dollar == "$" then return "$" .. digit end
-        if digit == "" then error("bad template: lone $", 0) end
-        local v = caps[tonumber(digit)]
-        if v == nil then return "" end
-        return v or ""
-    end))
+    local out, i, n = {}, 1, #template
+    while i <= n do
+        local d = find(template, "$", i, true)
+        if not d then
+            out[#out + 1] = sub(template, i)
+            break
+        end
+        out[#out + 1] = sub(template, i, d - 1)
+        local c = sub(template, d + 1, d + 1)
+        if c == "$" then
+            out[#out + 1] = "$"
+            i = d + 2
+        elseif c == "{" then
+            local close = find(template, "}", d + 2, true)
+            if not close then error("bad template: unclosed ${", 0) end
+            local key = sub(template, d + 2, close - 1)
+            local v = caps[tonumber(key) or key]
+            if v == nil then error("bad template: unknown capture ${" .. key .. "}", 0) end
+            out[#out + 1] = v or ""
+            i = close + 1
+        elseif find(c, "^%d$") then
+            out[#out + 1] = caps[tonumber(c)] or ""   -- a group that took no part: empty
+            i = d + 2
+        else
+            error("bad template: a lone $ at " .. d, 0)
+        end
+    end
+    return concat(out)
 end
 
 local function substitute(fname, subject, regex, replace, opts, global)

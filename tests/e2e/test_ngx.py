@@ -185,6 +185,7 @@ def test_the_ngx_table(srv):
     assert r["words"] == ["one", "two", "three"]
     assert r["gsub"] == ["a<1>b<22>c<333>", 3]
     assert r["fsub"] == "heLLo"
+    assert r["tsub"] == "[a$] [b$]"
     assert r.get("bad") is None and "pcre2_compile() failed" in r["err"]
     assert r["md5"] == "900150983cd24fb0d6963f7d28e17f72"
     assert r["sha1"] == "qZk+NkcGgWq6PiVxeFDCbJzQ2J0="

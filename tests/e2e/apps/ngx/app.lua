@@ -145,10 +145,11 @@ app:get("/ngx", function()
     for w in ngx.re.gmatch("one two  three", [[\w+]]) do words[#words + 1] = w[0] end
     local subbed, n = ngx.re.gsub("a1b22c333", [[\d+]], "<$0>")
     local fsub = ngx.re.sub("hello", "l+", function(c) return c[0]:upper() end)
+    local tsub = ngx.re.gsub("a$1 b", [[(\w)(\$1)?]], "[${1}$$]")
     local bad, err = ngx.re.match("x", "(")
     return nulls{
         match = { m[0], m[1], m[2], m.year }, find = { from, to },
-        words = words, gsub = { subbed, n }, fsub = fsub, bad = bad, err = err,
+        words = words, gsub = { subbed, n }, fsub = fsub, tsub = tsub, bad = bad, err = err,
         md5 = ngx.md5("abc"), sha1 = ngx.encode_base64(ngx.sha1_bin("abc")),
         hmac = ngx.encode_base64(ngx.hmac_sha1("key", "The quick brown fox jumps over the lazy dog")),
         b64 = ngx.encode_base64("hi?"), unb64 = ngx.decode_base64("aGk/"),
