@@ -620,11 +620,25 @@ static int l_close(lua_State *L)
     return 1;
 }
 
+/* Closes without waking anyone: for a request that ended (its tasks go with
+ * it, and their own undo then finds nothing left to do) and for a socket
+ * being collected (the Lua state may be closing). */
+static void close_quietly(lbk_sock *s)
+{
+    if (s->resolving) {
+        cosocket_resolve_cancel(s->resolving);
+        s->resolving = NULL;
+    }
+    sock_half_clear(&s->rd);
+    sock_half_clear(&s->wr);
+    ev_timer_stop(s->h->loop, &s->kick);
+    sock_close(s);   /* both halves idle: it wakes nobody */
+}
+
 static int l_gc(lua_State *L)
 {
     lbk_sock *s = sock_check(L, "__gc");
-    sock_close(s);
-    ev_timer_stop(s->h->loop, &s->kick);
+    close_quietly(s);
     sock_forget_addrs(s);
     free(s->buf);
     s->buf = NULL;
@@ -671,7 +685,7 @@ void cosocket_req_ended(lbk_req *r)
 {
     while (r->socks) {
         lbk_sock *s = r->socks;
-        sock_close(s);
+        close_quietly(s);
         detach_from_req(s);   /* also when it never got a descriptor */
     }
 }
