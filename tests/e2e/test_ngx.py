@@ -81,7 +81,9 @@ def srv(tmp_path_factory):
 def redis_server(tmp_path_factory):
     if not os.path.exists(REDIS_SERVER):
         pytest.skip("redis-server not installed")
-    server = Redis(tmp_path_factory.mktemp("redis"))
+    tmp = tmp_path_factory.mktemp("redis")
+    server = Redis(tmp, "--unixsocket", str(tmp / "redis.sock"))
+    server.unix = str(tmp / "redis.sock")
     yield server
     server.stop()
 
@@ -136,6 +138,10 @@ def test_resty_redis_runs_unmodified(srv, redis_server):
     assert r["kept"] == 1
     again = jget(srv, "/redis?port=%d" % redis_server.port)
     assert again["reused"] >= 1                        # set_keepalive pooled it
+
+
+def test_resty_redis_over_a_unix_socket(srv, redis_server):
+    assert jget(srv, "/redis_unix?path=%s" % redis_server.unix) == {"pong": "PONG"}
 
 
 def test_both_package_names_load_the_same_library(srv):

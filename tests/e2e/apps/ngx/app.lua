@@ -48,6 +48,17 @@ app:get("/redis", function(req)
     return nulls(out)
 end)
 
+-- Over a unix socket.
+app:get("/redis_unix", function(req)
+    local redis = require "resty.redis"
+    local red = redis:new()
+    local ok, err = red:connect("unix:" .. req:arg("path"))
+    if not ok then return 502, { err = err } end
+    local pong = red:ping()
+    red:set_keepalive()
+    return { pong = pong }
+end)
+
 -- The same file under Debian's own name.
 app:get("/redis_debian_name", function()
     return { same = require("nginx.redis") == require("resty.redis") }
