@@ -154,6 +154,8 @@ local function pool_key(host, port, opts)
     return key
 end
 
+local tls_sessions = {}   -- pool key → the TLS session to resume
+
 local function new_client(resty)
     local sock = lubeck_tcp()
     sock:settimeout(1000)
@@ -179,9 +181,14 @@ local function open(self, host, port, opts)
     else ok, err = sock:connect(host, port or 6379, connect_opts) end
     if not ok then return nil, err end
     if opts.ssl then
+        -- the last session for this pool resumes the next handshake (no full
+        -- handshake for each new connection)
         local verify = opts.ssl_verify ~= false
-        ok, err = sock:sslhandshake(false, opts.server_name or (verify and host or nil), verify)
-        if not ok then sock:close(); return nil, err end
+        local session
+        session, err = sock:sslhandshake(tls_sessions[connect_opts.pool], opts.server_name
+                                         or (verify and host or nil), verify)
+        if not session then sock:close(); return nil, err end
+        tls_sessions[connect_opts.pool] = session
     end
     if sock:getreusedtimes() == 0 then
         if opts.password then

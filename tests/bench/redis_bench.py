@@ -65,7 +65,8 @@ def main():
                 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
                 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
                 if bad:
-                    sys.exit("/%s: %s non-2xx responses" % (route, bad.group(1)))
+                    sys.exit("/%s: %s non-2xx responses\n%s" % (route, bad.group(1),
+                                                               "\n".join(server.stderr[-5:])))
                 results[route].append(rps)
         print(" ".join("%s_rps=%.0f" % (r, statistics.median(v)) for r, v in results.items()))
     finally:

@@ -1,5 +1,6 @@
 -- tests/bench/redis_bench.py: one Redis GET per request, several ways.
 -- LUBECK_BENCH_REDIS_PORT: the plain port; LUBECK_BENCH_REDIS_TLS_PORT: TLS.
+-- luacheck: read globals ngx
 require "lubeck.ngx"
 local lubeck = require "lubeck"
 local redis = require "lubeck.redis"
@@ -9,7 +10,10 @@ local app = lubeck.app{ name = "redis-bench", tls = { ca = os.getenv("LUBECK_BEN
 local port = tonumber(os.getenv("LUBECK_BENCH_REDIS_PORT"))
 local tls_port = tonumber(os.getenv("LUBECK_BENCH_REDIS_TLS_PORT"))
 
-local function fail(err) return 502, { err = err } end
+local function fail(err)
+    ngx.log(ngx.ERR, "redis bench: ", err)   -- the bench stops on a non-2xx answer: say why
+    return 502, { err = err }
+end
 
 -- lubeck.redis, pooled connection
 app:get("/lubeck", function()
