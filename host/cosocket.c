@@ -20,10 +20,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-
 #define DEFAULT_TIMEOUT 60.0     /* seconds: also what settimeout(0) means */
 #define DEFAULT_IDLE 60.0
-
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
