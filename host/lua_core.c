@@ -14,6 +14,7 @@
 
 #include "channel.h"
 #include "cosocket.h"
+#include "ngx_lib.h"
 #include "crypto.h"
 #include "flow.h"
 #include "lua_fast.h"
@@ -600,11 +601,15 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     channel_open(L, g);
     cosocket_open(L, g);
     pg_open(L, g);
+    ngx_re_open(L);
+    ngx_util_open(L, g->host);
     websocket_open(L, g);
     shared_open(L, g->host);
     model_open(L, g);
     crypto_open(L, g);
     fast_open(L, g);
+    lua_pushlightuserdata(L, sched_wait_marker());
+    lua_setfield(L, -2, "wait_marker");
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);
