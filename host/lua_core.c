@@ -10,6 +10,7 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "channel.h"
@@ -524,7 +525,9 @@ static int l_deliver(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lubeck *h = gen_of(L)->host;
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)getpid());   /* which worker or host answered */
+    lua_setfield(L, -2, "pid");
     lua_pushinteger(L, h->inflight);
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, h->ntasks);
