@@ -8,7 +8,7 @@
 --   GET  /poll?since=ID    200 {messages=[...], last=ID} once there is news,
 --                          204 after POLL_SECONDS without any: poll again
 --   POST /say              name, text (a form or JSON) → 201 {id=ID}
---   GET  /stats            {listening=N, last=ID}
+--   GET  /stats            {listening=N, last=ID, worker=PID}: N polls wait in that worker
 --
 -- The history lives where every process sees it (history.lua): lubeck.shared
 -- for the workers of one host, Redis when `--redis URL` joins several hosts
@@ -88,7 +88,8 @@ end)
 app:get("/stats", function(req)
     local last = said:last()
     if not last then return 503, UNAVAILABLE end
-    return { listening = lubeck.stats().channel_waiters, last = last }
+    local stats = lubeck.stats()
+    return { listening = stats.channel_waiters, last = last, worker = stats.pid }
 end)
 
 -- The WebSocket room (docs/websockets.md), beside the long-poll one: the same

@@ -10,10 +10,12 @@
 #include <lauxlib.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <strings.h>
 
 #include "channel.h"
 #include "cosocket.h"
+#include "ngx_lib.h"
 #include "crypto.h"
 #include "flow.h"
 #include "lua_fast.h"
@@ -521,7 +523,9 @@ static int l_deliver(lua_State *L)
 static int l_stats(lua_State *L)
 {
     lubeck *h = gen_of(L)->host;
-    lua_createtable(L, 0, 4);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, (lua_Integer)getpid());   /* which worker or host answered */
+    lua_setfield(L, -2, "pid");
     lua_pushinteger(L, h->inflight);
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, h->sched.ntasks);
@@ -598,11 +602,15 @@ int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
     channel_open(L, g);
     cosocket_open(L, g);
     pg_open(L, g);
+    ngx_re_open(L);
+    ngx_util_open(L, g->host);
     websocket_open(L, g);
     shared_open(L, g->host->shared);   /* fixed before the first generation loads */
     model_open(L, g);
     crypto_open(L, g);
     fast_open(L, g);
+    lua_pushlightuserdata(L, sched_wait_marker());
+    lua_setfield(L, -2, "wait_marker");
     lua_pushboolean(L, g->host->debug);
     lua_setfield(L, -2, "debug");
     lua_pushliteral(L, LUBECK_VERSION);

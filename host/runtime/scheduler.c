@@ -90,11 +90,11 @@ static void run(lbk_task *t, int nargs)
     h->current = outer;
     if (rc == LUA_YIELD) {
         /* A host call records its wait before yielding; a bare coroutine.yield()
-         * leaves none, and then just gives the others a turn. */
-        if (t->wait == WAIT_NONE) {
-            lua_settop(t->co, 0);
-            ready_push(h, t, 0);
-        }
+         * leaves none, and then just gives the others a turn. What was yielded
+         * (the marker of a wait passed up from a coroutine of the handler's own)
+         * goes: the wait's results are pushed later. */
+        lua_settop(t->co, 0);
+        if (t->wait == WAIT_NONE) ready_push(h, t, 0);
         return;
     }
     if (h->hooks.task_ended) h->hooks.task_ended(h->ud, t, rc != 0);
@@ -161,12 +161,25 @@ lbk_task *sched_running(lbk_sched *h, lua_State *L, const char *what)
         luaL_error(L, "%s: only a request's code can wait (not the app's top level)", what);
         return NULL;
     }
-    if (t->co != L) {
-        luaL_error(L, "%s: called inside a coroutine of your own; use lubeck.spawn for "
-                      "concurrent work", what);
-        return NULL;
-    }
+    /* L may be a coroutine the handler made (lubeck.coroutine passes its waits up). */
     return t;
+}
+
+/* A host call made inside a coroutine of the handler's own yields this marker;
+ * lubeck.coroutine's resume passes it up to the task's coroutine, and the
+ * wait's results back down. */
+static char wait_marker;
+
+void *sched_wait_marker(void)
+{
+    return &wait_marker;
+}
+
+static int yield_task(lua_State *L, lbk_task *t)
+{
+    if (L == t->co) return lua_yield(L, 0);
+    lua_pushlightuserdata(L, &wait_marker);
+    return lua_yield(L, 1);
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -202,7 +215,7 @@ int sched_sleep(lua_State *L, lbk_task *t, double seconds)
     ev_timer_set(&t->timer, seconds > 0 ? seconds : 0, 0);
     ev_timer_start(h->loop, &t->timer);
     t->wait = WAIT_TIMER;
-    return lua_yield(L, 0);
+    return yield_task(L, t);
 }
 
 int sched_wait(lua_State *L, lbk_task *t, void *wait_on, double timeout, lbk_undo_fn undo,
@@ -222,7 +235,7 @@ int sched_wait(lua_State *L, lbk_task *t, void *wait_on, double timeout, lbk_und
         ev_timer_set(&t->timer, timeout, 0);
         ev_timer_start(h->loop, &t->timer);
     }
-    return lua_yield(L, 0);
+    return yield_task(L, t);
 }
 
 static void ready_cb(struct ev_loop *loop, ev_idle *w, int revents)

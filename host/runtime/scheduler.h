@@ -78,9 +78,11 @@ lbk_task *sched_task_acquire(lbk_gen *g);
 void sched_task_drop(lbk_task *t);
 /* Runs t with the function and nargs arguments already pushed on t->co. */
 void sched_start(lbk_task *t, int nargs);
-/* The task running on L; raises a Lua error naming `what` when there is none
- * (the app's top level) or when L is a coroutine of the app's own. */
+/* The task running on L (its coroutine, or one the handler made inside it);
+ * raises a Lua error naming `what` when there is none (the app's top level). */
 lbk_task *sched_running(lbk_sched *s, lua_State *L, const char *what);
+/* What a wait inside a handler's own coroutine yields (lubeck.coroutine). */
+void *sched_wait_marker(void);
 
 /* Waiting. Each is called as `return sched_...(L, t, ...)` from a C function. */
 int sched_sleep(lua_State *L, lbk_task *t, double seconds);

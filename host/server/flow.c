@@ -318,9 +318,25 @@ static void set_window(lubeck *h, size_t window)
     f->piece = window / 4 ? window / 4 : 1;
 }
 
+/* A client that sends a new request (not a WebSocket frame, not a pipelined
+ * one) has read every reply before it, so Mongrel2 wrote them all. This also
+ * covers credits notices that Mongrel2 handed to another host on the same
+ * front, which this host never sees: without it a keep-alive connection would
+ * stall once 100 KiB of replies had gone unreported. */
+static void request_settles(lubeck *h, const m2_request *m)
+{
+    flow_conn *c = find(h, m->sender, m->conn_id);
+    if (!c || c->head || slice_eq(m->method, "WEBSOCKET")) return;
+    c->in_flight = 0;
+    forget_if_idle(c);
+}
+
 void flow_request_seen(lubeck *h, const m2_request *m)
 {
-    if (h->flows && h->flows->window) return;
+    if (h->flows && h->flows->window) {
+        request_settles(h, m);
+        return;
+    }
     const m2_header *hd = m2_header_get(m, "DOWNLOAD_CREDITS", 16);
     if (!hd) return;
     char digits[24];

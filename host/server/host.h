@@ -111,8 +111,10 @@ struct lubeck {
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
     int nsocks;
     struct lbk_pooled *pool;       /* idle keep-alive connections */
+    struct lbk_pool_group *pool_groups;   /* per-pool connection limits (cosocket_pool.c) */
     struct lbk_resolver *resolver;
     struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections */
+    struct lbk_tls_ctx *tls_ctx;   /* TLS client settings (tls.c), made on first use */
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */

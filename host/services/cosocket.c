@@ -1,83 +1,29 @@
 /* lubeck.tcp(): OpenResty-style cosockets. Every call that would block parks
  * the calling coroutine on the socket's ev_io (and its timer) and returns
  * through sched_complete when the operation is done, so a handler reads like
- * blocking code while the worker serves others. Names are resolved on a helper
- * thread (getaddrinfo blocks); idle connections kept by setkeepalive wait in a
- * per-host pool keyed "host:port". A request's sockets close when it ends. */
+ * blocking code while the worker serves others. A socket has two halves, a
+ * reader and a writer, so one coroutine can wait in receive while another
+ * sends. This file: the object, its waits, send, sslhandshake and the options;
+ * connect is cosocket_connect.c, receive cosocket_recv.c, names are resolved
+ * on a helper thread (cosocket_resolve.c), idle connections wait in the pool
+ * (cosocket_pool.c), TLS is tls.c. A request's sockets close when it ends. */
 #define _GNU_SOURCE
-#include "cosocket.h"
+#include "cosocket_sock.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <lauxlib.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "log.h"
-#include "scheduler.h"
-
-#define SOCK_MT "lubeck.Socket"
-#define DEFAULT_TIMEOUT 60.0
-#define READ_CHUNK 65536
-#define DEFAULT_POOL_SIZE 30
+#define DEFAULT_TIMEOUT 60.0     /* seconds: also what settimeout(0) means */
 #define DEFAULT_IDLE 60.0
 
-enum op { OP_NONE, OP_RESOLVE, OP_CONNECT, OP_SEND, OP_RECV };
-enum recv_kind { RECV_LINE, RECV_ALL, RECV_BYTES };
-
-typedef struct lbk_resolve {
-    int cancelled;               /* the socket's wait ended first: drop the answer */
-    struct lbk_resolve *next;
-    struct lbk_resolver *resolver;
-    struct ev_loop *loop;
-    struct lbk_sock *sock;
-    char host[256], port[16];
-    struct addrinfo *res;
-    int err;
-} lbk_resolve;
-
-typedef struct lbk_resolver {
-    pthread_mutex_t lock;
-    int pending;                 /* lookups still on their threads */
-    lbk_resolve *done;
-    ev_async async;
-} lbk_resolver;
-
-typedef struct lbk_sock {
-    lubeck *h;
-    int fd;
-    double timeout;              /* seconds, < 0 = none */
-    char key[280];               /* "host:port", the pool key */
-    enum op op;
-    lbk_task *waiter;
-    int self_ref;                /* keeps the userdata alive while an op is pending */
-    ev_io io;
-    /* send in progress */
-    int send_ref;
-    const char *send_data;
-    size_t send_len, send_off;
-    /* receive buffer: data is buf[off, len) */
-    char *buf;
-    size_t off, len, cap;
-    enum recv_kind recv_kind;
-    size_t recv_want;
-    int eof;
-    lbk_resolve *resolving;
-    struct addrinfo *addrs;      /* a name's addresses, tried in order */
-    struct addrinfo *next_addr;
-    lbk_req *req;                /* owner: closed when it ends */
-    struct lbk_sock *req_prev, *req_next;
-    int reused;                  /* times taken from the pool */
-} lbk_sock;
-
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 /* ---- the owner's list ----------------------------------------------------- */
 
@@ -91,231 +37,7 @@ static void detach_from_req(lbk_sock *s)
     s->req_prev = s->req_next = NULL;
 }
 
-static void close_fd(lbk_sock *s)
-{
-    if (s->fd < 0) return;
-    ev_io_stop(s->h->loop, &s->io);
-    close(s->fd);
-    s->fd = -1;
-    s->h->nsocks--;
-    s->off = s->len = 0;
-    s->eof = 0;
-    detach_from_req(s);
-}
-
-/* ---- finishing an operation ------------------------------------------------- */
-
-static void forget_addrs(lbk_sock *s)
-{
-    if (s->addrs) freeaddrinfo(s->addrs);
-    s->addrs = s->next_addr = NULL;
-}
-
-static void op_clear(lbk_sock *s)
-{
-    forget_addrs(s);
-    lua_State *L = s->waiter ? s->waiter->gen->L : NULL;
-    if (s->fd >= 0) ev_io_stop(s->h->loop, &s->io);
-    if (L && s->send_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->send_ref);
-    s->send_ref = LUA_NOREF;
-    s->op = OP_NONE;
-    if (L && s->self_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->self_ref);
-    s->self_ref = LUA_NOREF;
-    s->waiter = NULL;
-}
-
-/* Resumes the waiting task with the values it already has on its stack. */
-static void op_done(lbk_sock *s, int nvalues)
-{
-    lbk_task *t = s->waiter;
-    op_clear(s);
-    sched_complete(t, nvalues);
-}
-
-static void op_fail(lbk_sock *s, const char *err, int close_it)
-{
-    lbk_task *t = s->waiter;
-    lua_pushnil(t->co);
-    lua_pushstring(t->co, err);
-    if (close_it) close_fd(s);
-    op_done(s, 2);
-}
-
-/* Timeout or cancel: the task is resumed by sched; only undo our side. */
-static void undo_op(lbk_task *t)
-{
-    lbk_sock *s = t->wait_on;
-    if (!s) return;
-    int cancelled = t->req && t->req->cancelled;
-    if (s->resolving) {
-        s->resolving->cancelled = 1;
-        s->resolving = NULL;
-    }
-    /* A half-done connect or send leaves the stream in an unknown state. */
-    int close_it = cancelled || s->op == OP_CONNECT || s->op == OP_SEND;
-    s->waiter = t;
-    op_clear(s);
-    if (close_it) close_fd(s);
-}
-
-static int begin_wait(lua_State *L, lbk_task *t, lbk_sock *s, enum op op, int events)
-{
-    s->op = op;
-    s->waiter = t;
-    lua_pushvalue(L, 1);
-    s->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    if (events && s->fd >= 0) {
-        ev_io_set(&s->io, s->fd, events);
-        ev_io_start(s->h->loop, &s->io);
-    }
-    return sched_wait(L, t, s, s->timeout, undo_op, 0);
-}
-
-/* ---- errors ----------------------------------------------------------------- */
-
-static const char *errno_text(int e)
-{
-    switch (e) {
-    case ECONNREFUSED: return "connection refused";
-    case ECONNRESET: return "connection reset by peer";
-    case EPIPE: return "closed";
-    case ETIMEDOUT: return "timeout";
-    case EHOSTUNREACH: return "host unreachable";
-    case ENETUNREACH: return "network unreachable";
-    default: return strerror(e);
-    }
-}
-
-/* ---- name resolution on a helper thread ------------------------------------- */
-
-
-static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len, int *err);
-static void connect_next(lbk_sock *s, int err);
-
-static void resolved_cb(struct ev_loop *loop, ev_async *w, int revents)
-{
-    lbk_resolver *rs = w->data;
-    pthread_mutex_lock(&rs->lock);
-    lbk_resolve *list = rs->done;
-    rs->done = NULL;
-    for (lbk_resolve *q = list; q; q = q->next) rs->pending--;
-    pthread_mutex_unlock(&rs->lock);
-    while (list) {
-        lbk_resolve *q = list;
-        list = q->next;
-        if (!q->cancelled) {
-            lbk_sock *s = q->sock;
-            s->resolving = NULL;
-            if (q->err || !q->res) {
-                char msg[320];
-                snprintf(msg, sizeof msg, "%s could not be resolved (%s)", q->host,
-                         gai_strerror(q->err ? q->err : EAI_NONAME));
-                op_fail(s, msg, 0);
-            } else {
-                s->addrs = s->next_addr = q->res;   /* the socket owns the list now */
-                q->res = NULL;
-                s->op = OP_CONNECT;   /* the same wait goes on, now for the connect */
-                connect_next(s, 0);
-            }
-        }
-        if (q->res) freeaddrinfo(q->res);
-        free(q);
-    }
-}
-
-static void *resolve_thread(void *arg)
-{
-    lbk_resolve *q = arg;
-    lbk_resolver *rs = q->resolver;
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    q->err = getaddrinfo(q->host, q->port, &hints, &q->res);
-    pthread_mutex_lock(&rs->lock);
-    q->next = rs->done;
-    rs->done = q;
-    pthread_mutex_unlock(&rs->lock);
-    ev_async_send(q->loop, &rs->async);
-    return NULL;
-}
-
-static lbk_resolver *resolver(lubeck *h)
-{
-    if (h->resolver) return h->resolver;
-    lbk_resolver *rs = calloc(1, sizeof *rs);
-    if (!rs) return NULL;
-    pthread_mutex_init(&rs->lock, NULL);
-    ev_async_init(&rs->async, resolved_cb);
-    rs->async.data = rs;
-    ev_async_start(h->loop, &rs->async);
-    h->resolver = rs;
-    return rs;
-}
-
-/* ---- connect ------------------------------------------------------------------ */
-
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
-
-/* Opens the socket and starts connecting: 1 connected, 0 in progress (the io
- * watcher waits for writability), -1 failed with *err set. */
-static int start_connect(lbk_sock *s, const struct sockaddr *addr, socklen_t len, int *err)
-{
-    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) { *err = errno; return -1; }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    s->fd = fd;
-    s->h->nsocks++;
-    if (connect(fd, addr, len) == 0) return 1;
-    if (errno != EINPROGRESS) {
-        *err = errno;
-        close_fd(s);
-        return -1;
-    }
-    ev_io_set(&s->io, fd, EV_WRITE);
-    ev_io_start(s->h->loop, &s->io);
-    return 0;
-}
-
-static void finish_connect(lbk_sock *s)
-{
-    int err = 0;
-    socklen_t len = sizeof err;
-    getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-    if (!err) {
-        lua_pushinteger(s->waiter->co, 1);
-        return op_done(s, 1);
-    }
-    close_fd(s);
-    connect_next(s, err);   /* a name may have another address (IPv6 first, then IPv4) */
-}
-
-/* Tries the name's remaining addresses in order until one connects or starts
- * connecting; fails with the last error when none is left. */
-static void connect_next(lbk_sock *s, int err)
-{
-    while (s->next_addr) {
-        struct addrinfo *ai = s->next_addr;
-        s->next_addr = ai->ai_next;
-        int rc = start_connect(s, ai->ai_addr, ai->ai_addrlen, &err);
-        if (rc > 0) {
-            lua_pushinteger(s->waiter->co, 1);
-            return op_done(s, 1);
-        }
-        if (rc == 0) return;   /* finish_connect takes it from here */
-    }
-    op_fail(s, errno_text(err ? err : ECONNREFUSED), 0);
-}
-
-static lbk_gen *gen_of(lua_State *L)
-{
-    return lua_touserdata(L, lua_upvalueindex(1));
-}
-
-static lbk_sock *check_sock(lua_State *L)
-{
-    return luaL_checkudata(L, 1, SOCK_MT);
-}
-
-static void attach_to_req(lbk_sock *s, lbk_task *t)
+void sock_attach_to_req(lbk_sock *s, lbk_task *t)
 {
     lbk_req *r = t->req;
     if (!r || s->req == r) return;
@@ -326,357 +48,596 @@ static void attach_to_req(lbk_sock *s, lbk_task *t)
     r->socks = s;
 }
 
-static int busy(lua_State *L, lbk_sock *s)
+/* ---- finishing an operation ------------------------------------------------- */
+
+void sock_forget_addrs(lbk_sock *s)
 {
-    if (s->op == OP_NONE) return 0;
-    return luaL_error(L, "socket busy: another coroutine is using it");
+    if (s->addrs) freeaddrinfo(s->addrs);
+    s->addrs = s->next_addr = NULL;
 }
 
-/* sock:connect(host, port) → 1 | nil, err */
-static int l_connect(lua_State *L)
+void sock_half_clear(lbk_half *hf)
 {
-    lbk_sock *s = check_sock(L);
-    size_t hlen;
-    const char *host = luaL_checklstring(L, 2, &hlen);
-    int port = (int)luaL_checkinteger(L, 3);
-    busy(L, s);
-    if (hlen == 0 || hlen >= 256 || port <= 0 || port > 65535)
-        return luaL_argerror(L, hlen == 0 || hlen >= 256 ? 2 : 3, "bad host or port");
-    lbk_task *t = sched_current(s->h, L, "sock:connect");
-    close_fd(s);
-    snprintf(s->key, sizeof s->key, "%s:%d", host, port);
-    attach_to_req(s, t);
-
-    int fd = cosocket_pool_take(s->h, s->key, &s->reused);
-    if (fd >= 0) {
-        s->fd = fd;
-        s->h->nsocks++;
-        lua_pushinteger(L, 1);
-        return 1;
-    }
-    s->reused = 0;
-
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    socklen_t alen = 0;
-    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        alen = sizeof *a4;
-    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        alen = sizeof *a6;
-    }
-    if (alen) {
-        int err = 0, rc = start_connect(s, (struct sockaddr *)&ss, alen, &err);
-        if (rc > 0) {
-            lua_pushinteger(L, 1);
-            return 1;
+    lbk_sock *s = hf->sock;
+    lua_State *L = hf->waiter ? hf->waiter->gen->L : NULL;
+    ev_io_stop(s->h->loop, &hf->io);
+    if (hf == &s->wr) {
+        if (hf->op == OP_QUEUED) {
+            cosocket_group_dequeue(&s->queued);
+            ev_timer_stop(s->h->loop, &s->kick);
         }
-        if (rc < 0) {
-            lua_pushnil(L);
-            lua_pushstring(L, errno_text(err));
-            return 2;
-        }
-        return begin_wait(L, t, s, OP_CONNECT, 0);
+        sock_forget_addrs(s);
+        if (L && s->send_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, s->send_ref);
+        s->send_ref = LUA_NOREF;
     }
+    if (L && hf->self_ref != LUA_NOREF) luaL_unref(L, LUA_REGISTRYINDEX, hf->self_ref);
+    hf->self_ref = LUA_NOREF;
+    hf->op = OP_NONE;
+    hf->waiter = NULL;
+}
 
-    /* A name: getaddrinfo blocks, so it runs on a thread of its own. */
-    lbk_resolver *rs = resolver(s->h);
-    lbk_resolve *q = rs ? calloc(1, sizeof *q) : NULL;
-    if (!q) return luaL_error(L, "sock:connect: out of memory");
-    q->sock = s;
-    q->resolver = rs;
-    q->loop = s->h->loop;
-    snprintf(q->host, sizeof q->host, "%s", host);
-    snprintf(q->port, sizeof q->port, "%d", port);
-    pthread_t tid;
-    pthread_attr_t attr;
-    pthread_attr_init(&attr);
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    int rc = pthread_create(&tid, &attr, resolve_thread, q);
-    pthread_attr_destroy(&attr);
-    if (rc != 0) {
-        free(q);
-        lua_pushnil(L);
-        lua_pushliteral(L, "cannot start the resolver thread");
-        return 2;
+/* Resumes the half's task with the values it already has on its stack. */
+void sock_half_done(lbk_half *hf, int nvalues)
+{
+    lbk_task *t = hf->waiter;
+    sock_half_clear(hf);
+    sched_complete(t, nvalues);
+}
+
+/* Ends the half's wait with nil, err; close_it closes the socket too (which
+ * wakes the other half's waiter, never this one's: it is detached first). */
+void sock_half_fail(lbk_half *hf, const char *err, int close_it)
+{
+    lbk_task *t = hf->waiter;
+    lua_pushnil(t->co);
+    lua_pushstring(t->co, err);
+    sock_half_clear(hf);
+    if (close_it) sock_close(hf->sock);
+    sched_complete(t, 2);
+}
+
+/* The other half's waiter, when the socket closes under it: woken on the next
+ * loop turn with nil, "closed" (never run from inside this call). */
+static void half_abort(lbk_half *hf)
+{
+    lbk_task *t = hf->waiter;
+    if (!t) return;
+    if (hf->sock->resolving) {
+        cosocket_resolve_cancel(hf->sock->resolving);
+        hf->sock->resolving = NULL;
     }
-    rs->pending++;
-    s->resolving = q;
-    return begin_wait(L, t, s, OP_RESOLVE, 0);
+    sock_half_clear(hf);
+    lua_pushnil(t->co);
+    lua_pushliteral(t->co, "closed");
+    sched_wake(t, 2);
+}
+
+/* Gives up the pool slot a connect with backlog took: the next queued connect
+ * of that pool gets it. */
+void sock_release_slot(lbk_sock *s)
+{
+    lbk_pool_group *g = s->group;
+    if (!g) return;
+    s->group = NULL;
+    cosocket_group_leave(g);
+}
+
+/* Closes the descriptor only (a connect trying the next address keeps the rest). */
+void sock_drop_fd(lbk_sock *s)
+{
+    if (s->fd < 0) return;
+    if (s->tls) {
+        tls_free(s->tls);
+        s->tls = NULL;
+    }
+    close(s->fd);
+    s->fd = -1;
+    s->h->nsocks--;
+    s->off = s->len = 0;
+    s->eof = 0;
+}
+
+void sock_close(lbk_sock *s)
+{
+    half_abort(&s->rd);
+    half_abort(&s->wr);
+    sock_release_slot(s);
+    if (s->fd < 0) return;
+    sock_drop_fd(s);
+    detach_from_req(s);
+}
+
+/* Timeout or cancel: the task is resumed by sched; only undo our side. */
+static void undo_op(lbk_task *t)
+{
+    lbk_sock *s = t->wait_on;
+    if (!s) return;
+    lbk_half *hf = s->rd.waiter == t ? &s->rd : &s->wr;
+    int cancelled = t->req && t->req->cancelled;
+    if (hf == &s->wr && s->resolving) {
+        cosocket_resolve_cancel(s->resolving);
+        s->resolving = NULL;
+    }
+    /* A half-done connect, send or handshake leaves the stream in an unknown
+     * state; a receive that timed out keeps what it read for the next one. */
+    int close_it = cancelled || hf->op != OP_RECV;
+    hf->waiter = t;
+    sock_half_clear(hf);
+    if (close_it) sock_close(s);
+}
+
+int sock_begin_wait(lua_State *L, lbk_task *t, lbk_half *hf, enum op op, int events,
+                      double timeout)
+{
+    lbk_sock *s = hf->sock;
+    hf->op = op;
+    hf->waiter = t;
+    lua_pushvalue(L, 1);
+    hf->self_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    if (events && s->fd >= 0) {
+        ev_io_set(&hf->io, s->fd, events);
+        ev_io_start(s->h->loop, &hf->io);
+    }
+    return sched_wait(L, t, s, timeout, undo_op, 0);
+}
+
+/* Waits again for what the transport asked (TLS may need to write to read). */
+void sock_half_rearm(lbk_half *hf, int events)
+{
+    lbk_sock *s = hf->sock;
+    if ((hf->io.events & (EV_READ | EV_WRITE)) == events && ev_is_active(&hf->io)) return;
+    ev_io_stop(s->h->loop, &hf->io);
+    ev_io_set(&hf->io, s->fd, events);
+    ev_io_start(s->h->loop, &hf->io);
+}
+
+/* ---- errors and results ------------------------------------------------------- */
+
+const char *sock_errno_text(int e)
+{
+    switch (e) {
+    case ECONNREFUSED: return "connection refused";
+    case ECONNRESET: return "connection reset by peer";
+    case EPIPE: return "closed";
+    case ETIMEDOUT: return "timeout";
+    case EHOSTUNREACH: return "host unreachable";
+    case ENETUNREACH: return "network unreachable";
+    case ENOENT: return "no such file or directory";
+    default: return strerror(e);
+    }
+}
+
+int sock_push_fail(lua_State *L, const char *err)
+{
+    lua_pushnil(L);
+    lua_pushstring(L, err);
+    return 2;
+}
+
+static lbk_gen *gen_of(lua_State *L)
+{
+    return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+/* Misuse raises "bad argument #n to 'method' (...)", numbered as in a method
+ * call (the socket is not counted), however the method was called: through
+ * pcall or a local, a standard argerror would name '?' instead. */
+int sock_arg_error(lua_State *L, const char *method, int idx, const char *msg)
+{
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", idx - 1, method, msg);
+}
+
+int sock_arg_type_error(lua_State *L, const char *method, int idx, const char *expected)
+{
+    return sock_arg_error(L, method, idx, lua_pushfstring(L, "%s expected, got %s", expected,
+                                                     luaL_typename(L, idx)));
+}
+
+lua_Number sock_arg_number(lua_State *L, const char *method, int idx)
+{
+    if (!lua_isnumber(L, idx)) sock_arg_type_error(L, method, idx, "number");
+    return lua_tonumber(L, idx);
+}
+
+lua_Number sock_arg_opt_number(lua_State *L, const char *method, int idx, lua_Number def)
+{
+    return lua_isnoneornil(L, idx) ? def : sock_arg_number(L, method, idx);
+}
+
+const char *sock_arg_string(lua_State *L, const char *method, int idx, size_t *len)
+{
+    if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+        sock_arg_type_error(L, method, idx, "string");
+    return lua_tolstring(L, idx, len);
+}
+
+void sock_arg_table(lua_State *L, const char *method, int idx)
+{
+    if (!lua_istable(L, idx)) sock_arg_type_error(L, method, idx, "table");
+}
+
+lbk_sock *sock_check(lua_State *L, const char *method)
+{
+    lbk_sock *s = lua_touserdata(L, 1);
+    if (s && lua_getmetatable(L, 1)) {
+        luaL_getmetatable(L, SOCK_MT);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (same) return s;
+    }
+    luaL_error(L, "bad self to '%s' (lubeck.Socket expected, got %s); call it as sock:%s(...)",
+               method, luaL_typename(L, 1), method);
+    return NULL;
+}
+
+/* ---- the transport: plain, or TLS after sslhandshake ----------------------------- */
+
+/* >0 bytes read, 0 end of stream, -1 would block (*events: what to wait for),
+ * -2 error (*err). */
+ssize_t sock_transport_recv(lbk_sock *s, char *buf, size_t n, int *events, const char **err)
+{
+    if (s->tls) return tls_recv(s->tls, buf, n, events, err);
+    for (;;) {
+        ssize_t got = recv(s->fd, buf, n, 0);
+        if (got >= 0) return got;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { *events = EV_READ; return -1; }
+        *err = sock_errno_text(errno);
+        return -2;
+    }
+}
+
+static ssize_t transport_send(lbk_sock *s, const char *buf, size_t n, int *events,
+                              const char **err)
+{
+    if (s->tls) return tls_send(s->tls, buf, n, events, err);
+    for (;;) {
+        ssize_t put = send(s->fd, buf, n, MSG_NOSIGNAL);
+        if (put >= 0) return put;
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) { *events = EV_WRITE; return -1; }
+        *err = sock_errno_text(errno);
+        return -2;
+    }
 }
 
 /* ---- send ---------------------------------------------------------------------- */
 
 /* Writes what it can; returns 1 when all is sent, 0 to wait, -1 on error. */
-static int send_some(lbk_sock *s, int *err)
+static int send_some(lbk_sock *s, int *events, const char **err)
 {
     while (s->send_off < s->send_len) {
-        ssize_t n = send(s->fd, s->send_data + s->send_off, s->send_len - s->send_off, MSG_NOSIGNAL);
+        ssize_t n = transport_send(s, s->send_data + s->send_off, s->send_len - s->send_off,
+                                   events, err);
         if (n > 0) { s->send_off += (size_t)n; continue; }
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
-        *err = errno;
+        if (n == -1) return 0;
+        if (n == 0) *err = "closed";
         return -1;
     }
     return 1;
 }
 
-/* sock:send(data) → bytes | nil, err */
+/* A string, a number or a (nested) array of them, as ngx_lua's send takes
+ * them: measure (and check) first, then copy into one buffer. Depth-limited:
+ * a table that holds itself is an error. */
+static size_t piece_len(lua_State *L, int idx, int depth)
+{
+    switch (lua_type(L, idx)) {
+    case LUA_TSTRING:
+    case LUA_TNUMBER: {
+        size_t len;
+        lua_tolstring(L, idx, &len);   /* a number is converted in its (copied) slot */
+        return len;
+    }
+    case LUA_TTABLE: {
+        if (depth > 64) luaL_error(L, "bad argument #1 to 'send' (table nested too deep)");
+        size_t total = 0;
+        int n = (int)lua_objlen(L, idx);
+        for (int i = 1; i <= n; i++) {
+            lua_rawgeti(L, idx, i);
+            total += piece_len(L, lua_gettop(L), depth + 1);
+            lua_pop(L, 1);
+        }
+        return total;
+    }
+    default:
+        luaL_error(L, "bad argument #1 to 'send' (bad data type %s found in the table)",
+                   lua_typename(L, lua_type(L, idx)));
+        return 0;
+    }
+}
+
+static char *piece_copy(lua_State *L, int idx, char *out)
+{
+    if (lua_type(L, idx) != LUA_TTABLE) {
+        size_t len;
+        const char *p = lua_tolstring(L, idx, &len);
+        memcpy(out, p, len);
+        return out + len;
+    }
+    int n = (int)lua_objlen(L, idx);
+    for (int i = 1; i <= n; i++) {
+        lua_rawgeti(L, idx, i);
+        out = piece_copy(L, lua_gettop(L), out);
+        lua_pop(L, 1);
+    }
+    return out;
+}
+
+void cosocket_flatten(lua_State *L, int idx)
+{
+    size_t total = piece_len(L, idx, 0);
+    char *flat = lua_newuserdata(L, total ? total : 1);
+    piece_copy(L, idx, flat);
+    lua_pushlstring(L, flat, total);
+    lua_replace(L, idx);
+    lua_pop(L, 1);
+}
+
+/* sock:send(string | number | nested array of them) → bytes | nil, err.
+ * A table goes out as one write. */
 static int l_send(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
+    lbk_sock *s = sock_check(L, "send");
+    int type = lua_type(L, 2);
+    if (type != LUA_TSTRING && type != LUA_TNUMBER && type != LUA_TTABLE)
+        return sock_arg_type_error(L, "send", 2, "string, number or array table");
+    lua_settop(L, 2);
+    if (type == LUA_TTABLE) cosocket_flatten(L, 2);   /* one string, for one write */
     size_t len;
-    const char *data = luaL_checklstring(L, 2, &len);
-    busy(L, s);
-    if (s->fd < 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
+    const char *data = lua_tolstring(L, 2, &len);
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    if (s->wr.op != OP_NONE) return sock_push_fail(L, "socket busy writing");
     lbk_task *t = sched_current(s->h, L, "sock:send");
     s->send_data = data;
     s->send_len = len;
     s->send_off = 0;
-    int err = 0, rc = send_some(s, &err);
+    int events = 0;
+    const char *err = NULL;
+    int rc = send_some(s, &events, &err);
     if (rc == 1) {
         lua_pushinteger(L, (lua_Integer)len);
         return 1;
     }
     if (rc < 0) {
-        close_fd(s);
-        lua_pushnil(L);
-        lua_pushstring(L, errno_text(err));
-        return 2;
+        sock_close(s);
+        return sock_push_fail(L, err);
     }
     lua_pushvalue(L, 2);   /* the string must outlive the wait */
     s->send_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-    return begin_wait(L, t, s, OP_SEND, EV_WRITE);
-}
-
-/* ---- receive --------------------------------------------------------------------- */
-
-static int buf_reserve(lbk_sock *s, size_t want)
-{
-    if (s->off > 0 && s->off == s->len) s->off = s->len = 0;
-    if (s->cap - s->len >= want) return 0;
-    if (s->off > 0) {   /* compact before growing */
-        memmove(s->buf, s->buf + s->off, s->len - s->off);
-        s->len -= s->off;
-        s->off = 0;
-        if (s->cap - s->len >= want) return 0;
-    }
-    size_t cap = s->cap ? s->cap : READ_CHUNK;
-    while (cap - s->len < want) cap *= 2;
-    char *grown = realloc(s->buf, cap);
-    if (!grown) return -1;
-    s->buf = grown;
-    s->cap = cap;
-    return 0;
-}
-
-/* Reads what the socket has; 1 if anything arrived, 0 on EAGAIN, -1 error. */
-static int fill(lbk_sock *s, int *err)
-{
-    if (buf_reserve(s, READ_CHUNK) != 0) { *err = ENOMEM; return -1; }
-    for (;;) {
-        ssize_t n = recv(s->fd, s->buf + s->len, s->cap - s->len, 0);
-        if (n > 0) { s->len += (size_t)n; return 1; }
-        if (n == 0) { s->eof = 1; return 1; }
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-        *err = errno;
-        return -1;
-    }
-}
-
-/* Pushes the result on L when the buffer satisfies the pending receive:
- * returns the count of values, or 0 when more bytes are needed. */
-static int try_satisfy(lbk_sock *s, lua_State *L)
-{
-    const char *data = s->buf + s->off;
-    size_t have = s->len - s->off;
-    switch (s->recv_kind) {
-    case RECV_LINE: {
-        const char *nl = have ? memchr(data, '\n', have) : NULL;
-        if (nl) {
-            size_t n = (size_t)(nl - data);
-            lua_pushlstring(L, data, n > 0 && data[n - 1] == '\r' ? n - 1 : n);
-            s->off += n + 1;
-            return 1;
-        }
-        break;
-    }
-    case RECV_BYTES:
-        if (have >= s->recv_want) {
-            lua_pushlstring(L, data, s->recv_want);
-            s->off += s->recv_want;
-            return 1;
-        }
-        break;
-    case RECV_ALL:
-        if (s->eof) {
-            lua_pushlstring(L, data, have);
-            s->off = s->len;
-            return 1;
-        }
-        return 0;
-    }
-    if (s->eof) {   /* nil, "closed", partial */
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        lua_pushlstring(L, data, have);
-        s->off = s->len;
-        return 3;
-    }
-    return 0;
-}
-
-/* Reads until the receive is satisfied or the socket would block. Returns the
- * count of values pushed on L, or 0 to wait. */
-static int progress_recv(lbk_sock *s, lua_State *L)
-{
-    for (;;) {
-        int n = try_satisfy(s, L);
-        if (n) return n;
-        int err = 0, rc = fill(s, &err);
-        if (rc == 0) return 0;
-        if (rc < 0) {
-            lua_pushnil(L);
-            lua_pushstring(L, errno_text(err));
-            lua_pushlstring(L, s->buf + s->off, s->len - s->off);
-            close_fd(s);
-            return 3;
-        }
-    }
-}
-
-/* sock:receive("*l" | "*a" | n) → data | nil, err, partial */
-static int l_receive(lua_State *L)
-{
-    lbk_sock *s = check_sock(L);
-    busy(L, s);
-    if (lua_type(L, 2) == LUA_TNUMBER) {
-        lua_Number n = lua_tonumber(L, 2);
-        if (n < 0) return luaL_argerror(L, 2, "byte count must not be negative");
-        s->recv_kind = RECV_BYTES;
-        s->recv_want = (size_t)n;
-    } else {
-        const char *p = luaL_optstring(L, 2, "*l");
-        if (!strcmp(p, "*l") || !strcmp(p, "l")) s->recv_kind = RECV_LINE;
-        else if (!strcmp(p, "*a") || !strcmp(p, "a")) s->recv_kind = RECV_ALL;
-        else return luaL_argerror(L, 2, "expected \"*l\", \"*a\" or a byte count");
-    }
-    if (s->fd < 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
-    lbk_task *t = sched_current(s->h, L, "sock:receive");
-    int n = progress_recv(s, L);
-    if (n) return n;
-    return begin_wait(L, t, s, OP_RECV, EV_READ);
+    return sock_begin_wait(L, t, &s->wr, OP_SEND, events, s->send_timeout);
 }
 
 /* ---- readiness ---------------------------------------------------------------------- */
 
+static void handshake_step(lbk_sock *s);
+
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-    lbk_sock *s = w->data;
-    if (!s->waiter) {
+    (void)revents;
+    lbk_half *hf = w->data;
+    lbk_sock *s = hf->sock;
+    if (!hf->waiter) {
         ev_io_stop(loop, w);
         return;
     }
-    lua_State *co = s->waiter->co;
-    switch (s->op) {
+    lua_State *co = hf->waiter->co;
+    switch (hf->op) {
     case OP_CONNECT:
-        finish_connect(s);
+        sock_connect_ready(s);
+        return;
+    case OP_HANDSHAKE:
+        handshake_step(s);
         return;
     case OP_SEND: {
-        int err = 0, rc = send_some(s, &err);
-        if (rc == 0) return;
-        if (rc < 0) return op_fail(s, errno_text(err), 1);
+        int events = 0;
+        const char *err = NULL;
+        int rc = send_some(s, &events, &err);
+        if (rc == 0) return sock_half_rearm(hf, events);
+        if (rc < 0) return sock_half_fail(hf, err, 1);
         lua_pushinteger(co, (lua_Integer)s->send_len);
-        return op_done(s, 1);
+        return sock_half_done(hf, 1);
     }
     case OP_RECV: {
-        int n = progress_recv(s, co);
-        if (n) op_done(s, n);
-        return;
+        int events = EV_READ, broken = 0;
+        int n = sock_progress_recv(s, co, &events, &broken);
+        if (!n) return sock_half_rearm(hf, events);
+        lbk_task *t = hf->waiter;
+        sock_half_clear(hf);
+        if (broken) sock_close(s);
+        return sched_complete(t, n);
     }
     default:
         ev_io_stop(loop, w);
     }
 }
 
+/* ---- TLS ------------------------------------------------------------------------------- */
+
+static void push_session(lbk_sock *s, lua_State *L)
+{
+    if (s->want_session) tls_push_session(s->tls, L);
+    else lua_pushboolean(L, 1);
+}
+
+static void handshake_step(lbk_sock *s)
+{
+    int events = 0;
+    const char *err = NULL;
+    int rc = tls_handshake(s->tls, &events, &err);
+    if (rc == 0) return sock_half_rearm(&s->wr, events);
+    if (rc < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", err);
+        return sock_half_fail(&s->wr, msg, 1);
+    }
+    lua_State *co = s->wr.waiter->co;
+    push_session(s, co);
+    sock_half_done(&s->wr, 1);
+}
+
+/* sock:sslhandshake([reused_session [, server_name [, verify]]]) → session | nil, err.
+ * verify defaults to true (OpenResty's is false: a default that checks nothing
+ * is a trap); the name is checked against the certificate and sent as SNI. */
+static int l_sslhandshake(lua_State *L)
+{
+    lbk_sock *s = sock_check(L, "sslhandshake");
+    void *session = NULL;
+    if (!lua_isnoneornil(L, 2) && !lua_isboolean(L, 2)) session = tls_check_session(L, 2);
+    size_t nlen = 0;
+    const char *name = lua_isnoneornil(L, 3) ? NULL : sock_arg_string(L, "sslhandshake", 3, &nlen);
+    if (nlen >= sizeof s->server_name) return sock_arg_error(L, "sslhandshake", 3, "server name too long");
+    int verify = lua_isnoneornil(L, 4) ? 1 : lua_toboolean(L, 4);
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    if (s->rd.op != OP_NONE || s->wr.op != OP_NONE) return sock_push_fail(L, "socket busy");
+    lbk_task *t = sched_current(s->h, L, "sock:sslhandshake");
+    s->want_session = !(lua_isboolean(L, 2) && !lua_toboolean(L, 2));
+    if (s->tls) {   /* a pooled TLS connection: its handshake is done */
+        push_session(s, L);
+        return 1;
+    }
+    if (s->len > s->off) return sock_push_fail(L, "unread data before the TLS handshake");
+    const char *err = NULL;
+    s->tls = tls_new(s->h, s->fd, name, verify, session, &err);
+    if (!s->tls) return sock_push_fail(L, err);
+    int events = 0;
+    int rc = tls_handshake(s->tls, &events, &err);
+    if (rc > 0) {
+        push_session(s, L);
+        return 1;
+    }
+    if (rc < 0) {
+        lua_pushnil(L);
+        lua_pushstring(L, err);
+        sock_close(s);
+        return 2;
+    }
+    return sock_begin_wait(L, t, &s->wr, OP_HANDSHAKE, events, s->connect_timeout);
+}
+
 /* ---- the rest of the API -------------------------------------------------------------- */
 
-/* sock:settimeout(ms) */
+/* A timeout in ms as ngx_lua reads it: 0 is the default, negative is misuse. */
+static double check_timeout(lua_State *L, const char *method, int idx)
+{
+    lua_Number ms = sock_arg_number(L, method, idx);
+    if (ms < 0 || ms > 2147483647.0) sock_arg_error(L, method, idx, "bad timeout value");
+    return ms == 0 ? DEFAULT_TIMEOUT : ms / 1000.0;
+}
+
+/* sock:settimeout(ms): connect, send and read alike */
 static int l_settimeout(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
-    lua_Number ms = luaL_checknumber(L, 2);
-    s->timeout = ms < 0 ? -1 : ms / 1000.0;
+    lbk_sock *s = sock_check(L, "settimeout");
+    s->connect_timeout = s->send_timeout = s->read_timeout = check_timeout(L, "settimeout", 2);
     return 0;
 }
 
-/* sock:setkeepalive([idle_ms [, pool_size]]) → 1 | nil, err */
+/* sock:settimeouts(connect_ms, send_ms, read_ms) */
+static int l_settimeouts(lua_State *L)
+{
+    lbk_sock *s = sock_check(L, "settimeouts");
+    s->connect_timeout = check_timeout(L, "settimeouts", 2);
+    s->send_timeout = check_timeout(L, "settimeouts", 3);
+    s->read_timeout = check_timeout(L, "settimeouts", 4);
+    return 0;
+}
+
+/* sock:setoption(name, value) → true | nil, err */
+static int l_setoption(lua_State *L)
+{
+    lbk_sock *s = sock_check(L, "setoption");
+    const char *name = sock_arg_string(L, "setoption", 2, NULL);
+    int level = SOL_SOCKET, opt;
+    if (!strcmp(name, "keepalive")) opt = SO_KEEPALIVE;
+    else if (!strcmp(name, "reuseaddr")) opt = SO_REUSEADDR;
+    else if (!strcmp(name, "tcp-nodelay")) { level = IPPROTO_TCP; opt = TCP_NODELAY; }
+    else if (!strcmp(name, "sndbuf")) opt = SO_SNDBUF;
+    else if (!strcmp(name, "rcvbuf")) opt = SO_RCVBUF;
+    else return sock_arg_error(L, "setoption", 2, "unknown option (keepalive, reuseaddr, tcp-nodelay, sndbuf or rcvbuf)");
+    int value = lua_isboolean(L, 3) ? lua_toboolean(L, 3) : (int)sock_arg_number(L, "setoption", 3);
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    if (setsockopt(s->fd, level, opt, &value, sizeof value) != 0) return sock_push_fail(L, strerror(errno));
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static void tls_free_cb(void *tls) { tls_free(tls); }
+
+/* sock:setkeepalive([idle_ms [, pool_size]]) → 1 | nil, err (and closed) */
 static int l_setkeepalive(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
-    double idle = luaL_optnumber(L, 2, DEFAULT_IDLE * 1000) / 1000.0;
-    int size = (int)luaL_optinteger(L, 3, DEFAULT_POOL_SIZE);
-    busy(L, s);
-    if (s->fd < 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
-    if (s->len > s->off || s->eof) {
-        close_fd(s);
-        lua_pushnil(L);
-        lua_pushstring(L, s->eof ? "closed" : "unread data in buffer");
-        return 2;
+    lbk_sock *s = sock_check(L, "setkeepalive");
+    lua_Number idle_ms = sock_arg_opt_number(L, "setkeepalive", 2, 0);
+    if (idle_ms < 0) return sock_arg_error(L, "setkeepalive", 2, "bad idle timeout: negative");
+    double idle = idle_ms > 0 ? idle_ms / 1000.0 : DEFAULT_IDLE;
+    lua_Integer size = (lua_Integer)sock_arg_opt_number(L, "setkeepalive", 3, s->pool_size ? s->pool_size : DEFAULT_POOL_SIZE);
+    if (size < 1) return sock_arg_error(L, "setkeepalive", 3, "bad pool size: at least 1");
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    if (s->rd.op != OP_NONE || s->wr.op != OP_NONE) return sock_push_fail(L, "socket busy");
+    /* Only a clean connection goes back: bytes still unread (in our buffer or
+     * in the kernel's) would be read by the next user as its own reply. */
+    int state = s->eof ? COSOCKET_PEER_CLOSED
+              : s->len > s->off ? COSOCKET_DIRTY
+              : s->tls ? tls_idle_state(s->tls) : cosocket_fd_state(s->fd);
+    if (state != COSOCKET_CLEAN) {
+        sock_close(s);
+        return sock_push_fail(L, state == COSOCKET_DIRTY ? "connection in dubious state" : "closed");
     }
     int fd = s->fd;
-    ev_io_stop(s->h->loop, &s->io);
+    lbk_tls *tls = s->tls;
     s->fd = -1;
+    s->tls = NULL;
     s->h->nsocks--;
     detach_from_req(s);
-    if (size < 1 || cosocket_pool_put(s->h, s->key, fd, s->reused, idle, size) != 0) close(fd);
+    sock_release_slot(s);
+    if (cosocket_pool_put(s->h, s->key, fd, s->reused, tls, tls_free_cb, idle, (int)size) != 0) {
+        if (tls) tls_free(tls);
+        close(fd);
+    }
     lua_pushinteger(L, 1);
     return 1;
 }
 
 static int l_getreusedtimes(lua_State *L)
 {
-    lua_pushinteger(L, check_sock(L)->reused);
+    lbk_sock *s = sock_check(L, "getreusedtimes");
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    lua_pushinteger(L, s->reused);
     return 1;
 }
 
+/* sock:close() → 1 | nil, "closed". A coroutine waiting on the socket gets
+ * nil, "closed". */
 static int l_close(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
-    busy(L, s);
-    if (s->fd < 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "closed");
-        return 2;
-    }
-    close_fd(s);
+    lbk_sock *s = sock_check(L, "close");
+    if (s->fd < 0) return sock_push_fail(L, "closed");
+    sock_close(s);
     lua_pushinteger(L, 1);
     return 1;
 }
 
+/* Closes without waking anyone: for a request that ended (its tasks go with
+ * it, and their own undo then finds nothing left to do) and for a socket
+ * being collected (the Lua state may be closing). */
+static void close_quietly(lbk_sock *s)
+{
+    if (s->resolving) {
+        cosocket_resolve_cancel(s->resolving);
+        s->resolving = NULL;
+    }
+    sock_half_clear(&s->rd);
+    sock_half_clear(&s->wr);
+    ev_timer_stop(s->h->loop, &s->kick);
+    sock_close(s);   /* both halves idle: it wakes nobody */
+}
+
 static int l_gc(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
-    close_fd(s);
-    forget_addrs(s);
+    lbk_sock *s = sock_check(L, "__gc");
+    close_quietly(s);
+    sock_forget_addrs(s);
     free(s->buf);
     s->buf = NULL;
     s->cap = 0;
@@ -685,9 +646,17 @@ static int l_gc(lua_State *L)
 
 static int l_tostring(lua_State *L)
 {
-    lbk_sock *s = check_sock(L);
+    lbk_sock *s = sock_check(L, "__tostring");
     lua_pushfstring(L, "lubeck.Socket (%s): %p", s->fd >= 0 ? s->key : "closed", (void *)s);
     return 1;
+}
+
+static void half_init(lbk_half *hf, lbk_sock *s)
+{
+    hf->sock = s;
+    hf->self_ref = LUA_NOREF;
+    ev_init(&hf->io, io_cb);
+    hf->io.data = hf;
 }
 
 /* tcp() → a new, unconnected socket */
@@ -698,10 +667,13 @@ static int l_tcp(lua_State *L)
     memset(s, 0, sizeof *s);
     s->h = g->host;
     s->fd = -1;
-    s->timeout = DEFAULT_TIMEOUT;
-    s->self_ref = s->send_ref = LUA_NOREF;
-    ev_init(&s->io, io_cb);
-    s->io.data = s;
+    s->connect_timeout = s->send_timeout = s->read_timeout = DEFAULT_TIMEOUT;
+    s->send_ref = LUA_NOREF;
+    half_init(&s->rd, s);
+    half_init(&s->wr, s);
+    s->backlog = -1;
+    ev_init(&s->kick, sock_kick_cb);
+    s->kick.data = s;
     luaL_getmetatable(L, SOCK_MT);
     lua_setmetatable(L, -2);
     return 1;
@@ -711,7 +683,7 @@ void cosocket_req_ended(lbk_req *r)
 {
     while (r->socks) {
         lbk_sock *s = r->socks;
-        close_fd(s);
+        close_quietly(s);
         detach_from_req(s);   /* also when it never got a descriptor */
     }
 }
@@ -719,11 +691,16 @@ void cosocket_req_ended(lbk_req *r)
 void cosocket_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg methods[] = {
-        { "connect", l_connect }, { "send", l_send }, { "receive", l_receive },
-        { "settimeout", l_settimeout }, { "setkeepalive", l_setkeepalive },
-        { "getreusedtimes", l_getreusedtimes }, { "close", l_close }, { NULL, NULL }
+        { "connect", sock_l_connect }, { "send", l_send }, { "receive", sock_l_receive },
+        { "receiveany", sock_l_receiveany }, { "receiveuntil", sock_l_receiveuntil },
+        { "settimeout", l_settimeout }, { "settimeouts", l_settimeouts },
+        { "setoption", l_setoption }, { "setkeepalive", l_setkeepalive },
+        { "getreusedtimes", l_getreusedtimes }, { "sslhandshake", l_sslhandshake },
+        { "close", l_close }, { NULL, NULL }
     };
     host_lua_class(L, SOCK_MT, methods, l_gc, l_tostring);
+    tls_open(L, g->host);
+    cosocket_udp_open(L, g);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_tcp, 1);
     lua_setfield(L, -2, "tcp");
@@ -732,13 +709,6 @@ void cosocket_open(lua_State *L, lbk_gen *g)
 void cosocket_free_all(lubeck *h)
 {
     cosocket_pool_free(h);
-    if (h->resolver) {
-        ev_async_stop(h->loop, &h->resolver->async);
-        /* A lookup still on its thread will touch the resolver: leave it be. */
-        if (h->resolver->pending == 0) {
-            pthread_mutex_destroy(&h->resolver->lock);
-            free(h->resolver);
-        }
-        h->resolver = NULL;
-    }
+    cosocket_resolver_free(h);
+    tls_free_all(h);
 }

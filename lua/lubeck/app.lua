@@ -17,7 +17,7 @@ App.__index = App
 local OPTIONS = {
     cookie_secret = "string", template_dir = "string", login_url = "string",
     debug = "boolean", request_timeout = "number", name = "string",
-    session_store = "table", template_engine = "table", redis = "string",
+    session_store = "table", template_engine = "table", redis = "string", tls = "table",
 }
 
 function App.new(opts)
@@ -52,6 +52,11 @@ function App.new(opts)
     local redis_url, redis_err = core.channel_redis(app.redis)
     if redis_err then error("lubeck.app{...}: option 'redis': " .. redis_err, 2) end
     app.redis = redis_url
+    -- tls = { ca = "file.pem" }: cosockets trust these CAs besides the system's.
+    if app.tls and app.tls.ca ~= nil then
+        local ok, err = core.tls_add_ca(tostring(app.tls.ca))
+        if not ok then error("lubeck.app{...}: tls.ca: " .. err, 2) end
+    end
     if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
         error("lubeck.app{...}: template_engine must be { compile = function(source, name) ... end }", 2)
     end

@@ -1,6 +1,7 @@
 -- Loads an app folder into a fresh Lua state for the host: runs app.lua, checks
 -- it returned an app, compiles its routes. Every failure is an error whose
 -- message starts with file:line.
+require "lubeck.coroutine"   -- handlers' own coroutines may wait on the host
 local App = require "lubeck.app"
 local pipeline = require "lubeck.pipeline"
 

@@ -15,9 +15,14 @@
 --
 -- Used without the host:  local t = require "lubeck.template"
 --   local engine = t.new{ dir = "templates" };  engine:render("page.html", ctx)
-local setmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget =
-    setmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget
-local find, sub, gsub, format, byte, gmatch = string.find, string.sub, string.gsub, string.format, string.byte, string.gmatch
+-- or as etlua is used: t.render(source, env) → string | nil, err, and
+--   t.compile(source) → fn | nil, err, fn(env [, buffer, n]) → string (names
+--   missing from env come from _G; a buffer given gets the output appended).
+local setmetatable, getmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget =
+    setmetatable, getmetatable, setfenv, loadstring, pairs, type, tostring, error, pcall, rawget
+local find, sub, gsub, format, byte, gmatch, match, rep = string.find, string.sub, string.gsub,
+    string.format, string.byte, string.gmatch, string.match, string.rep
+local _G = _G
 local concat, open = table.concat, io.open
 
 local _M = { _VERSION = "0.1" }
@@ -53,10 +58,44 @@ local function line_of(source, pos)
     return n
 end
 
--- The Lua source of a template: a chunk returning function(_e, _r, _c) → string.
+-- Where the tag whose code starts at pos closes: the "%>" that is not inside
+-- a Lua string or long string ("<%= '%>' %>" prints %>); a line comment ends
+-- at the end of its line or at the tag's close, whichever comes first.
+local function find_close(source, pos)
+    local len, quote = #source, nil
+    while pos <= len do
+        local c = byte(source, pos)
+        if quote then
+            if c == 92 then pos = pos + 1                      -- \x: x is escaped
+            elseif c == quote or c == 10 then quote = nil end  -- (a newline ends a broken one)
+        elseif c == 39 or c == 34 then
+            quote = c
+        elseif c == 91 or (c == 45 and byte(source, pos + 1) == 45) then   -- [ or --
+            local at = c == 45 and pos + 2 or pos
+            local opener = match(source, "^%[=*%[", at)
+            if opener then                                     -- a long string or comment
+                local _, e = find(source, "]" .. rep("=", #opener - 2) .. "]", at + #opener, true)
+                if not e then return nil end
+                pos = e
+            elseif c == 45 then                                -- a line comment
+                local cs, ce = find(source, "%>", pos, true)
+                local nl = find(source, "\n", pos, true)
+                if cs and (not nl or cs < nl) then return cs, ce end
+                if not nl then return nil end
+                pos = nl
+            end
+        elseif c == 37 and byte(source, pos + 1) == 62 then   -- %>
+            return pos, pos + 1
+        end
+        pos = pos + 1
+    end
+end
+
+-- The Lua source of a template: a chunk returning function(_e, _r, _c [, _b, _n])
+-- → string, appending to _b after its _n-th item when given.
 function _M.to_lua(source, name)
     name = name or "template"
-    local out, n = { "return function(_e, _r, _c) local _b, _n = {}, 0 " }, 1
+    local out, n = { "return function(_e, _r, _c, _b, _n) _b, _n = _b or {}, _n or 0 " }, 1
     local owed = 0          -- synthetic newlines not yet paid back
     local function emit(s) n = n + 1; out[n] = s end
     local function text(t)
@@ -77,7 +116,7 @@ function _M.to_lua(source, name)
             break
         end
         text(sub(source, pos, s - 1))
-        local cs, ce = find(source, "%>", e + 1, true)
+        local cs, ce = find_close(source, e + 1)
         if not cs then
             error(format("%s:%d: unclosed <%%%s tag", name, line_of(source, s), kind), 0)
         end
@@ -107,20 +146,40 @@ function _M.to_lua(source, name)
     return concat(out, "", 1, n)
 end
 
--- compile(source, name) → render(env) → string. Raises "name:LINE: message"
--- for a syntax error.
+-- An environment for a bare table: its names, then _G's (as etlua reads them).
+local function with_globals(env)
+    if env == nil then env = {} end
+    if getmetatable(env) ~= nil then return env end
+    return setmetatable({}, { __index = function(_, k)
+        local v = env[k]
+        if v == nil then v = _G[k] end
+        return v
+    end })
+end
+
+-- compile(source [, name]) → render(env [, buffer, n]) → string, or nil and
+-- "name:LINE: message" for a syntax error.
 function _M.compile(source, name)
+    if type(source) ~= "string" then error("compile: the template source must be a string", 2) end
     name = name or "template"
-    local code = _M.to_lua(source, name)
+    local ok, code = pcall(_M.to_lua, source, name)
+    if not ok then return nil, code end
     local chunk, err = loadstring(code, "=" .. name)
-    if not chunk then error(err, 0) end
-    return function(env)
+    if not chunk then return nil, err end
+    return function(env, buffer, n)
         -- a closure per render, each with its own environment: renders of
         -- the same template may run at once (in several coroutines, or nested)
         local fn = chunk()
-        setfenv(fn, env)
-        return fn(escape, raw, concat)
+        setfenv(fn, with_globals(env))
+        return fn(escape, raw, concat, buffer, buffer and (n or #buffer) or nil)
     end
+end
+
+-- render(source, env) → string | nil, err: etlua's one-shot form.
+function _M.render(source, ...)
+    local fn, err = _M.compile(source)
+    if not fn then return nil, err end
+    return fn(...)
 end
 
 -- File signatures (for recompiling on change) --------------------------------------

@@ -163,9 +163,12 @@ class Server:
 
 class Mongrel2:
     """A Mongrel2 of the test's own (for `lubeck run`): the config `lubeck m2conf`
-    prints, moved to free ports and to run_dir."""
+    prints, moved to free ports and to run_dir. flow_control=False drops the
+    download.flow_control setting, for tests that count on Mongrel2 rotating
+    each request of one keep-alive connection over the hosts (with it, the
+    credits notice after each reply takes a turn too)."""
 
-    def __init__(self, app, run_dir):
+    def __init__(self, app, run_dir, flow_control=True):
         self.run = str(run_dir)
         for d in ("logs", "run", "tmp"):
             os.makedirs(os.path.join(self.run, d), exist_ok=True)
@@ -177,6 +180,8 @@ class Mongrel2:
         conf = conf.replace("tcp://127.0.0.1:9997", self.send_spec)
         conf = conf.replace("tcp://127.0.0.1:9996", self.recv_spec)
         conf = conf.replace(os.path.join(os.path.realpath(app), ".lubeck"), self.run)
+        if not flow_control:
+            conf = conf.replace("'download.flow_control': 1", "'download.flow_control': 0")
         with open(os.path.join(self.run, "m2.conf"), "w") as f:
             f.write(conf)
         self.db = os.path.join(self.run, "config.sqlite")

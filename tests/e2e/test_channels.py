@@ -77,7 +77,7 @@ class Pool:
     rotates requests over them), each started with its own extra arguments."""
 
     def __init__(self, tmp_path, app, hosts):
-        self.m2 = Mongrel2(app, tmp_path / "m2")
+        self.m2 = Mongrel2(app, tmp_path / "m2", flow_control=False)
         self.hosts = []
         try:
             for args in hosts:
@@ -313,22 +313,21 @@ def chat_say(port, text):
 
 
 def chat_listening(port, processes, want, timeout=15):
-    """Until `processes` /stats in a row on one keep-alive connection (Mongrel2
-    rotates them over the processes) say `want` polls wait between them."""
+    """Until the `processes` processes, asked /stats in batches of fresh
+    connections at once (Mongrel2 rotates every message, notices included, so
+    one connection may keep meeting the same process), say `want` polls wait
+    between them."""
     deadline = time.time() + timeout
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
+    seen = {}
+    with ThreadPoolExecutor(8) as ex:
         while time.time() < deadline:
-            total = 0
-            for _ in range(processes):
-                c.request("GET", "/stats")
-                total += json.loads(c.getresponse().read())["listening"]
-            if total == want:
+            for status, body in ex.map(lambda _: get_json(port, "/stats", 5), range(8)):
+                assert status == 200
+                seen[body["worker"]] = body["listening"]
+            if len(seen) == processes and sum(seen.values()) == want:
                 return
             time.sleep(0.05)
-    finally:
-        c.close()
-    raise AssertionError("never %d polls waiting" % want)
+    raise AssertionError("never %d polls waiting: %r" % (want, seen))
 
 
 def test_chat_with_two_workers_wakes_all_20_pollers_with_one_message(tmp_path):

@@ -4,6 +4,7 @@ also when a busy loop holds both cores; a slow reader slows only its own
 connection; a client that reads nothing is closed by lubeck after the send
 timeout; streamed and large responses go out whole. Every plain GET sent
 alongside is counted: each one must be answered."""
+import http.client
 import json
 import os
 import socket
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import APPS, Server
+from conftest import APPS, LUBECK, Mongrel2, Process, Server
 from test_websocket import WS, WSClosed
 
 APP = os.path.join(APPS, "websocket")
@@ -213,3 +214,33 @@ def test_a_stream_to_a_client_that_reads_nothing_ends_with_closed(server):
         time.sleep(0.2)
     assert "stream: closed" in results
     s.close()
+
+
+def test_two_hosts_on_one_front_keep_a_keep_alive_connection_going_past_the_window(tmp_path):
+    """Two `lubeck run` hosts straight on one Mongrel2 with flow control: the
+    credits notice after each reply goes to whichever host is next, so a host
+    hardly ever hears about its own replies. 2,000 requests of about 1 KiB
+    each on one keep-alive connection (20 windows' worth) are all answered."""
+    m2 = Mongrel2(APP, tmp_path / "m2")
+    hosts = []
+    try:
+        hosts = [Process([LUBECK, "run", APP, "--send", m2.send_spec, "--recv", m2.recv_spec])
+                 for _ in range(2)]
+        assert m2.wait_ok("/big?bytes=1")
+        c = http.client.HTTPConnection("127.0.0.1", m2.port, timeout=5)
+        answered = 0
+        deadline = time.time() + 60
+        for i in range(2000):
+            if time.time() > deadline:
+                break
+            c.request("GET", "/big?bytes=1000")
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200 and len(body) == 1000, (i, r.status, len(body))
+            answered += 1
+        c.close()
+        assert answered == 2000
+    finally:
+        for h in hosts:
+            h.stop()
+        m2.stop()

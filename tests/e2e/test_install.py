@@ -14,6 +14,7 @@ from test_embed import Mongrel2Stub
 
 API = {"lubeck_new", "lubeck_register", "lubeck_start", "lubeck_stop", "lubeck_inflight",
        "lubeck_free", "lubeck_error"}
+API |= {"ngx_hex_dump"}   # nginx's name: lua-resty-string's to_hex finds it through the FFI
 PROBE_APP = """local probe = require "lubeck_install_probe"   -- only in the installed tree
 local app = require("lubeck").app{ name = "probe" }
 app:get("/", function(req) return probe end)

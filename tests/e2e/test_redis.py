@@ -21,11 +21,14 @@ pytestmark = pytest.mark.skipif(not os.path.exists(REDIS_SERVER), reason="redis-
 class Redis:
     """A redis-server of the test's own, with a tiny RESP client to look inside."""
 
-    def __init__(self, tmp):
+    def __init__(self, tmp, *args, password=None):
         self.port = free_port()
+        self.password = password
+        if password:
+            args += ("--requirepass", password)
         self.proc = subprocess.Popen(
             [REDIS_SERVER, "--save", "", "--appendonly", "no", "--port", str(self.port),
-             "--bind", "127.0.0.1", "--dir", str(tmp)],
+             "--bind", "127.0.0.1", "--dir", str(tmp)] + list(args),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 10
         while True:
@@ -40,13 +43,18 @@ class Redis:
             time.sleep(0.05)
 
     def command(self, *args):
+        commands = [("AUTH", self.password), args] if self.password else [args]
         with socket.create_connection(("127.0.0.1", self.port), timeout=2) as s:
-            out = b"*%d\r\n" % len(args)
-            for a in args:
-                a = a.encode() if isinstance(a, str) else a
-                out += b"$%d\r\n%s\r\n" % (len(a), a)
+            out = b""
+            for command in commands:
+                out += b"*%d\r\n" % len(command)
+                for a in command:
+                    a = a.encode() if isinstance(a, str) else a
+                    out += b"$%d\r\n%s\r\n" % (len(a), a)
             s.sendall(out)
             f = s.makefile("rb")
+            if self.password:
+                f.readline()                              # AUTH's +OK
             line = f.readline().rstrip(b"\r\n")
             if line[:1] == b"+":
                 return line[1:].decode()
@@ -69,7 +77,9 @@ class Redis:
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory):
-    server = Redis(tmp_path_factory.mktemp("redis"))
+    tmp = tmp_path_factory.mktemp("redis")
+    server = Redis(tmp, "--unixsocket", str(tmp / "redis.sock"))
+    server.unix = str(tmp / "redis.sock")
     yield server
     server.stop()
 
@@ -156,3 +166,80 @@ def test_a_server_killed_mid_request_gives_nil_err(srv, tmp_path):
         doomed.stop()
     r = jget(srv, "/pooled?port=%d" % doomed.port, status=502)
     assert r == {"where": "connect", "err": "connection refused"}
+
+
+# ---- the keep-alive pool never crosses sessions and never hands out dirty sockets
+
+def test_a_pooled_connection_never_reaches_another_password(srv, tmp_path):
+    locked = Redis(tmp_path, password="right horse")
+    try:
+        q = "/session?port=%d&key=secret" % locked.port
+        ok = jget(srv, q + "&password=right%20horse&set=s3cret")
+        assert ok["value"] == "s3cret" and ok["kept"] == 1
+        again = jget(srv, q + "&password=right%20horse")
+        assert again["reused"] >= 1 and again["value"] == "s3cret"   # same session: pooled
+        # The pool holds an authenticated connection; a wrong password must not get it.
+        r = jget(srv, q + "&password=wrong", status=502)
+        assert r["where"] == "connect" and r["err"].startswith("WRONGPASS"), r
+        r = jget(srv, q, status=200)
+        assert r["reused"] == 0 and r["value"] is None, r            # no password: no session
+    finally:
+        locked.stop()
+
+
+def test_a_pooled_connection_keeps_its_db(srv):
+    q = "/session?key=dbkey"
+    assert jget(srv, q + "&db=1&set=in-db-1")["value"] == "in-db-1"
+    assert jget(srv, q + "&db=1")["reused"] >= 1
+    r = jget(srv, q + "&db=0")
+    assert r["value"] is None, r           # db 0 never got db 1's connection
+    r = jget(srv, q)
+    assert r["value"] is None, r
+
+
+def test_the_pool_option_names_the_pool(srv):
+    assert jget(srv, "/raw_pool?pool=pa")["kept"] == 1
+    assert jget(srv, "/raw_pool?pool=pa")["reused"] == 1
+    assert jget(srv, "/raw_pool?pool=pb")["reused"] == 0
+    assert jget(srv, "/raw_pool?pool=pa")["reused"] == 2
+
+
+@pytest.mark.parametrize("where", ["buffer", "kernel"])
+def test_a_connection_with_unread_bytes_is_not_pooled(srv, where):
+    r = jget(srv, "/dirty?where=" + where)
+    assert r.get("kept") is None and r["err"] == "connection in dubious state", r
+    r = jget(srv, "/dirty?where=" + where)
+    assert r["reused"] == 0, r            # nothing went into the pool
+
+
+def test_a_pooled_connection_the_server_closed_is_not_handed_out(srv):
+    r = jget(srv, "/killed_in_pool")
+    assert r == {"killed": ":1", "reused": 0, "pong": "+PONG"}
+
+
+# ---- lubeck.redis called the way resty.redis code calls it
+
+@pytest.mark.parametrize("over", ["tcp", "unix"])
+def test_called_the_resty_way(srv, redis_server, over):
+    q = "/resty_way" + ("?unix=" + redis_server.unix if over == "unix" else "")
+    r = jget(srv, q)
+    assert r["connected"] == 1
+    assert r["set"] == "OK" and r["get"] == "an animal" and r["missing_is_null"] is True
+    assert r["hmset"] == "OK" and r["hget"] == "meow"
+    assert r["queued"] == "OK"
+    assert r["pipeline"][:3] == ["OK", "Marry", False]
+    assert r["pipeline"][3].startswith("ERR value is not an integer")
+    assert r["after_cancel"] == "Marry"
+    assert r["incr"][0] is False and r["incr"][1].startswith("ERR value is not an integer")
+    assert r["typo"][0] is False and "no such command or method 'sett'" in r["typo"][1]
+    assert r["kept"] == 1
+    assert jget(srv, q)["reused"] >= 1
+
+
+def test_subscribe_and_read_reply(srv):
+    r = jget(srv, "/pubsub")
+    assert r["subscribed"] == ["subscribe", "news", 1]
+    assert r["published"] == 1
+    assert r["message"] == ["message", "news", "hello"]
+    assert r["timeout"] == [None, "timeout"]
+    assert r["kept"] == [None, "subscribed state"]

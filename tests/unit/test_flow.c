@@ -244,6 +244,58 @@ static void a_restarted_mongrel2s_connections_are_forgotten_with_their_waiters_t
     fixture_free(f);
 }
 
+/* Mongrel2 handing request `id` of the connection to this host (method GET or WEBSOCKET). */
+static void request_arrives(fixture *f, uint32_t id, const char *method)
+{
+    char head[160], frame[320];
+    snprintf(head, sizeof head, "{\"PATH\":\"/\",\"METHOD\":\"%s\",\"FLAGS\":\"0x81\"}", method);
+    int n = snprintf(frame, sizeof frame, SENDER " %u / %zu:%s,0:,", id, strlen(head), head);
+    m2_request m;
+    memset(&m, 0, sizeof m);
+    const char *err;
+    assert_int_equal(m2_parse(frame, (size_t)n, &m, &err), 0);
+    flow_request_seen(&f->h, &m);
+    m2_headers_free(&m.headers);
+}
+
+/* Reply bytes captured so far (pieces of a waiting reply leave separately). */
+static size_t bytes_sent(fixture *f)
+{
+    size_t total = 0, n;
+    char ids[32];
+    for (int i = 0; i < f->cap.n; i++) {
+        body_of(&f->cap, i, &n, ids, sizeof ids);
+        total += n;
+    }
+    return total;
+}
+
+static void a_new_request_settles_what_its_connection_had_in_flight(void **state)
+{
+    (void)state;
+    fixture *f = fixture_new("1000");
+    char reply[801];
+    memset(reply, 'k', 800);
+    reply[800] = '\0';
+    send_one(f, 13, reply);                       /* its credits went to another host */
+    send_one(f, 13, reply);                       /* does not fit: waits */
+    assert_int_equal(bytes_sent(f), 800);
+    request_arrives(f, 13, "GET");                /* a backlog: nothing is settled */
+    assert_int_equal(bytes_sent(f), 800);
+    credit(f, 13, 800);
+    assert_int_equal(bytes_sent(f), 1600);
+    request_arrives(f, 13, "WEBSOCKET");          /* a frame says nothing of what was read */
+    send_one(f, 13, reply);
+    assert_int_equal(bytes_sent(f), 1600);
+    credit(f, 13, 800);
+    assert_int_equal(bytes_sent(f), 2400);
+    request_arrives(f, 13, "GET");                /* the client read the reply before asking again */
+    send_one(f, 13, reply);
+    assert_int_equal(bytes_sent(f), 3200);
+    assert_int_equal(flow_backlog(&f->h, S(SENDER), 13), 0);
+    fixture_free(f);
+}
+
 static void a_broadcast_skips_connections_without_room(void **state)
 {
     (void)state;
@@ -301,6 +353,7 @@ int main(void)
         cmocka_unit_test(bytes_in_flight_never_pass_the_window),
         cmocka_unit_test(a_waiter_hears_once_when_the_backlog_empties_or_the_client_left),
         cmocka_unit_test(a_restarted_mongrel2s_connections_are_forgotten_with_their_waiters_told),
+        cmocka_unit_test(a_new_request_settles_what_its_connection_had_in_flight),
         cmocka_unit_test(a_broadcast_skips_connections_without_room),
         cmocka_unit_test(a_client_that_reads_nothing_is_cancelled_after_the_send_timeout),
     };

@@ -23,8 +23,8 @@ end)
 
 app:get("/own-coroutine", function()
     local co = coroutine.create(function() return lubeck.sleep(0.01) end)
-    local ok, err = coroutine.resume(co)
-    return { ok = ok, err = tostring(err) }
+    local ok, slept = coroutine.resume(co)
+    return { ok = ok, slept = slept, status = coroutine.status(co) }
 end)
 
 -- spawn ---------------------------------------------------------------------------
