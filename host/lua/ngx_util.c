@@ -129,7 +129,7 @@ static int l_decode_base64(lua_State *L)
 static int l_in_request(lua_State *L)
 {
     lubeck *h = lua_touserdata(L, lua_upvalueindex(1));
-    lua_pushboolean(L, h->current != NULL);
+    lua_pushboolean(L, h->sched.current != NULL);
     return 1;
 }
 

@@ -288,9 +288,31 @@ static void waiting_outside_a_task_is_a_lua_error(void **state)
     assert_int_not_equal(luaL_dostring(L, "wait()"), 0);
     assert_non_null(strstr(lua_tostring(L, -1), "only a request's code can wait"));
     lua_pop(L, 1);
+}
+
+/* A wait inside a coroutine the handler made yields the marker; passed up (as
+ * lubeck.coroutine does), the task waits, and the results come back down. */
+static void a_wait_in_the_handlers_own_coroutine_is_passed_up(void **state)
+{
+    fixture *f = *state;
+    lua_pushlightuserdata(f->gen.L, sched_wait_marker());
+    lua_setglobal(f->gen.L, "MARKER");
     start(f, "local co = coroutine.create(function() return wait() end)\n"
-             "local ok, err = coroutine.resume(co); seen[1] = err");
-    assert_non_null(strstr(seen(f, 1), "inside a coroutine of your own"));
+             "local _, m = coroutine.resume(co)\n"
+             "seen[1] = tostring(m == MARKER)\n"
+             "local v = coroutine.yield(m)\n"
+             "local _, got = coroutine.resume(co, v)\n"
+             "seen[2] = got");
+    assert_string_equal(seen(f, 1), "true");
+    assert_non_null(f->waiter);
+    assert_true(sched_waits_on(f->waiter, &object));
+    lbk_task *t = f->waiter;
+    f->waiter = NULL;
+    lua_pushstring(t->co, "deep");
+    sched_wake(t, 1);
+    run_loop(f);
+    assert_int_equal(f->ended, 1);
+    assert_string_equal(seen(f, 2), "deep");
 }
 
 static void a_retired_generation_is_idle_after_its_last_task(void **state)
@@ -319,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(unwait_leaves_the_task_suspended_and_drop_frees_it, setup, teardown),
         cmocka_unit_test_setup_teardown(a_bare_yield_lets_the_others_run_first, setup, teardown),
         cmocka_unit_test_setup_teardown(waiting_outside_a_task_is_a_lua_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_wait_in_the_handlers_own_coroutine_is_passed_up, setup, teardown),
         cmocka_unit_test_setup_teardown(a_retired_generation_is_idle_after_its_last_task, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
