@@ -8,12 +8,9 @@
 
 #include "channel.h"
 #include "log.h"
-#include "websocket.h"
 
 /* Messages are three parts: a kind byte with the sender's pid, then two
- * payload parts: 'C' (channel name, payload), 'D' (Mongrel2 sender, conn id) or
- * 'W' (Mongrel2 sender, a WEBSOCKET frame: only the worker owning its
- * connection acts on it). */
+ * payload parts: 'C' (channel name, payload). */
 typedef struct bus_header {
     char kind;
     int32_t origin;
@@ -39,16 +36,6 @@ static void send3(lubeck *h, char kind, const void *a, size_t alen, const void *
 void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len)
 {
     send3(h, 'C', name, name_len, payload, len);
-}
-
-void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id)
-{
-    send3(h, 'D', sender.p, sender.n, &conn_id, sizeof conn_id);
-}
-
-void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len)
-{
-    send3(h, 'W', sender.p, sender.n, frame, len);
 }
 
 /* Receives one whole message into parts; returns the part count or -1. */
@@ -83,12 +70,6 @@ static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
     size_t alen = zmq_msg_size(&parts[1]), blen = zmq_msg_size(&parts[2]);
     if (hd.kind == 'C') {
         channel_publish(h, a, alen, b, blen);
-    } else if (hd.kind == 'D' && blen == sizeof(uint32_t)) {
-        uint32_t id;
-        memcpy(&id, b, sizeof id);
-        host_cancel_conn(h, slice_make(a, alen), id);
-    } else if (hd.kind == 'W') {
-        websocket_bus_frame(h, b, blen);
     }
 }
 

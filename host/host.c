@@ -24,6 +24,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "bus.h"
+#include "member.h"
 #include "websocket.h"
 #include "shared.h"
 
@@ -97,6 +98,8 @@ static lbk_req *req_alloc(lubeck *h)
 
 void host_req_free(lubeck *h, lbk_req *r)
 {
+    if (r->reader_link) member_done(h, r->reader_link - 1, r->reader_tag);
+    r->reader_link = 0;
     if (r->upload_path) {        /* the handler owned the upload: it ends here */
         unlink(r->upload_path);
         free(r->upload_path);
@@ -307,13 +310,16 @@ static int over_limits(lubeck *h, lbk_req *r)
     return 0;
 }
 
-static void on_frame(lubeck *h, zmq_msg_t *msg)
+static void on_frame(lubeck *h, zmq_msg_t *msg, int link, uint64_t tag)
 {
     lbk_req *r = req_alloc(h);
     if (!r) {
         log_error_limited("out of memory: dropped a request");
+        if (link) member_done(h, link - 1, tag);
         return;
     }
+    r->reader_link = link;
+    r->reader_tag = tag;
     zmq_msg_move(&r->msg, msg);
     const char *err = NULL;
     if (m2_parse(zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), &r->m2, &err) != 0) {
@@ -324,8 +330,6 @@ static void on_frame(lubeck *h, zmq_msg_t *msg)
     }
     switch (r->m2.kind) {
     case M2_DISCONNECT:
-        /* Mongrel2 hands notices to any worker: the owner may be another one. */
-        bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
         host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
         host_req_free(h, r);
         return;
@@ -370,7 +374,7 @@ static void drain(lubeck *h)
             h->pull_drained = errno == EAGAIN;
             return;
         }
-        on_frame(h, &msg);
+        on_frame(h, &msg, 0, 0);
         zmq_msg_close(&msg);
         if (!h->pull) return;   /* stopped from inside a handler */
     }
@@ -506,14 +510,17 @@ static int open_sockets(lubeck *h)
         host_set_error(h, "zmq_ctx_new: %s", zmq_strerror(errno));
         return -1;
     }
-    h->pull = zmq_socket(h->zctx, ZMQ_PULL);
-    h->pub = zmq_socket(h->zctx, ZMQ_PUB);
+    /* A member's reply socket is an XPUB: it sees Mongrel2 subscribe, which
+     * tells it when a reply can no longer be lost (member.c). */
+    h->pub = zmq_socket(h->zctx, h->member ? ZMQ_XPUB : ZMQ_PUB);
     int hwm = PULL_RCVHWM, zero = 0, linger = PUB_LINGER_MS;
+    zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
+    zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
+    if (h->member) return 0;   /* requests come from readers */
+    h->pull = zmq_socket(h->zctx, ZMQ_PULL);
     zmq_setsockopt(h->pull, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(h->pull, ZMQ_ROUTING_ID, h->sender_id, strlen(h->sender_id));
     zmq_setsockopt(h->pull, ZMQ_LINGER, &zero, sizeof zero);
-    zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
-    zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
     if (connect_all(h, h->pull, h->send_spec, "the request socket") != 0) return -1;
     if (connect_all(h, h->pub, h->recv_spec, "the reply socket") != 0) return -1;
     int fd;
@@ -537,7 +544,7 @@ void host_use_shared_zone(lubeck *h, struct shared_zone *z)
 int lubeck_start(lubeck *h)
 {
     if (h->started) return 0;
-    if (!h->send_spec || !h->recv_spec) {
+    if (!h->member && (!h->send_spec || !h->recv_spec)) {
         host_set_error(h, "send_spec and recv_spec are required");
         return -1;
     }
@@ -548,9 +555,13 @@ int lubeck_start(lubeck *h)
         return -1;
     }
     if (open_sockets(h) != 0) return -1;
-    ev_io_start(h->loop, &h->pull_io);
+    if (h->member) {
+        if (member_start(h) != 0) return -1;
+    } else {
+        ev_io_start(h->loop, &h->pull_io);
+        ev_idle_start(h->loop, &h->drain_idle);   /* messages may already be queued */
+    }
     ev_prepare_start(h->loop, &h->prepare);
-    ev_idle_start(h->loop, &h->drain_idle);   /* messages may already be queued */
     h->started = 1;
     return 0;
 }
@@ -590,8 +601,13 @@ void host_inject(lubeck *h, const void *frame, size_t len)
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, len) != 0) return;
     memcpy(zmq_msg_data(&msg), frame, len);
-    on_frame(h, &msg);
+    on_frame(h, &msg, 0, 0);
     zmq_msg_close(&msg);
+}
+
+void host_receive(lubeck *h, zmq_msg_t *msg, int link, uint64_t tag)
+{
+    on_frame(h, msg, link + 1, tag);
 }
 
 static void close_pull(lubeck *h)
@@ -607,6 +623,12 @@ void lubeck_stop(lubeck *h)
 {
     if (!h->started || h->stopping) return;
     h->stopping = 1;
+    if (h->member) {
+        /* The reader routes nothing new here; what it handed is answered. */
+        member_leave(h);
+        websocket_stop_all(h);
+        return;
+    }
     /* Mongrel2 keeps what it has not pushed yet for other handlers (or for our
      * restart); what already sits in our queue is answered first. */
     char *copy = strdup(h->send_spec), *save = NULL;
@@ -704,6 +726,7 @@ void lubeck_free(lubeck *h)
     cosocket_free_all(h);
     if (h->own_shared) shared_zone_free(h->shared);
     bus_close(h);
+    member_free(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
     for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);

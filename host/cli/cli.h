@@ -25,6 +25,7 @@ typedef struct cli_options {
     char probe_token[37];        /* serve: requests carrying it are answered by the host */
     int max_inflight, max_headers;   /* 0: the host's defaults */
     int max_body_given;          /* run: --max-body also bounds inline bodies in the host */
+    char relay_specs[2048];      /* run --relay: ';'-separated; requests come through these relays */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */
@@ -32,6 +33,7 @@ typedef struct worker_link {
     volatile double *heartbeat;  /* written twice a second: the master's watchdog reads it */
     const char *bus_in, *bus_out;
     struct shared_zone *shared;  /* lubeck.shared, made by the master before the fork */
+    const char *reader;          /* the master's reader: requests come from it, not from Mongrel2 */
 } worker_link;
 
 /* --reload: calls changed(ud) after files under dir change. */
@@ -73,6 +75,8 @@ int runner_abort_status(void);
 int app_check(const cli_options *o, char *err, size_t errlen);
 
 int serve_main(cli_options *o);
+/* lubeck relay --send SPEC --recv SPEC --listen SPEC (argv after "relay"). */
+int relay_main(int argc, char **argv);
 int m2conf_main(cli_options *o);
 
 #endif

@@ -22,6 +22,10 @@ static const char USAGE[] =
     "                          folder; without it, async uploads are refused with 400)\n"
     "                          [--m2-chroot DIR]   (Mongrel2's Server.chroot when it runs as root:\n"
     "                          the upload paths it names are inside it)\n"
+    "       lubeck run APP_DIR --relay tcp://ADDR:PORT [--relay ...] [same options]\n"
+    "                          (join the pool through relays instead of connecting to Mongrel2)\n"
+    "       lubeck relay --send SPEC --recv SPEC --listen tcp://ADDR:PORT [--timeout SECONDS]\n"
+    "                          (beside one Mongrel2: the single reader of its requests)\n"
     "       lubeck check APP_DIR\n"
     "       lubeck m2conf APP_DIR [--port P] [--host H]\n"
     "       lubeck --version | --help\n";
@@ -93,14 +97,21 @@ static int parse_options(const char *cmd, int argc, char **argv, cli_options *o)
         else if (!strcmp(a, "--send")) {
             if (append_spec(o->send_specs, sizeof o->send_specs, v)) return usage_error("too many --send: %s", v);
             nsend++;
+        } else if (!strcmp(a, "--relay")) {
+            if (strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6))
+                return usage_error("bad --relay: %s (a tcp:// or ipc:// address)", v);
+            if (append_spec(o->relay_specs, sizeof o->relay_specs, v)) return usage_error("too many --relay: %s", v);
         } else if (!strcmp(a, "--recv")) {
             if (append_spec(o->recv_specs, sizeof o->recv_specs, v)) return usage_error("too many --recv: %s", v);
             nrecv++;
         } else return usage_error("unknown option %s", a);
         if (takes_value) i++;
     }
-    if (!strcmp(cmd, "run") && (nsend == 0 || nsend != nrecv))
-        return usage_error("%s needs --send and --recv in pairs", "run");
+    if (!strcmp(cmd, "run") && o->relay_specs[0] && nsend + nrecv > 0)
+        return usage_error("%s takes --relay or --send/--recv, not both", "run");
+    if (!strcmp(cmd, "run") && !o->relay_specs[0] && (nsend == 0 || nsend != nrecv))
+        return usage_error("%s needs --send and --recv in pairs (or --relay)", "run");
+    if (strcmp(cmd, "run") && o->relay_specs[0]) return usage_error("%s: --relay goes with run", cmd);
     if (o->m2_chroot && !o->upload_dir) return usage_error("%s goes with run --upload-dir", "--m2-chroot");
     return 0;
 }
@@ -151,6 +162,7 @@ int main(int argc, char **argv)
         fputs(USAGE, stdout);
         return 0;
     }
+    if (!strcmp(cmd, "relay")) return relay_main(argc - 2, argv + 2);
     if (strcmp(cmd, "serve") && strcmp(cmd, "run") && strcmp(cmd, "check") && strcmp(cmd, "m2conf"))
         return usage_error("unknown command '%s'", cmd);
     if (argc < 3 || argv[2][0] == '-') return usage_error("%s needs an APP_DIR", cmd);

@@ -10,6 +10,7 @@
 #include "bus.h"
 #include "host.h"
 #include "lubeck.h"
+#include "member.h"
 
 #define HEARTBEAT_EVERY 0.5
 
@@ -42,7 +43,8 @@ static void finish(struct ev_loop *loop)
 static void drain_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int left = lubeck_inflight(R.host);
-    if (left == 0) return finish(loop);
+    /* Behind a reader, also until it says nothing more will come. */
+    if (left == 0 && member_settled(R.host)) return finish(loop);
     if (ev_now(loop) - R.stop_started >= R.drain) {
         fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) abandoned\n", R.drain, left);
         finish(loop);
@@ -108,6 +110,12 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
     if (o->upload_dir && host_set_upload_dir(R.host, o->upload_dir, o->m2_chroot) != 0) {
         fprintf(stderr, "lubeck: --upload-dir %s%s%s: no such folder\n", o->upload_dir,
                 o->m2_chroot ? " or --m2-chroot " : "", o->m2_chroot ? o->m2_chroot : "");
+        lubeck_free(R.host);
+        return 1;
+    }
+    const char *readers = link && link->reader ? link->reader : o->relay_specs[0] ? o->relay_specs : NULL;
+    if (readers && member_configure(R.host, readers, !(link && link->reader)) != 0) {
+        fprintf(stderr, "lubeck: too many or too long --relay specs\n");
         lubeck_free(R.host);
         return 1;
     }
