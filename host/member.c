@@ -277,11 +277,13 @@ int member_start(lubeck *h)
         for (char *s = strtok_r(copy, ";", &save); s; s = strtok_r(NULL, ";", &save)) connect_reply(m, s);
         free(copy);
     }
-    char id[64];
+    /* Named for the logs (machine and pid), unique with a bit of the host's UUID. */
+    char id[64], name[32] = "host";
+    gethostname(name, sizeof name - 1);
+    snprintf(id, sizeof id, "%.31s:%d:%.8s", name, (int)getpid(), h->sender_id);
     for (int i = 0; i < m->nlinks; i++) {
         member_link *l = &m->links[i];
         l->sock = zmq_socket(h->zctx, ZMQ_DEALER);
-        snprintf(id, sizeof id, "%.24s-%d", h->sender_id, (int)getpid());
         zmq_setsockopt(l->sock, ZMQ_ROUTING_ID, id, strlen(id));
         zmq_setsockopt(l->sock, ZMQ_LINGER, &zero, sizeof zero);
         zmq_setsockopt(l->sock, ZMQ_SNDHWM, &zero, sizeof zero);

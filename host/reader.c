@@ -150,7 +150,7 @@ static int send_member(reader *r, int m, const void *a, size_t alen, zmq_msg_t *
 
 static void send_to_id(reader *r, const void *id, size_t idlen, const void *a, size_t alen)
 {
-    if (zmq_send(r->router, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) == 0)
+    if (zmq_send(r->router, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(r->router, a, alen, ZMQ_DONTWAIT);
 }
 
