@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import APPS, Server
+from conftest import APPS, LUBECK, Mongrel2, Process, Server
 from test_websocket import WS
 
 APP = os.path.join(APPS, "dispatch")
@@ -216,3 +216,29 @@ def test_a_closed_long_poll_is_learned_by_its_worker_within_100ms(tmp_path):
         assert sorted(delays)[3] < 0.1, delays
     finally:
         server.stop()
+
+
+def test_a_restarted_mongrel2_makes_the_workers_drop_what_they_held_from_it(tmp_path):
+    # Mongrel2 numbers connections from the same counter after a restart: a
+    # request held from its earlier life must never be answered into the new one.
+    m2 = Mongrel2(APP, tmp_path / "m2")
+    host = Process([LUBECK, "run", APP, "--send", m2.send_spec, "--recv", m2.recv_spec,
+                    "--workers", "2"])
+    try:
+        assert m2.wait_ok("/pid")
+        s = socket.create_connection(("127.0.0.1", m2.port), timeout=5)
+        s.sendall(b"GET /park?t=old HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(0.3)
+        m2.proc.kill()   # no disconnect notice from this one
+        m2.proc.wait()
+        s.close()
+        m2.start()
+        host.wait_line("reconnected", stream="err", timeout=15)
+        assert m2.wait_ok("/pid")
+        deadline, at = time.time() + 3, None
+        while at is None and time.time() < deadline:
+            at = json.loads(m2.get("/learned?t=old").text).get("at")
+        assert at is not None, "the old life's parked request was never dropped"
+    finally:
+        host.stop()
+        m2.stop()
