@@ -21,6 +21,8 @@ typedef struct member_link {
     int welcomed;                /* relay: the reader named where replies go */
     int joined;                  /* said ready */
     int bye;                     /* the reader will hand nothing more */
+    int more;                    /* stopped at the batch limit */
+    int sent;                    /* sent since last drained: its fd edge may be spent */
     uint64_t done[DONE_BATCH];
     int ndone;
 } member_link;
@@ -70,6 +72,7 @@ static void send_hello(struct lbk_member *m, member_link *l)
     msg[0] = 'H';
     memcpy(msg + 1, &pid, sizeof pid);
     msg[5] = (char)l->joined;
+    l->sent = 1;
     zmq_send(l->sock, msg, sizeof msg, ZMQ_DONTWAIT);
 }
 
@@ -79,6 +82,7 @@ static void flush_done(member_link *l)
     char buf[1 + sizeof l->done];
     buf[0] = 'D';
     memcpy(buf + 1, l->done, (size_t)l->ndone * sizeof l->done[0]);
+    l->sent = 1;
     if (zmq_send(l->sock, buf, 1 + (size_t)l->ndone * sizeof l->done[0], ZMQ_DONTWAIT) < 0)
         log_error_limited("reporting %d request(s) done to %s: %s", l->ndone, l->spec, zmq_strerror(errno));
     l->ndone = 0;
@@ -224,7 +228,10 @@ static int pending(void *sock)
 static void pump(struct lbk_member *m)
 {
     int more = 0;
-    for (int i = 0; i < m->nlinks; i++) more |= drain_link(m, i);
+    for (int i = 0; i < m->nlinks && m->h->member; i++) {
+        m->links[i].sent = 0;
+        more |= m->links[i].more = drain_link(m, i);
+    }
     if (more) ev_idle_start(m->h->loop, &m->more);
     else ev_idle_stop(m->h->loop, &m->more);
 }
@@ -233,16 +240,21 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents) { pump(w->data); 
 static void more_cb(struct ev_loop *loop, ev_idle *w, int revents) { pump(w->data); }
 static void pub_cb(struct ev_loop *loop, ev_io *w, int revents) { read_subscriptions(w->data); }
 
-/* Before the loop blocks: send this iteration's reports, and look at the
- * sockets again (ZMQ_FD is edge-triggered). */
+/* Before the loop blocks: send this iteration's reports, and look again at
+ * a socket sent on since it was drained (ZMQ_FD is edge-triggered: a send
+ * may spend the edge a message brought). */
 static void check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct lbk_member *m = w->data;
     int any = 0, waiting = 0;
     for (int i = 0; i < m->nlinks; i++) {
-        flush_done(&m->links[i]);
-        any |= pending(m->links[i].sock);
-        waiting |= !m->links[i].joined;
+        member_link *l = &m->links[i];
+        flush_done(l);
+        if (l->sent && !l->more) {
+            l->sent = 0;
+            any |= pending(l->sock);
+        }
+        waiting |= !l->joined;
     }
     if (any) ev_idle_start(loop, &m->more);
     if (waiting && !m->leaving && pending(m->h->pub)) read_subscriptions(m);

@@ -18,6 +18,9 @@
 #define MAX_SENDER 128
 
 typedef struct front {
+    struct reader *r;
+    int index;
+    int more;                    /* stopped at the batch limit: more may be waiting */
     void *pull;
     void *monitor;               /* PAIR receiving the PULL's connect/disconnect events */
     int connects;                /* CONNECTED events seen: the second one is a new Mongrel2 */
@@ -42,6 +45,9 @@ struct reader {
     int nfronts;
     dispatch *d;
     ev_io router_io, death_io;
+    int router_more;             /* stopped at the batch limit */
+    int router_sent;             /* sent since it was last drained: its fd edge may be spent */
+    int started;                 /* the first idle pass has looked at every socket */
     ev_idle more;
     ev_prepare check;
     ev_timer beat;
@@ -142,6 +148,7 @@ static int send_member(reader *r, int m, const void *a, size_t alen, zmq_msg_t *
 {
     dispatch_member *mb = dispatch_member_at(r->d, m);
     if (!mb) return -1;
+    r->router_sent = 1;
     if (zmq_send(r->router, mb->id, mb->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
     if (zmq_send(r->router, a, alen, (frame ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) return -1;
     if (frame && zmq_msg_send(frame, r->router, ZMQ_DONTWAIT) < 0) return -1;
@@ -150,6 +157,7 @@ static int send_member(reader *r, int m, const void *a, size_t alen, zmq_msg_t *
 
 static void send_to_id(reader *r, const void *id, size_t idlen, const void *a, size_t alen)
 {
+    r->router_sent = 1;
     if (zmq_send(r->router, id, idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
         zmq_send(r->router, a, alen, ZMQ_DONTWAIT);
 }
@@ -181,6 +189,8 @@ static void on_member_message(reader *r, const char *id, size_t idlen, const cha
         }
         m = dispatch_join(r->d, id, idlen, pid);
         if (m < 0) return;
+        for (int f = 0; f < r->nfronts; f++) r->fronts[f].more = 1;   /* read what waited for a member */
+        ev_idle_start(r->loop, &r->more);
         dispatch_member_at(r->d, m)->last_seen = ev_now(r->loop);
         send_member(r, m, r->welcome, strlen(r->welcome), NULL);
         if (!r->c.quiet) say(r, "host %.*s joined", (int)idlen, id);
@@ -339,28 +349,71 @@ static int pending(void *sock)
     return zmq_getsockopt(sock, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN);
 }
 
-static void pump(reader *r)
+/* Each socket is drained when its fd fires, and again from the idle watcher
+ * while one stopped at its batch limit. A receive that comes back empty
+ * re-arms the fd (ZMQ_FD is edge-triggered); only the ROUTER, which is also
+ * sent on, needs a look at ZMQ_EVENTS before the loop blocks. */
+static void pump_router(reader *r)
 {
-    int more = drain_router(r);
-    for (int f = 0; f < r->nfronts; f++) {
-        drain_monitor(r, f);
-        more |= drain_front(r, f);
-    }
+    r->router_sent = 0;
+    r->router_more = drain_router(r);
+}
+
+static void pump_front(front *fr)
+{
+    fr->more = drain_front(fr->r, fr->index);
+}
+
+static void update_idle(reader *r)
+{
+    int more = r->router_more;
+    for (int f = 0; f < r->nfronts; f++) more |= r->fronts[f].more;
     if (more) ev_idle_start(r->loop, &r->more);
     else ev_idle_stop(r->loop, &r->more);
 }
 
-static void io_cb(struct ev_loop *loop, ev_io *w, int revents) { pump(w->data); }
-static void more_cb(struct ev_loop *loop, ev_idle *w, int revents) { pump(w->data); }
+static void router_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    pump_router(w->data);
+    update_idle(w->data);
+}
 
-/* ZMQ_FD is edge-triggered: look again before the loop blocks. */
+static void front_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    front *fr = w->data;
+    pump_front(fr);
+    update_idle(fr->r);
+}
+
+static void monitor_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    front *fr = w->data;
+    drain_monitor(fr->r, fr->index);
+}
+
+static void more_cb(struct ev_loop *loop, ev_idle *w, int revents)
+{
+    reader *r = w->data;
+    if (!r->started) {   /* setting sockets up may have spent an edge */
+        r->started = 1;
+        for (int f = 0; f < r->nfronts; f++) drain_monitor(r, f);
+    }
+    if (r->router_more) pump_router(r);
+    for (int f = 0; f < r->nfronts; f++)
+        if (r->fronts[f].more) pump_front(&r->fronts[f]);
+    update_idle(r);
+}
+
 static void check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     reader *r = w->data;
-    int any = pending(r->router);
-    for (int f = 0; f < r->nfronts && !any; f++)
-        any = pending(r->fronts[f].monitor) || (dispatch_ready_count(r->d) > 0 && pending(r->fronts[f].pull));
-    if (any) ev_idle_start(loop, &r->more);
+    if (r->router_sent && !r->router_more) {
+        r->router_sent = 0;
+        if (pending(r->router)) {
+            r->router_more = 1;
+            ev_idle_start(loop, &r->more);
+        }
+    }
 }
 
 static void death_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -376,7 +429,6 @@ static void death_cb(struct ev_loop *loop, ev_io *w, int revents)
         int m = dispatch_find_pid(r->d, pids[i / (ssize_t)sizeof(int32_t)]);
         if (m >= 0) member_gone(r, m, "died");
     }
-    pump(r);
 }
 
 static void beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -410,13 +462,14 @@ static int split_specs(const char *list, char out[][256], int max)
     return n;
 }
 
-static void watch_socket(reader *r, ev_io *io, void *sock)
+static void watch_socket(reader *r, ev_io *io, void *sock, void (*cb)(struct ev_loop *, ev_io *, int),
+                         void *data)
 {
     int fd;
     size_t len = sizeof fd;
     zmq_getsockopt(sock, ZMQ_FD, &fd, &len);
-    ev_io_init(io, io_cb, fd, EV_READ);
-    io->data = r;
+    ev_io_init(io, cb, fd, EV_READ);
+    io->data = data;
     ev_io_start(r->loop, io);
 }
 
@@ -479,16 +532,22 @@ reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, si
         }
         r->nfronts = f + 1;
     }
-    watch_socket(r, &r->router_io, r->router);
+    watch_socket(r, &r->router_io, r->router, router_cb, r);
     for (int f = 0; f < r->nfronts; f++) {
-        watch_socket(r, &r->fronts[f].io, r->fronts[f].pull);
-        watch_socket(r, &r->fronts[f].monitor_io, r->fronts[f].monitor);
+        front *fr = &r->fronts[f];
+        fr->r = r;
+        fr->index = f;
+        fr->more = 1;   /* (a first look, like the router's below) */
+        watch_socket(r, &fr->io, fr->pull, front_cb, fr);
+        watch_socket(r, &fr->monitor_io, fr->monitor, monitor_cb, fr);
     }
+    r->router_more = 1;
     ev_idle_init(&r->more, more_cb);
     r->more.data = r;
     ev_prepare_init(&r->check, check_cb);
     r->check.data = r;
     ev_prepare_start(loop, &r->check);
+    ev_idle_start(loop, &r->more);
     if (c->death_fd >= 0) {
         ev_io_init(&r->death_io, death_cb, c->death_fd, EV_READ);
         r->death_io.data = r;

@@ -1,0 +1,102 @@
+#!/usr/bin/env python3
+"""What the relay's extra hop costs, measured in one run (docs/scaling.md):
+one Mongrel2, apps/hello, wrk -t1 -c50 behind it, rows taken in turn each
+round: 1 and 2 hosts connected directly (run --send/--recv) and through a
+relay (relay + run --relay). Per row: requests/s, host CPU per request (all
+hosts), relay CPU per request; the relay rows also as a ratio to the direct
+row of the same round. Figures are medians over the rounds.
+Usage: /usr/bin/python3 tests/bench/relay.py [BUILD] [SECONDS] [ROUNDS]"""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
+SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+os.environ["LUBECK_BUILD"] = BUILD
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from conftest import LUBECK, Mongrel2, free_port  # noqa: E402
+
+HELLO = os.path.join(ROOT, "apps", "hello")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def measure(m2, hosts, relay):
+    """Starts the row's processes, waits until every host answers, runs wrk."""
+    procs, relay_proc = [], None
+    if relay:
+        listen = "tcp://127.0.0.1:%d" % free_port()
+        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
+                                       "--listen", listen], stderr=subprocess.DEVNULL)
+        argv = ["--relay", listen]
+    else:
+        argv = ["--send", m2.send_spec, "--recv", m2.recv_spec]
+    for _ in range(hosts):
+        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    try:
+        assert m2.wait_ok("/", 20)
+        time.sleep(1.5)   # every host joined (a relay's hosts say ready within a beat)
+        before = [cpu(p.pid) for p in procs]
+        relay_before = cpu(relay_proc.pid) if relay_proc else 0
+        out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
+                             capture_output=True, text=True, timeout=SECONDS + 30).stdout
+        host_cpu = sum(cpu(p.pid) - b for p, b in zip(procs, before))
+        relay_cpu = cpu(relay_proc.pid) - relay_before if relay_proc else 0
+    finally:
+        for p in procs:
+            stop(p)
+        if relay_proc:
+            stop(relay_proc)
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"rps": rps, "host_us": host_cpu / requests * 1e6, "relay_us": relay_cpu / requests * 1e6,
+            "errors": errors.group(0) if errors else ""}
+
+
+def main():
+    run = tempfile.mkdtemp(prefix="lubeck-relay-bench.")
+    m2 = Mongrel2(HELLO, run)
+    rows = [("direct", 1, False), ("relay", 1, True), ("direct", 2, False), ("relay", 2, True)]
+    results = {r: [] for r in rows}
+    try:
+        for _ in range(ROUNDS):
+            for row in rows:
+                results[row].append(measure(m2, row[1], row[2]))
+    finally:
+        m2.stop()
+    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req", "relay us/req",
+                                            "req/s vs direct"))
+    for row in rows:
+        got = results[row]
+        direct = results[("direct", row[1], False)]
+        ratio = statistics.median(g["rps"] / d["rps"] for g, d in zip(got, direct))
+        print("%-8s %5d %10.0f %14.1f %15.1f %18.3f%s" % (
+            row[0], row[1], statistics.median(g["rps"] for g in got),
+            statistics.median(g["host_us"] for g in got), statistics.median(g["relay_us"] for g in got),
+            ratio, "  " + "; ".join(g["errors"] for g in got if g["errors"]) if any(g["errors"] for g in got) else ""))
+
+
+if __name__ == "__main__":
+    main()
