@@ -242,9 +242,7 @@ static int drain_router(reader *r)
 
 /* ---- reading the fronts --------------------------------------------------------------- */
 
-/* "SENDER ID PATH LEN:HEADERS..." : the sender, the id, whether it is a notice
- * (path "@*") and a WebSocket handshake. 0, or -1 when malformed. */
-static int peek_frame(const char *p, size_t n, slice *sender, uint32_t *id, int *notice, int *handshake)
+int reader_peek_frame(const char *p, size_t n, slice *sender, uint32_t *id, int *notice, int *handshake)
 {
     const char *end = p + n, *sp = memchr(p, ' ', n);
     if (!sp || sp == p) return -1;
@@ -277,7 +275,7 @@ static void on_front_message(reader *r, int f, zmq_msg_t *msg)
     slice sender;
     uint32_t id;
     int notice, handshake;
-    if (peek_frame(zmq_msg_data(msg), zmq_msg_size(msg), &sender, &id, &notice, &handshake) != 0) {
+    if (reader_peek_frame(zmq_msg_data(msg), zmq_msg_size(msg), &sender, &id, &notice, &handshake) != 0) {
         say(r, "dropped a malformed frame of %zu bytes from %s", zmq_msg_size(msg), "a front");
         return;
     }

@@ -19,6 +19,9 @@
 
 #include <ev.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "slice.h"
 
 typedef struct reader_config {
     const char *send_specs, *recv_specs;   /* ';'-separated, one pair per front */
@@ -34,5 +37,10 @@ typedef struct reader reader;
 
 reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, size_t errlen);
 void reader_stop(reader *r);
+
+/* What the reader reads of a frame "SENDER ID PATH LEN:HEADERS...": the
+ * sender, the connection id, whether it is a notice (path "@*") and whether
+ * its headers name a WebSocket handshake. 0, or -1 when malformed. */
+int reader_peek_frame(const char *p, size_t n, slice *sender, uint32_t *id, int *notice, int *handshake);
 
 #endif
