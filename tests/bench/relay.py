@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """What the relay's extra hop costs, measured in one run (docs/scaling.md):
 one Mongrel2, apps/hello, wrk -t1 -c50 behind it, rows taken in turn each
-round: 1 and 2 hosts connected directly (run --send/--recv) and through a
-relay (relay + run --relay). Per row: requests/s, host CPU per request (all
+round: 1 and 2 hosts connected directly (run --send/--recv), through a
+relay (relay + run --relay), and one host with --workers 2 (its master's
+reader in the bus process; compared with 2 direct hosts). Per row: requests/s, host CPU per request (all
 hosts), relay CPU per request; the relay rows also as a ratio to the direct
 row of the same round. Figures are medians over the rounds.
 Usage: /usr/bin/python3 tests/bench/relay.py [BUILD] [SECONDS] [ROUNDS]"""
@@ -41,9 +42,38 @@ def stop(proc):
         proc.wait()
 
 
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(c) for c in f.read().split()]
+
+
+class Pid:
+    def __init__(self, pid):
+        self.pid = pid
+
+
 def measure(m2, hosts, relay):
-    """Starts the row's processes, waits until every host answers, runs wrk."""
+    """Starts the row's processes, waits until every host answers, runs wrk.
+    relay "workers": one host with --workers N, its reader measured as the relay."""
     procs, relay_proc = [], None
+    if relay == "workers":
+        master = subprocess.Popen([LUBECK, "run", HELLO, "--send", m2.send_spec, "--recv", m2.recv_spec,
+                                   "--workers", str(hosts)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            assert m2.wait_ok("/", 20)
+            time.sleep(1.5)
+            kids = sorted(children(master.pid))   # the bus (and reader) was forked first
+            reader, workers = Pid(kids[0]), [Pid(k) for k in kids[1:]]
+            before = [cpu(p.pid) for p in workers]
+            reader_before = cpu(reader.pid)
+            out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
+                                 capture_output=True, text=True, timeout=SECONDS + 30).stdout
+            host_cpu = sum(cpu(p.pid) - b for p, b in zip(workers, before))
+            relay_cpu = cpu(reader.pid) - reader_before
+        finally:
+            stop(master)
+        return result(out, host_cpu, relay_cpu)
     if relay:
         listen = "tcp://127.0.0.1:%d" % free_port()
         relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
@@ -68,6 +98,10 @@ def measure(m2, hosts, relay):
             stop(p)
         if relay_proc:
             stop(relay_proc)
+    return result(out, host_cpu, relay_cpu)
+
+
+def result(out, host_cpu, relay_cpu):
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -78,7 +112,8 @@ def measure(m2, hosts, relay):
 def main():
     run = tempfile.mkdtemp(prefix="lubeck-relay-bench.")
     m2 = Mongrel2(HELLO, run)
-    rows = [("direct", 1, False), ("relay", 1, True), ("direct", 2, False), ("relay", 2, True)]
+    rows = [("direct", 1, False), ("relay", 1, True), ("direct", 2, False), ("relay", 2, True),
+            ("workers", 2, "workers")]
     results = {r: [] for r in rows}
     try:
         for _ in range(ROUNDS):
@@ -86,8 +121,8 @@ def main():
                 results[row].append(measure(m2, row[1], row[2]))
     finally:
         m2.stop()
-    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req", "relay us/req",
-                                            "req/s vs direct"))
+    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req",
+                                            "reader us/req", "req/s vs direct"))
     for row in rows:
         got = results[row]
         direct = results[("direct", row[1], False)]
