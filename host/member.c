@@ -13,6 +13,7 @@
 #define DONE_BATCH 512           /* tags per report; also sent at each loop iteration */
 #define BEAT_EVERY 0.5
 #define MAX_REPLY_SPECS 64
+#define READY_WAIT 3.0           /* then ready anyway: a Mongrel2 that is down must not hold up the rest */
 
 typedef struct member_link {
     char spec[256];
@@ -36,6 +37,7 @@ struct lbk_member {
     int nreply;
     int subscriptions;           /* seen on the reply socket (XPUB) */
     int leaving;
+    double started;
     ev_io pub_io;
     ev_idle more;
     ev_prepare check;
@@ -140,13 +142,25 @@ static void on_welcome(struct lbk_member *m, member_link *l, const char *p, size
     for (char *s = strtok_r(specs, ";", &save); s; s = strtok_r(NULL, ";", &save)) {
         char spec[256];
         reply_spec_for(l, s, spec, sizeof spec);
-        connect_reply(m, spec);
+        if (connect_reply(m, spec) == 0) m->started = ev_now(m->h->loop);   /* its wait starts now */
     }
     l->welcomed = 1;
 }
 
 /* Every Mongrel2 the reply socket is connected to subscribes once it is
- * connected: until then a reply would be dropped, so the host is not ready. */
+ * connected: until then a reply would be dropped, so the host is not ready
+ * (for up to READY_WAIT: one Mongrel2 that is down must not stop the others). */
+static void join_links(struct lbk_member *m)
+{
+    for (int i = 0; i < m->nlinks; i++) {
+        member_link *l = &m->links[i];
+        if (!l->joined && (l->welcomed || !m->relay)) {
+            l->joined = 1;
+            send_hello(m, l);
+        }
+    }
+}
+
 static void read_subscriptions(struct lbk_member *m)
 {
     for (;;) {
@@ -160,13 +174,7 @@ static void read_subscriptions(struct lbk_member *m)
         zmq_msg_close(&sub);
     }
     if (m->leaving || m->subscriptions < m->nreply || m->nreply == 0) return;
-    for (int i = 0; i < m->nlinks; i++) {
-        member_link *l = &m->links[i];
-        if (!l->joined && (l->welcomed || !m->relay)) {
-            l->joined = 1;
-            send_hello(m, l);
-        }
-    }
+    join_links(m);
 }
 
 /* ---- receiving ------------------------------------------------------------------------ */
@@ -264,6 +272,15 @@ static void beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     struct lbk_member *m = w->data;
     if (m->leaving) return;
+    if (m->nreply > 0 && m->subscriptions < m->nreply && ev_now(loop) - m->started > READY_WAIT) {
+        int waiting = 0;
+        for (int i = 0; i < m->nlinks; i++) waiting |= !m->links[i].joined && (m->links[i].welcomed || !m->relay);
+        if (waiting) {
+            log_warn("only %d of %d Mongrel2 reply sockets answered: taking requests anyway",
+                     m->subscriptions, m->nreply);
+            join_links(m);
+        }
+    }
     for (int i = 0; i < m->nlinks; i++) send_hello(m, &m->links[i]);
 }
 
@@ -319,6 +336,7 @@ int member_start(lubeck *h)
     ev_prepare_init(&m->check, check_cb);
     m->check.data = m;
     ev_prepare_start(h->loop, &m->check);
+    m->started = ev_now(h->loop);
     ev_timer_init(&m->beat, beat_cb, BEAT_EVERY, BEAT_EVERY);
     m->beat.data = m;
     ev_timer_start(h->loop, &m->beat);

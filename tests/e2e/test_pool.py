@@ -255,21 +255,43 @@ class FrontLoad:
         return self.records
 
 
+def joined(front):
+    return sum("joined" in line for line in front.relay.err)
+
+
 def test_hosts_leave_and_join_four_times_under_load_with_nothing_lost(pool):
     loads = [FrontLoad(front, "/slow?s=0.05").start() for front in FRONTS]
     for cycle in range(4):
         name = "h1" if cycle % 2 == 0 else "h2"
         time.sleep(0.5)
+        joins = {f: joined(front) for f, front in pool["fronts"].items()}
         pool["hosts"][name].stop()   # SIGTERM: leaves, drains, exits
         time.sleep(0.3)
         pool["hosts"][name] = start_host(name)
-        for front in pool["fronts"].values():   # joined again
-            front.relay.wait_for(lambda out, err: sum("joined" in line for line in err) >= 3 + cycle,
-                                 timeout=20)
+        for f, front in pool["fronts"].items():   # joined again
+            front.relay.wait_for(lambda out, err: joined(front) > joins[f], timeout=20)
     records = [r for load in loads for r in load.finish(after=0.5)]
     statuses = [s for _, _, s in records]
     assert len(statuses) > 100
     assert all(s == 200 for s in statuses), [s for s in statuses if s != 200][:10]
+
+
+def test_a_killed_hosts_clients_are_answered_502_by_the_relays(pool):
+    joins = {name: joined(f) for name, f in pool["fronts"].items()}
+    loads = [FrontLoad(front, "/slow?s=0.3").start() for front in FRONTS]
+    time.sleep(1)
+    killed_at = time.time()
+    pool["hosts"]["h1"].proc.kill()   # kill -9: no leave, no goodbye
+    pool["hosts"]["h1"].proc.wait()
+    records = [r for load in loads for r in load.finish(after=3)]
+    pool["hosts"]["h1"] = start_host("h1")
+    failed = [(ended - killed_at, status) for _, ended, status in records if status != 200]
+    assert failed, "h1 held nothing?"
+    # Each relay gives up on a silent host after --timeout (1.5 s here) and
+    # answers what it held; nobody waits for Mongrel2's reaper.
+    assert all(status == 502 and at < 1.5 + 1 for at, status in failed), failed
+    for name, front in pool["fronts"].items():
+        front.relay.wait_for(lambda out, err: joined(front) > joins[name], timeout=20)
 
 
 def test_a_host_whose_link_is_cut_stops_failing_requests_within_3s(pool):
