@@ -242,3 +242,30 @@ def test_a_restarted_mongrel2_makes_the_workers_drop_what_they_held_from_it(tmp_
     finally:
         host.stop()
         m2.stop()
+
+
+@pytest.mark.parametrize("argv,says", [
+    (["relay", "--send", "tcp://127.0.0.1:1"], "needs --send and --recv in pairs"),
+    (["relay", "--send", "tcp://127.0.0.1:1", "--recv", "tcp://127.0.0.1:2"], "needs --listen"),
+    (["relay", "--bogus", "1"], "unknown option --bogus"),
+    (["run", APP, "--relay", "tcp://127.0.0.1:1", "--send", "tcp://127.0.0.1:2", "--recv", "tcp://127.0.0.1:3"],
+     "--relay or --send/--recv, not both"),
+    (["run", APP, "--relay", "http://x"], "bad --relay"),
+    (["serve", APP, "--relay", "tcp://127.0.0.1:1"], "--relay goes with run"),
+])
+def test_relay_usage_errors_name_the_problem(argv, says):
+    out = subprocess.run([LUBECK] + argv, capture_output=True, text=True, timeout=10)
+    assert out.returncode == 2
+    assert says in out.stderr
+
+
+def test_a_relay_that_cannot_listen_says_so(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        taken = s.getsockname()[1]
+        out = subprocess.run([LUBECK, "relay", "--send", "tcp://127.0.0.1:1", "--recv", "tcp://127.0.0.1:2",
+                              "--listen", "tcp://127.0.0.1:%d" % taken], capture_output=True, text=True,
+                             timeout=10)
+    assert out.returncode == 1
+    assert "cannot listen on tcp://127.0.0.1:%d" % taken in out.stderr
