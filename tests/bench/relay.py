@@ -5,7 +5,9 @@ round: 1 and 2 hosts connected directly (run --send/--recv), through a
 relay (relay + run --relay), and one host with --workers 2 (its master's
 reader in the bus process; compared with 2 direct hosts). Per row: requests/s, host CPU per request (all
 hosts), relay CPU per request; the relay rows also as a ratio to the direct
-row of the same round. Figures are medians over the rounds.
+row of the same round. Figures are medians over the rounds. A second table does the same over
+ZeroMQ alone (lubeck-bench plays Mongrel2, window 100): the hop's cost
+without Mongrel2's share of the CPU.
 Usage: /usr/bin/python3 tests/bench/relay.py [BUILD] [SECONDS] [ROUNDS]"""
 import os
 import re
@@ -109,6 +111,59 @@ def result(out, host_cpu, relay_cpu):
             "errors": errors.group(0) if errors else ""}
 
 
+class ZmqFront:
+    """lubeck-bench in Mongrel2's place: binds the specs, sends for SECONDS."""
+
+    def __init__(self):
+        self.send_spec = "tcp://127.0.0.1:%d" % free_port()
+        self.recv_spec = "tcp://127.0.0.1:%d" % free_port()
+
+
+def zmq_measure(hosts, relay):
+    front = ZmqFront()
+    bench = subprocess.Popen([os.path.join(BUILD, "lubeck-bench"), "--send", front.send_spec, "--recv",
+                              front.recv_spec, "--window", "100", "--duration", str(SECONDS + 2)],
+                             stdout=subprocess.PIPE, text=True)
+    procs, relay_proc = [], None
+    if relay:
+        listen = "tcp://127.0.0.1:%d" % free_port()
+        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", front.send_spec, "--recv", front.recv_spec,
+                                       "--listen", listen], stderr=subprocess.DEVNULL)
+        argv = ["--relay", listen]
+    else:
+        argv = ["--send", front.send_spec, "--recv", front.recv_spec]
+    for _ in range(hosts):
+        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    try:
+        out = bench.communicate(timeout=SECONDS + 30)[0]
+        host_cpu = sum(cpu(p.pid) for p in procs)
+        relay_cpu = cpu(relay_proc.pid) if relay_proc else 0
+    finally:
+        for p in procs:
+            stop(p)
+        if relay_proc:
+            stop(relay_proc)
+    requests = int(re.search(r"requests=(\d+)", out).group(1))
+    return {"rps": float(re.search(r"rps=(\d+)", out).group(1)), "host_us": host_cpu / requests * 1e6,
+            "relay_us": relay_cpu / requests * 1e6, "errors": ""}
+
+
+def table(title, rows, results):
+    print(title)
+    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req",
+                                            "reader us/req", "req/s vs direct"))
+    for row in rows:
+        got = results[row]
+        direct = results[("direct", row[1], False)]
+        ratio = statistics.median(g["rps"] / d["rps"] for g, d in zip(got, direct))
+        errors = "; ".join(g["errors"] for g in got if g["errors"])
+        print("%-8s %5d %10.0f %14.1f %15.1f %18.3f%s" % (
+            row[0], row[1], statistics.median(g["rps"] for g in got),
+            statistics.median(g["host_us"] for g in got), statistics.median(g["relay_us"] for g in got),
+            ratio, "  " + errors if errors else ""))
+
+
 def main():
     run = tempfile.mkdtemp(prefix="lubeck-relay-bench.")
     m2 = Mongrel2(HELLO, run)
@@ -121,16 +176,13 @@ def main():
                 results[row].append(measure(m2, row[1], row[2]))
     finally:
         m2.stop()
-    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req",
-                                            "reader us/req", "req/s vs direct"))
-    for row in rows:
-        got = results[row]
-        direct = results[("direct", row[1], False)]
-        ratio = statistics.median(g["rps"] / d["rps"] for g, d in zip(got, direct))
-        print("%-8s %5d %10.0f %14.1f %15.1f %18.3f%s" % (
-            row[0], row[1], statistics.median(g["rps"] for g in got),
-            statistics.median(g["host_us"] for g in got), statistics.median(g["relay_us"] for g in got),
-            ratio, "  " + "; ".join(g["errors"] for g in got if g["errors"]) if any(g["errors"] for g in got) else ""))
+    table("behind Mongrel2 (wrk -t1 -c50, %d s, %d rounds)" % (SECONDS, ROUNDS), rows, results)
+    zrows = [("direct", 1, False), ("relay", 1, True)]
+    zresults = {r: [] for r in zrows}
+    for _ in range(ROUNDS):
+        for row in zrows:
+            zresults[row].append(zmq_measure(row[1], row[2]))
+    table("over ZeroMQ (lubeck-bench, window 100; the host's CPU includes its start)", zrows, zresults)
 
 
 if __name__ == "__main__":
