@@ -45,6 +45,8 @@ struct reader {
     int nfronts;
     dispatch *d;
     ev_io router_io, death_io;
+    void *router_monitor;        /* PAIR: a member's connection closed */
+    ev_io router_monitor_io;
     int router_more;             /* stopped at the batch limit */
     int router_sent;             /* sent since it was last drained: its fd edge may be spent */
     int started;                 /* the first idle pass has looked at every socket */
@@ -214,6 +216,35 @@ static void on_member_message(reader *r, const char *id, size_t idlen, const cha
         bye_if_drained(r, m);
         return;
     }
+}
+
+/* A member's connection closed (a host that died, a worker's ipc pipe):
+ * ZeroMQ does not say whose, but a send to a member whose pipe is gone fails
+ * at once (ROUTER_MANDATORY), which finds it without waiting for its beats. */
+static void router_monitor_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+    reader *r = w->data;
+    int closed = 0;
+    for (;;) {
+        zmq_msg_t ev;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, r->router_monitor, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            break;
+        }
+        int more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) {
+            zmq_msg_init(&ev);
+            zmq_msg_recv(&ev, r->router_monitor, 0);
+            zmq_msg_close(&ev);
+        }
+        closed = 1;
+    }
+    if (!closed) return;
+    for (int m = 0; m < dispatch_member_count(r->d); m++)
+        if (dispatch_member_at(r->d, m) && send_member(r, m, "P", 1, NULL) != 0)
+            member_gone(r, m, "disconnected");
 }
 
 static int drain_router(reader *r)
@@ -395,6 +426,7 @@ static void more_cb(struct ev_loop *loop, ev_idle *w, int revents)
     if (!r->started) {   /* setting sockets up may have spent an edge */
         r->started = 1;
         for (int f = 0; f < r->nfronts; f++) drain_monitor(r, f);
+        if (r->router_monitor) router_monitor_cb(loop, &r->router_monitor_io, 0);
     }
     if (r->router_more) pump_router(r);
     for (int f = 0; f < r->nfronts; f++)
@@ -432,6 +464,11 @@ static void death_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     reader *r = w->data;
+    /* The monitors' fds were seen to miss an event now and then: look at
+     * them here too (a reconnect is then noticed within BEAT_CHECK). */
+    for (int f = 0; f < r->nfronts; f++) drain_monitor(r, f);
+    if (r->router_monitor) router_monitor_cb(loop, &r->router_monitor_io, 0);
+    if (r->c.member_timeout <= 0) return;
     double now = ev_now(loop);
     for (int m = 0; m < dispatch_member_count(r->d); m++) {
         dispatch_member *mb = dispatch_member_at(r->d, m);
@@ -531,6 +568,11 @@ reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, si
         r->nfronts = f + 1;
     }
     watch_socket(r, &r->router_io, r->router, router_cb, r);
+    if (zmq_socket_monitor(r->router, "inproc://reader-members", ZMQ_EVENT_DISCONNECTED) == 0) {
+        r->router_monitor = zmq_socket(r->ctx, ZMQ_PAIR);
+        zmq_connect(r->router_monitor, "inproc://reader-members");
+        watch_socket(r, &r->router_monitor_io, r->router_monitor, router_monitor_cb, r);
+    }
     for (int f = 0; f < r->nfronts; f++) {
         front *fr = &r->fronts[f];
         fr->r = r;
@@ -553,7 +595,7 @@ reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, si
     }
     ev_timer_init(&r->beat, beat_cb, BEAT_CHECK, BEAT_CHECK);
     r->beat.data = r;
-    if (c->member_timeout > 0) ev_timer_start(loop, &r->beat);
+    ev_timer_start(loop, &r->beat);
     return r;
 error:
     reader_stop(r);
@@ -565,6 +607,7 @@ void reader_stop(reader *r)
     if (!r) return;
     if (r->loop) {
         ev_io_stop(r->loop, &r->router_io);
+        ev_io_stop(r->loop, &r->router_monitor_io);
         ev_io_stop(r->loop, &r->death_io);
         ev_idle_stop(r->loop, &r->more);
         ev_prepare_stop(r->loop, &r->check);
@@ -581,6 +624,10 @@ void reader_stop(reader *r)
             zmq_close(fr->pull);
         }
         if (fr->monitor) zmq_close(fr->monitor);
+    }
+    if (r->router_monitor) {
+        zmq_socket_monitor(r->router, NULL, 0);
+        zmq_close(r->router_monitor);
     }
     if (r->router) zmq_close(r->router);
     if (r->pub) zmq_close(r->pub);

@@ -233,8 +233,8 @@ def test_a_restarted_mongrel2_makes_the_workers_drop_what_they_held_from_it(tmp_
         m2.proc.wait()
         s.close()
         m2.start()
-        host.wait_line("reconnected", stream="err", timeout=15)
         assert m2.wait_ok("/pid")
+        host.wait_line("reconnected", stream="err", timeout=5)
         deadline, at = time.time() + 3, None
         while at is None and time.time() < deadline:
             at = json.loads(m2.get("/learned?t=old").text).get("at")
