@@ -269,3 +269,30 @@ def test_a_relay_that_cannot_listen_says_so(tmp_path):
                              timeout=10)
     assert out.returncode == 1
     assert "cannot listen on tcp://127.0.0.1:%d" % taken in out.stderr
+
+
+def test_what_a_stopping_worker_cannot_finish_in_its_drain_time_is_answered_503(tmp_path):
+    server = Server(APP, tmp_path / "run", ["--workers", "2", "--drain", "1"])
+    try:
+        out = {}
+
+        def hold():
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            conn.request("GET", "/hold?s=8")
+            res = conn.getresponse()
+            out["status"], out["retry"], out["at"] = res.status, res.getheader("Retry-After"), time.time()
+            res.read()
+
+        t = threading.Thread(target=hold)
+        t.start()
+        deadline = time.time() + 5
+        while not server.get("/holder").text and time.time() < deadline:
+            time.sleep(0.05)
+        holder = int(server.get("/holder").text)
+        stopped_at = time.time()
+        os.kill(holder, signal.SIGTERM)   # it leaves; its drain (1 s) ends before the request
+        t.join(10)
+        assert out["status"] == 503 and out["retry"] == "1"
+        assert 0.8 < out["at"] - stopped_at < 3   # at the end of the drain, not at Mongrel2's reaper
+    finally:
+        server.stop()

@@ -283,7 +283,7 @@ def test_a_killed_hosts_clients_are_answered_502_by_the_relays(pool):
     killed_at = time.time()
     pool["hosts"]["h1"].proc.kill()   # kill -9: no leave, no goodbye
     pool["hosts"]["h1"].proc.wait()
-    records = [r for load in loads for r in load.finish(after=3)]
+    records = [r for load in loads for r in load.finish(after=2)]
     pool["hosts"]["h1"] = start_host("h1")
     failed = [(ended - killed_at, status) for _, ended, status in records if status != 200]
     assert failed, "h1 held nothing?"

@@ -27,6 +27,13 @@ app:get("/park", function(req)
     if err == "closed" then learned:set(req:arg("t"), tostring(lubeck.now())) end
     return "woken"
 end)
+-- A long request that says which worker holds it.
+app:get("/hold", function(req)
+    learned:set("holder", tostring(pid()))
+    lubeck.sleep(tonumber(req:arg("s")) or 5)
+    return "held"
+end)
+app:get("/holder", function() return learned:get("holder") or "" end)
 app:get("/learned", function(req)
     return { at = tonumber(learned:get(req:arg("t")) or ""), pid = pid() }
 end)
