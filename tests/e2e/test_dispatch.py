@@ -296,3 +296,24 @@ def test_what_a_stopping_worker_cannot_finish_in_its_drain_time_is_answered_503(
         assert 0.8 < out["at"] - stopped_at < 3   # at the end of the drain, not at Mongrel2's reaper
     finally:
         server.stop()
+
+
+def test_one_reader_serves_two_mongrel2_fronts(tmp_path):
+    fronts = [Mongrel2(APP, tmp_path / ("m2-%d" % i)) for i in range(2)]
+    argv = [LUBECK, "run", APP, "--workers", "2"]
+    for m2 in fronts:
+        argv += ["--send", m2.send_spec, "--recv", m2.recv_spec]
+    host = Process(argv)
+    try:
+        for m2 in fronts:
+            assert m2.wait_ok("/pid")
+            assert len({m2.get("/pid").text for _ in range(6)}) == 2
+            ws = WS(m2.port, "/order")
+            ws.sock.sendall(b"".join(ws_frame(str(i)) for i in range(1, 201)))
+            ws.send_text("end")
+            assert ws.recv_text().split()[:2] == ["200", "0"]
+            ws.close()
+    finally:
+        host.stop()
+        for m2 in fronts:
+            m2.stop()
