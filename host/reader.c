@@ -47,6 +47,8 @@ struct reader {
     ev_io router_io, death_io;
     void *router_monitor;        /* PAIR: a member's connection closed */
     ev_io router_monitor_io;
+    ev_timer probe;              /* probes again shortly after a close (its pipe may still be going) */
+    int probes_left;
     int router_more;             /* stopped at the batch limit */
     int router_sent;             /* sent since it was last drained: its fd edge may be spent */
     int started;                 /* the first idle pass has looked at every socket */
@@ -218,6 +220,20 @@ static void on_member_message(reader *r, const char *id, size_t idlen, const cha
     }
 }
 
+static void probe_members(reader *r)
+{
+    for (int m = 0; m < dispatch_member_count(r->d); m++)
+        if (dispatch_member_at(r->d, m) && send_member(r, m, "P", 1, NULL) != 0)
+            member_gone(r, m, "disconnected");
+}
+
+static void probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    reader *r = w->data;
+    probe_members(r);
+    if (--r->probes_left <= 0) ev_timer_stop(loop, w);
+}
+
 /* A member's connection closed (a host that died, a worker's ipc pipe):
  * ZeroMQ does not say whose, but a send to a member whose pipe is gone fails
  * at once (ROUTER_MANDATORY), which finds it without waiting for its beats. */
@@ -242,9 +258,9 @@ static void router_monitor_cb(struct ev_loop *loop, ev_io *w, int revents)
         closed = 1;
     }
     if (!closed) return;
-    for (int m = 0; m < dispatch_member_count(r->d); m++)
-        if (dispatch_member_at(r->d, m) && send_member(r, m, "P", 1, NULL) != 0)
-            member_gone(r, m, "disconnected");
+    probe_members(r);
+    r->probes_left = 5;
+    ev_timer_again(loop, &r->probe);
 }
 
 static int drain_router(reader *r)
@@ -593,6 +609,9 @@ reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, si
         r->death_io.data = r;
         ev_io_start(loop, &r->death_io);
     }
+    ev_init(&r->probe, probe_cb);
+    r->probe.repeat = 0.1;
+    r->probe.data = r;
     ev_timer_init(&r->beat, beat_cb, BEAT_CHECK, BEAT_CHECK);
     r->beat.data = r;
     ev_timer_start(loop, &r->beat);
@@ -612,6 +631,7 @@ void reader_stop(reader *r)
         ev_idle_stop(r->loop, &r->more);
         ev_prepare_stop(r->loop, &r->check);
         ev_timer_stop(r->loop, &r->beat);
+        ev_timer_stop(r->loop, &r->probe);
     }
     for (int f = 0; f < r->nfronts; f++) {
         front *fr = &r->fronts[f];
