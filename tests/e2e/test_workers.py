@@ -166,6 +166,11 @@ def test_a_killed_bus_is_restarted_and_channels_cross_workers_again(tmp_path):
         assert len(bus) == 1, (bus, workers)
         os.kill(bus[0], signal.SIGKILL)
         server.process.wait_line("the bus was killed by signal 9", stream="err")
+        # Both workers join the restarted reader at their next beat.
+        deadline, seen = time.time() + 10, set()
+        while len(seen) < 2 and time.time() < deadline:
+            seen.add(int(server.get("/pid").text))
+        assert len(seen) == 2
         deadline = time.time() + 10
         while time.time() < deadline:
             with ThreadPoolExecutor(8) as pool:
@@ -173,7 +178,6 @@ def test_a_killed_bus_is_restarted_and_channels_cross_workers_again(tmp_path):
                 time.sleep(1)
                 server.get("/say?m=again")
                 answers = [json.loads(p.result().text) for p in polls]
-            # (Each worker joins the restarted reader at its next beat.)
             if all(a["value"] == "again" for a in answers) and len({a["pid"] for a in answers}) == 2:
                 break
         assert all(a["value"] == "again" for a in answers), answers
