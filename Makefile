@@ -8,7 +8,7 @@ PORT ?= 6767
 RUN_DEBS  = cmake make gcc pkg-config libzmq3-dev libluajit-5.1-dev luajit libev-dev \
             lua-cjson libpcre2-dev libsodium-dev mongrel2-core libhiredis-dev libpq-dev libssl-dev
 TEST_DEBS = $(RUN_DEBS) libcmocka-dev lua-busted curl python3 python3-pytest python3-zmq \
-            redis-server clang valgrind wrk lua-check luarocks chromium python3-websocket postgresql memcached dnsmasq-base python3-cryptography
+            redis-server clang valgrind wrk lua-check luarocks chromium python3-websocket postgresql memcached dnsmasq-base python3-cryptography iproute2
 
 .PHONY: all build run test deps test-deps bench fuzz clean
 

@@ -29,6 +29,9 @@ typedef struct cli_options {
     const char *redis;           /* --redis: channels cross hosts through it (wins over the app's) */
     int hup_stops;               /* serve: SIGHUP (its terminal closed) stops like SIGINT;
                                     SIGUSR1 reloads (run: SIGHUP and SIGUSR1 reload) */
+    char relay_specs[2048];      /* run --relay: ';'-separated; requests come through these relays */
+    const char *listen;          /* relay: where hosts connect */
+    double relay_timeout;        /* relay: a host silent this long is gone */
 } cli_options;
 
 /* What a worker process gets from its master (NULL fields when alone). */
@@ -36,6 +39,7 @@ typedef struct worker_link {
     volatile double *heartbeat;  /* written twice a second: the master's watchdog reads it */
     const char *bus_in, *bus_out;
     struct shared_zone *shared;  /* lubeck.shared, made by the master before the fork */
+    const char *reader;          /* the master's reader: requests come from it, not from Mongrel2 */
 } worker_link;
 
 /* --reload: calls changed(ud) after files under dir change. */
@@ -79,6 +83,8 @@ int runner_abort_status(void);
 int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, size_t url_len);
 
 int serve_main(cli_options *o);
+/* lubeck relay --send SPEC --recv SPEC --listen SPEC. */
+int relay_main(const cli_options *o);
 int m2conf_main(cli_options *o);
 int new_main(cli_options *o);
 

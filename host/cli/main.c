@@ -24,6 +24,7 @@ enum {
     CMD_CHECK = 1 << 2,
     CMD_M2CONF = 1 << 3,
     CMD_NEW = 1 << 4,
+    CMD_RELAY = 1 << 5,
 };
 
 typedef struct command {
@@ -46,6 +47,13 @@ static const command COMMANDS[] = {
       "pair is one Handler's send_spec/recv_spec). SIGINT/SIGTERM stop it after a drain;\n"
       "SIGHUP or SIGUSR1 reloads the app. docs/deploy.md shows the whole setup.",
       "lubeck run apps/hello --send tcp://127.0.0.1:9997 --recv tcp://127.0.0.1:9996" },
+    { "relay", CMD_RELAY, "--send SPEC --recv SPEC [--send SPEC --recv SPEC ...] --listen tcp://ADDR:PORT [options]",
+      "Runs beside a Mongrel2 as the single reader of its requests, for hosts that join with\n"
+      "`lubeck run APP_DIR --relay tcp://ADDR:PORT`: each connection's messages go to one host,\n"
+      "in order, plain requests to the least busy; it answers 502 itself for what a host held\n"
+      "when it died or went silent. Replies go from the hosts straight to Mongrel2.\n"
+      "See docs/scaling.md.",
+      "lubeck relay --send tcp://127.0.0.1:9997 --recv tcp://127.0.0.1:9996 --listen tcp://0.0.0.0:9990" },
     { "check", CMD_CHECK, "APP_DIR",
       "Loads the app, compiles its routes and templates, and reports problems as file:line\n"
       "(exit 1), or says it is clean (exit 0).",
@@ -115,6 +123,14 @@ SETTER(set_redis)
 }
 SETTER(set_send) { return append_spec(o->send_specs, sizeof o->send_specs, name, v); }
 SETTER(set_recv) { return append_spec(o->recv_specs, sizeof o->recv_specs, name, v); }
+SETTER(set_listen) { o->listen = v; return 0; }
+SETTER(set_relay_timeout) { return number(name, v, 0.5, 3600, &o->relay_timeout); }
+SETTER(set_relay)
+{
+    if (strncmp(v, "tcp://", 6) && strncmp(v, "ipc://", 6))
+        return usage_error("bad --relay: %s (a tcp:// or ipc:// address)", v);
+    return append_spec(o->relay_specs, sizeof o->relay_specs, name, v);
+}
 SETTER(set_port)
 {
     double n;
@@ -176,8 +192,11 @@ static const option OPTIONS[] = {
     { "--host", "ADDR", CMD_SERVE | CMD_M2CONF, "address Mongrel2 listens on (127.0.0.1)", set_host },
     { "--port", "N", CMD_SERVE | CMD_M2CONF, "port Mongrel2 listens on (6767)", set_port },
     { "--run-dir", "DIR", CMD_SERVE | CMD_M2CONF, "run folder for config, logs, pid, uploads (APP_DIR/.lubeck)", set_run_dir },
-    { "--send", "SPEC", CMD_RUN | CMD_M2CONF, "a Handler's send_spec (ZeroMQ address Mongrel2 binds)", set_send },
-    { "--recv", "SPEC", CMD_RUN | CMD_M2CONF, "the same Handler's recv_spec", set_recv },
+    { "--send", "SPEC", CMD_RUN | CMD_M2CONF | CMD_RELAY, "a Handler's send_spec (ZeroMQ address Mongrel2 binds)", set_send },
+    { "--recv", "SPEC", CMD_RUN | CMD_M2CONF | CMD_RELAY, "the same Handler's recv_spec", set_recv },
+    { "--relay", "tcp://ADDR:PORT", CMD_RUN, "join the hosts behind this `lubeck relay` instead of --send/--recv", set_relay },
+    { "--listen", "tcp://ADDR:PORT", CMD_RELAY, "where hosts connect (run --relay)", set_listen },
+    { "--timeout", "SECONDS", CMD_RELAY, "a host silent this long is gone: what it held gets 502 (3)", set_relay_timeout },
     { "--sender-id", "ID", CMD_RUN, "this host's ZeroMQ identity (a fresh UUID)", set_sender_id },
     { "--workers", "N|auto", HOSTS, "worker processes under a master (1)", set_workers },
     { "--reload", NULL, HOSTS, "reload when a Lua module or template changes", set_reload },
@@ -185,7 +204,7 @@ static const option OPTIONS[] = {
     { "--drain", "SECONDS", HOSTS, "how long a stop waits for requests in flight (10); new ones get 503", set_drain },
     { "--max-body", "BYTES", HOSTS | CMD_M2CONF, "larger bodies arrive as Mongrel2 uploads (1048576)", set_max_body },
     { "--watchdog", "SECONDS", HOSTS, "a worker silent this long is killed (10)", set_watchdog },
-    { "--heartbeat", "SECONDS", HOSTS, "ZeroMQ heartbeats to Mongrel2; a peer silent 3x as long is dropped (1; 0: none)", set_heartbeat },
+    { "--heartbeat", "SECONDS", HOSTS | CMD_RELAY, "ZeroMQ heartbeats to Mongrel2; a peer silent 3x as long is dropped (1; 0: none)", set_heartbeat },
     { "--max-inflight", "N", HOSTS, "requests one host runs at once before answering 503", set_max_inflight },
     { "--max-headers", "N", HOSTS, "headers a request may carry", set_max_headers },
     { "--upload-dir", "DIR", CMD_RUN, "Mongrel2's upload.temp_store folder (without it, uploads get 400)", set_upload_dir },
@@ -266,9 +285,14 @@ static int parse_options(const command *c, int argc, char **argv, cli_options *o
         for (const char *p = o->send_specs; *p; p++) nsend += *p == ';';
         for (const char *p = o->recv_specs; *p; p++) nrecv += *p == ';';
         if (!o->send_specs[0] || !o->recv_specs[0] || nsend != nrecv) {
-            fprintf(stderr, "lubeck: run needs --send and --recv in pairs (see lubeck run --help)\n");
+            fprintf(stderr, "lubeck: %s needs --send and --recv in pairs%s (see lubeck %s --help)\n",
+                    c->name, c->bit == CMD_RUN ? " (or --relay)" : "", c->name);
             return 2;
         }
+    }
+    if (c->bit == CMD_RELAY && !o->listen) {
+        fprintf(stderr, "lubeck: relay needs --listen tcp://ADDR:PORT (see lubeck relay --help)\n");
+        return 2;
     }
     if (o->m2_chroot && !o->upload_dir) return usage_error("%s goes with run --upload-dir", "--m2-chroot");
     return 0;
@@ -346,6 +370,11 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc < 3 || argv[2][0] == '-') {
+        if (c->bit == CMD_RELAY) {   /* no folder: its options start here */
+            cli_options o = { .heartbeat = 1, .relay_timeout = 3 };
+            int rc = parse_options(c, argc - 2, argv + 2, &o);
+            return rc ? rc : relay_main(&o);
+        }
         fprintf(stderr, "lubeck: %s needs %s (see lubeck %s --help)\n", c->name,
                 c->bit == CMD_NEW ? "a NAME" : "an APP_DIR", c->name);
         return 2;

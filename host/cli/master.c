@@ -1,19 +1,26 @@
 /* --workers N: a master process forks N workers, each with its own ZeroMQ
- * context and Lua state, all connected to the same Mongrel2 specs (Mongrel2
- * spreads requests over them). The master restarts a worker that dies (backing
- * off when one dies at once), kills one whose heartbeat stops (a handler stuck
- * in a CPU loop cannot be interrupted from inside LuaJIT), runs the bus that
- * carries channels and disconnect notices between workers, forwards SIGHUP and
- * --reload changes, and on SIGTERM waits for every worker to drain.
+ * context and Lua state. One reader (reader.h, in the bus process) pulls from
+ * every Mongrel2 front and hands each connection's messages to one worker, in
+ * order, plain requests to the least busy; the workers reply to Mongrel2
+ * directly. The master restarts a worker that dies (backing off when one dies
+ * at once) and tells the reader at once, through a pipe, so that the reader
+ * answers 502 for what that worker held; it kills one whose heartbeat stops (a
+ * handler stuck in a CPU loop cannot be interrupted from inside LuaJIT), runs
+ * the bus that carries channels between workers (and the Redis link to other
+ * hosts with --redis), forwards SIGUSR1 (SIGHUP for run) and --reload
+ * changes, and on SIGTERM waits for every worker to drain. With --relay there
+ * is no reader here: each worker joins the relays itself.
  *
  * The master itself never has threads, so forking a worker from it is safe for
  * every library (glibc protects its own malloc across fork; ASan's allocator,
  * for one, is not protected, and a worker forked while a ZeroMQ thread held its
  * lock hung). That is why the bus runs in a process of its own: a ZeroMQ
  * context starts threads. */
+#define _GNU_SOURCE   /* pipe2 */
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 
 #include "bus.h"
 #include "redis_bus.h"
+#include "reader.h"
 #include "shared.h"
 
 #define WATCHDOG_EVERY 0.25
@@ -49,6 +57,8 @@ static struct {
     shared_zone *shared;
     char bus_in[96], bus_out[96];
     char redis_url[1024];        /* the bus process links the host to other hosts through it ("": none) */
+    char reader[96];             /* where the workers connect to the reader ("" with --relay) */
+    int death[2];                /* pipe: the master writes each dead worker's pid for the reader */
     ev_signal sigint, sigterm, sighup, sigusr1;
     ev_child child;
     ev_timer watchdog;
@@ -80,7 +90,9 @@ static void spawn(int i)
         ev_child_stop(loop, &M.child);
         ev_loop_destroy(loop);
         prctl(PR_SET_PDEATHSIG, SIGKILL);   /* never outlive the master */
-        worker_link link = { &M.beats[i], M.bus_in, M.bus_out, M.shared };
+        close(M.death[0]);
+        close(M.death[1]);
+        worker_link link = { &M.beats[i], M.bus_in, M.bus_out, M.shared, M.reader[0] ? M.reader : NULL };
         _exit(runner_run_worker(M.o, M.send, M.recv, &link));
     }
     M.workers[i].pid = pid;
@@ -113,9 +125,10 @@ static void channel_from_redis(void *ud, const char *name, size_t name_len, cons
     bus_forwarder_send_channel(ud, name, name_len, payload, len);
 }
 
-/* The bus process: forwards channel messages between the workers. It ignores
- * SIGINT and SIGHUP (a terminal's ^C reaches the whole group, and the draining
- * workers still need the bus); the master ends it with SIGTERM after them. */
+/* The bus process: forwards channel messages between the workers (and to and
+ * from Redis with --redis) and runs the reader. It ignores SIGINT and SIGHUP (a
+ * terminal's ^C reaches the whole group, and the draining workers still need
+ * the bus and the reader); the master ends it with SIGTERM after them. */
 static void start_bus(void)
 {
     fflush(stdout);
@@ -138,15 +151,24 @@ static void start_bus(void)
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(M.death[1]);
     struct ev_loop *loop = ev_default_loop(0);
-    char err[256];
+    char err[512];
     bus_forwarder *bus = bus_forwarder_start(loop, M.bus_in, M.bus_out, err, sizeof err);
-    if (!bus) {
-        fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
-        _exit(BUS_CANNOT_BIND);
+    if (!bus) fprintf(stderr, "lubeck: %s (channels stay within each worker)\n", err);
+    reader *rd = NULL;
+    if (M.reader[0]) {
+        reader_config rc = { .send_specs = M.send, .recv_specs = M.recv, .listen = M.reader,
+                             .death_fd = M.death[0], .quiet = 1, .heartbeat = M.o->heartbeat };
+        rd = reader_start(loop, &rc, err, sizeof err);
+        if (!rd) {
+            fprintf(stderr, "lubeck: the reader: %s\n", err);
+            _exit(BUS_CANNOT_BIND);
+        }
     }
+    if (!bus && !rd) _exit(BUS_CANNOT_BIND);
     redis_bus *redis = NULL;
-    if (M.redis_url[0]) {
+    if (M.redis_url[0] && bus) {
         redis = redis_bus_start(loop, M.redis_url, channel_from_redis, bus, err, sizeof err);
         if (redis) bus_forwarder_tap_channels(bus, channel_to_redis, redis);
         else fprintf(stderr, "lubeck: %s (channels stay within this host)\n", err);
@@ -157,6 +179,7 @@ static void start_bus(void)
     ev_run(loop, 0);
     redis_bus_stop(redis);
     bus_forwarder_stop(bus);
+    reader_stop(rd);
     _exit(0);
 }
 
@@ -215,6 +238,9 @@ static void child_cb(struct ev_loop *loop, ev_child *w, int revents)
     if (i == M.n) return;   /* not a worker (e.g. serve's mongrel2) */
     worker *wk = &M.workers[i];
     wk->pid = 0;
+    int32_t dead = w->rpid;   /* the reader answers what it held, now */
+    if (write(M.death[1], &dead, sizeof dead) < 0 && errno != EAGAIN)
+        fprintf(stderr, "lubeck: cannot tell the reader that worker %d died: %s\n", i, strerror(errno));
     char how[96];
     describe_exit(w->rstatus, how, sizeof how);
     if (M.stopping) {
@@ -300,6 +326,12 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     }
     snprintf(M.bus_in, sizeof M.bus_in, "ipc://@lubeck-%d-bus-in", (int)getpid());
     snprintf(M.bus_out, sizeof M.bus_out, "ipc://@lubeck-%d-bus-out", (int)getpid());
+    if (!o->relay_specs[0]) snprintf(M.reader, sizeof M.reader, "ipc://@lubeck-%d-reader", (int)getpid());
+    if (pipe2(M.death, O_CLOEXEC) != 0) {
+        fprintf(stderr, "lubeck: pipe: %s\n", strerror(errno));
+        return 1;
+    }
+    fcntl(M.death[1], F_SETFL, O_NONBLOCK);
     M.shared = shared_zone_new(SHARED_DEFAULT_SLOTS);
     ev_init(&M.bus_restart, bus_restart_cb);
     start_bus();
@@ -334,6 +366,8 @@ int master_run(const cli_options *o, const char *send, const char *recv,
     ev_timer_stop(loop, &M.bus_restart);
     stop_bus();
     shared_zone_free(M.shared);
+    close(M.death[0]);
+    close(M.death[1]);
     munmap((void *)M.beats, (size_t)M.n * sizeof *M.beats);
     free(M.workers);
     return runner_abort_status();

@@ -13,6 +13,7 @@
 #include "channel.h"
 #include "host.h"
 #include "lubeck.h"
+#include "member.h"
 
 #define HEARTBEAT_EVERY 0.5
 /* Once the drain is done the host still answers 503 this long before it lets
@@ -50,12 +51,16 @@ static void finish(struct ev_loop *loop)
 static void drain_poll_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     int left = lubeck_inflight(R.host);
-    if (left == 0) {
+    if (left == 0 && R.host->member) {
+        /* Behind a reader: until it says nothing more will come. */
+        if (member_settled(R.host)) return finish(loop);
+    } else if (left == 0) {
         if (R.drained_at == 0) R.drained_at = ev_now(loop);
         if (ev_now(loop) - R.drained_at >= SETTLE_SECONDS) finish(loop);
         return;
+    } else {
+        R.drained_at = 0;
     }
-    R.drained_at = 0;
     if (ev_now(loop) - R.stop_started >= R.drain) {
         fprintf(stderr, "lubeck: drain time (%gs) is up: %d request(s) answered 503\n", R.drain, left);
         host_answer_unfinished(R.host);
@@ -126,6 +131,12 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         return 1;
     }
     if (o->redis) channel_set_redis(R.host, o->redis, err, sizeof err);   /* (checked with the options) */
+    const char *readers = link && link->reader ? link->reader : o->relay_specs[0] ? o->relay_specs : NULL;
+    if (readers && member_configure(R.host, readers, !(link && link->reader)) != 0) {
+        fprintf(stderr, "lubeck: too many or too long --relay specs\n");
+        lubeck_free(R.host);
+        return 1;
+    }
     snprintf(R.host->probe_token, sizeof R.host->probe_token, "%s", o->probe_token);
     if (link && link->shared) host_use_shared_zone(R.host, link->shared);
     if (o->max_inflight) R.host->max_inflight = o->max_inflight;

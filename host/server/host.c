@@ -25,6 +25,7 @@
 #include "cosocket.h"
 #include "pg.h"
 #include "bus.h"
+#include "member.h"
 #include "websocket.h"
 #include "flow.h"
 #include "shared.h"
@@ -98,6 +99,8 @@ static lbk_req *req_alloc(lubeck *h)
 
 void host_req_free(lubeck *h, lbk_req *r)
 {
+    if (r->reader_link) member_done(h, r->reader_link - 1, r->reader_tag);
+    r->reader_link = 0;
     if (r->upload_path) {        /* the handler owned the upload: it ends here */
         unlink(r->upload_path);
         free(r->upload_path);
@@ -346,15 +349,20 @@ static void refuse_stopping(lubeck *h, lbk_req *r)
     host_req_free(h, r);
 }
 
-void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
+/* A frame from front f (NULL: injected or from a reader), or handed by reader
+ * link - 1 with tag (link 0: not from a reader). */
+static void on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg, int link, uint64_t tag)
 {
     lbk_req *r = req_alloc(h);
     if (!r) {
         log_error_limited("out of memory: dropped a request");
+        if (link) member_done(h, link - 1, tag);
         return;
     }
     r->front = f ? f->index : -1;
     r->front_epoch = f ? f->epoch : 0;
+    r->reader_link = link;
+    r->reader_tag = tag;
     zmq_msg_move(&r->msg, msg);
     const char *err = NULL;
     if (m2_parse(zmq_msg_data(&r->msg), zmq_msg_size(&r->msg), &r->m2, &err) != 0) {
@@ -370,16 +378,15 @@ void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
     }
     switch (r->m2.kind) {
     case M2_DISCONNECT:
-        /* Mongrel2 hands notices to any worker: the owner may be another one. */
-        bus_send_disconnect(h, r->m2.sender, r->m2.conn_id);
         flow_gone(h, r->m2.sender, r->m2.conn_id);
         host_cancel_conn(h, r->m2.sender, r->m2.conn_id);
         host_req_free(h, r);
         return;
     case M2_CREDITS: {
         size_t written = flow_credits_written(&r->m2);
-        if (!flow_credit(h, r->m2.sender, r->m2.conn_id, written))
-            bus_send_credits(h, r->m2.sender, r->m2.conn_id, written);   /* another worker's */
+        /* Behind a reader, the worker that owns the connection gets its
+         * notices; a credit for a connection unknown here moves nothing. */
+        flow_credit(h, r->m2.sender, r->m2.conn_id, written);
         host_req_free(h, r);
         return;
     }
@@ -524,11 +531,14 @@ static int open_sockets(lubeck *h)
         host_set_error(h, "zmq_ctx_new: %s", zmq_strerror(errno));
         return -1;
     }
-    h->pub = zmq_socket(h->zctx, ZMQ_PUB);
+    /* A member's reply socket is an XPUB: it sees Mongrel2 subscribe, which
+     * tells it when a reply can no longer be lost (member.c). */
+    h->pub = zmq_socket(h->zctx, h->member ? ZMQ_XPUB : ZMQ_PUB);
     int zero = 0, linger = PUB_LINGER_MS;
     zmq_setsockopt(h->pub, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(h->pub, ZMQ_LINGER, &linger, sizeof linger);
     host_set_heartbeat(h, h->pub);
+    if (h->member) return 0;   /* requests come from readers, which own the fronts */
     if (host_fronts_open(h) != 0) return -1;
     return connect_all(h, h->pub, h->recv_spec, "the reply socket");
 }
@@ -543,7 +553,7 @@ void host_use_shared_zone(lubeck *h, struct shared_zone *z)
 int lubeck_start(lubeck *h)
 {
     if (h->started) return 0;
-    if (!h->send_spec || !h->recv_spec) {
+    if (!h->member && (!h->send_spec || !h->recv_spec)) {
         host_set_error(h, "send_spec and recv_spec are required");
         return -1;
     }
@@ -554,7 +564,11 @@ int lubeck_start(lubeck *h)
         return -1;
     }
     if (open_sockets(h) != 0) return -1;
-    host_fronts_start(h);
+    if (h->member) {
+        if (member_start(h) != 0) return -1;
+    } else {
+        host_fronts_start(h);
+    }
     ev_prepare_start(h->loop, &h->prepare);
     h->started = 1;
     return 0;
@@ -595,19 +609,31 @@ void host_inject(lubeck *h, const void *frame, size_t len)
     zmq_msg_t msg;
     if (zmq_msg_init_size(&msg, len) != 0) return;
     memcpy(zmq_msg_data(&msg), frame, len);
-    host_on_frame(h, NULL, &msg);
+    on_frame(h, NULL, &msg, 0, 0);
     zmq_msg_close(&msg);
+}
+
+void host_on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg)
+{
+    on_frame(h, f, msg, 0, 0);
+}
+
+void host_receive(lubeck *h, zmq_msg_t *msg, int link, uint64_t tag)
+{
+    on_frame(h, NULL, msg, link + 1, tag);
 }
 
 /* Stops taking requests without letting go of Mongrel2 yet: what arrives from
  * now on is answered 503 with Retry-After (ZeroMQ would discard it at a
- * disconnect), parked channel waits wake with nil, "closing" so their handlers
+ * disconnect; behind a reader, the reader is told we are leaving and routes
+ * nothing new here), parked channel waits wake with nil, "closing" so their handlers
  * answer, WebSocket sessions get a close frame. The fronts are closed by
  * lubeck_free, after the caller's drain. */
 void lubeck_stop(lubeck *h)
 {
     if (!h->started || h->stopping) return;
     h->stopping = 1;
+    if (h->member) member_leave(h);   /* the reader routes nothing new here */
     services_stop(h);   /* waiters told "closing"; WebSockets get close frames (1001) */
     log_flush();
 }
@@ -680,6 +706,7 @@ void lubeck_free(lubeck *h)
     free(h->reqs);
     host_park_free(h);
     services_free(h);
+    member_free(h);
     if (h->pub) zmq_close(h->pub);
     if (h->zctx) zmq_ctx_term(h->zctx);
     for (int i = 0; i < h->nnatives; i++) free(h->natives[i].name);

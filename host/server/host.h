@@ -56,6 +56,8 @@ struct lbk_req {
     struct lbk_ws_conn *ws;      /* websocket.c: the connection this request is the session of */
     double pace_start;           /* streaming: the current pacing window (lua_core.c) */
     int pace_frames;
+    int reader_link;             /* member.c: 1 + the reader link it came on (0: straight from Mongrel2) */
+    uint64_t reader_tag;         /* ... and the tag to report when it ends */
 };
 
 typedef struct lbk_native {
@@ -101,6 +103,7 @@ struct lubeck {
     int started, stopping;
     lbk_sched sched;             /* the coroutines of every generation (scheduler.c) */
     struct lbk_park *park;       /* park.c: parked requests by connection and deadline */
+    struct lbk_member *member;   /* member.c: requests come from readers; NULL: from Mongrel2 */
     struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
     struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
     int own_shared;              /* made by this host (else by the master) */
@@ -202,6 +205,8 @@ static inline lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
 }
 /* Without sockets: loads the app and sends replies to send_fn (lubeck.test). */
 int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
+/* A frame handed by a reader (member.c) on link, to report done with tag. */
+void host_receive(lubeck *h, zmq_msg_t *msg, int link, uint64_t tag);
 /* Handles one frame as if Mongrel2 had sent it. */
 void host_inject(lubeck *h, const void *frame, size_t len);
 /* front.c: a frame received through front f (NULL: injected). */

@@ -77,34 +77,9 @@ static void on_channel(lubeck *h, slice name, slice payload)
     channel_publish(h, name.p, name.n, payload.p, payload.n);
 }
 
-/* A Mongrel2 disconnect notice another worker received. */
-static void on_disconnect(lubeck *h, slice sender, slice b)
-{
-    uint32_t id;
-    if (bus_read_disconnect(b, &id) != 0) return;
-    flow_gone(h, sender, id);
-    host_cancel_conn(h, sender, id);
-}
-
-static void on_credits(lubeck *h, slice sender, slice b)
-{
-    uint32_t id;
-    size_t written;
-    if (bus_read_credits(b, &id, &written) != 0) return;
-    flow_credit(h, sender, id, written);
-}
-
-static void on_websocket(lubeck *h, slice sender, slice frame)
-{
-    websocket_bus_frame(h, frame.p, frame.n);
-}
-
 static void register_kinds(void)
 {
     bus_on('C', on_channel);
-    bus_on('D', on_disconnect);
-    bus_on('K', on_credits);
-    bus_on('W', on_websocket);
 }
 
 void services_bus_kinds(void)

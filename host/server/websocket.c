@@ -35,7 +35,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus.h"
 #include "log.h"
 #include "scheduler.h"
 
@@ -476,23 +475,6 @@ static int parse_flags(const m2_request *m, unsigned *out)
     return 0;
 }
 
-/* A frame the other workers can read: the original's headers may have been
- * decoded in place by the parser, so it is rebuilt with what the owner needs. */
-static void forward(lubeck *h, const m2_request *m, unsigned flags)
-{
-    char head[64];
-    int hn = snprintf(head, sizeof head, "{\"METHOD\":\"WEBSOCKET\",\"FLAGS\":\"0x%X\"}", flags);
-    size_t cap = m->sender.n + m->path.n + m->body.n + (size_t)hn + 64;
-    char *f = malloc(cap);
-    if (!f) return;
-    int pre = snprintf(f, cap, "%.*s %u %.*s %d:%s,%zu:", (int)m->sender.n, m->sender.p, m->conn_id,
-                       (int)m->path.n, m->path.p, hn, head, m->body.n);
-    memcpy(f + pre, m->body.p, m->body.n);
-    f[(size_t)pre + m->body.n] = ',';
-    bus_send_websocket(h, m->sender, f, (size_t)pre + m->body.n + 1);
-    free(f);
-}
-
 int websocket_frame(lubeck *h, const m2_request *m)
 {
     if (!slice_eq(m->method, "WEBSOCKET")) return 0;
@@ -500,29 +482,11 @@ int websocket_frame(lubeck *h, const m2_request *m)
     if (parse_flags(m, &flags) != 0) return 0;   /* an HTTP request named WEBSOCKET: route it */
     ws_conn *c = ws_find(h, m->sender, m->conn_id);
     if (c) ws_deliver(c, flags, m->body.p, m->body.n);
-    else if (h->bus) forward(h, m, flags);        /* its owner is another worker */
     else log_error_limited("websocket %u: a frame for a connection this host does not hold was "
-                           "dropped (another host owns it, or it ended); the client should reconnect",
+                           "dropped (it ended, or another host owns it: use a relay); the client "
+                           "should reconnect",
                            m->conn_id);
     return 1;
-}
-
-void websocket_bus_frame(lubeck *h, const char *frame, size_t len)
-{
-    if (!h->websockets || h->websockets->count == 0) return;
-    char *copy = malloc(len + 1);
-    if (!copy) return;
-    memcpy(copy, frame, len);
-    m2_request m;
-    memset(&m, 0, sizeof m);
-    const char *err;
-    unsigned flags;
-    if (m2_parse(copy, len, &m, &err) == 0 && parse_flags(&m, &flags) == 0) {
-        ws_conn *c = ws_find(h, m.sender, m.conn_id);
-        if (c) ws_deliver(c, flags, m.body.p, m.body.n);   /* others: not ours, ignored */
-    }
-    m2_headers_free(&m.headers);
-    free(copy);
 }
 
 void ws_close_wait_cb(struct ev_loop *loop, ev_timer *w, int revents)

@@ -24,12 +24,10 @@ size_t websocket_frame_header(unsigned char out[WS_MAX_HEADER], int opcode, uint
 int websocket_utf8_valid(const char *s, size_t n);
 
 /* host.c: a frame with METHOD WEBSOCKET and FLAGS. Returns 0 when m is not one
- * (route it as usual), 1 when it was taken: handed to the connection's session, passed to
- * the other workers over the bus, or dropped with a log line. */
+ * (route it as usual), 1 when it was taken: handed to the connection's session or
+ * dropped with a log line (with --workers the master's reader hands every frame
+ * of a connection to the worker that owns it). */
 int websocket_frame(lubeck *h, const m2_request *m);
-/* bus.c: a WEBSOCKET frame another worker received; handled when this worker
- * owns its connection, ignored otherwise. */
-void websocket_bus_frame(lubeck *h, const char *frame, size_t len);
 /* host.c: the session request ended: forget its connection. */
 void websocket_req_ended(lubeck *h, lbk_req *r);
 /* park.c: the front the session came through dropped (its Mongrel2 restarted):

@@ -9,9 +9,7 @@
 #include "log.h"
 
 /* Messages are three parts: a kind byte with the sender's pid, then two
- * payload parts: 'C' (channel name, payload), 'D' (Mongrel2 sender, conn id) or
- * 'W' (Mongrel2 sender, a WEBSOCKET frame: only the worker owning its
- * connection acts on it). */
+ * payload parts: 'C' (channel name, payload). */
 typedef struct bus_header {
     char kind;
     int32_t origin;
@@ -46,28 +44,6 @@ void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *
     send3(h, 'C', name, name_len, payload, len);
 }
 
-void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id)
-{
-    send3(h, 'D', sender.p, sender.n, &conn_id, sizeof conn_id);
-}
-
-void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len)
-{
-    send3(h, 'W', sender.p, sender.n, frame, len);
-}
-
-/* Interim (see bus.h): 'K', sender, then the conn id and the bytes written. */
-typedef struct bus_credits {
-    uint32_t conn_id;
-    uint64_t written;
-} bus_credits;
-
-void bus_send_credits(lubeck *h, slice sender, uint32_t conn_id, size_t written)
-{
-    bus_credits k = { conn_id, written };
-    send3(h, 'K', sender.p, sender.n, &k, sizeof k);
-}
-
 /* Receives one whole message into parts; returns the part count or -1. */
 static int recv_parts(void *sock, zmq_msg_t parts[3])
 {
@@ -100,24 +76,6 @@ static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
     size_t alen = zmq_msg_size(&parts[1]), blen = zmq_msg_size(&parts[2]);
     bus_fn fn = handlers[(unsigned char)hd.kind];
     if (fn) fn(h, slice_make(a, alen), slice_make(b, blen));
-}
-
-/* The parts of a 'D' and a 'K' message (the bus's own formats). */
-int bus_read_disconnect(slice b, uint32_t *conn_id)
-{
-    if (b.n != sizeof *conn_id) return -1;
-    memcpy(conn_id, b.p, sizeof *conn_id);
-    return 0;
-}
-
-int bus_read_credits(slice b, uint32_t *conn_id, size_t *written)
-{
-    bus_credits k;
-    if (b.n != sizeof k) return -1;
-    memcpy(&k, b.p, sizeof k);
-    *conn_id = k.conn_id;
-    *written = (size_t)k.written;
-    return 0;
 }
 
 static void drain_bus(lubeck *h)

@@ -1,7 +1,9 @@
-/* The bus between the workers of one host (docs/architecture.md, Workers): channel
- * publishes and Mongrel2 disconnect notices are passed to every other worker
- * through a forwarder the master runs (ZeroMQ XSUB/XPUB on ipc://). A worker
- * skips what it sent itself. */
+/* The bus between the workers of one host (docs/architecture.md, Workers):
+ * channel publishes are passed to every other worker through a forwarder the
+ * master runs (ZeroMQ XSUB/XPUB on ipc://). A worker skips what it sent itself.
+ * (Disconnect and credits notices and WebSocket frames need no bus: the
+ * master's reader hands them to the worker that owns their connection,
+ * reader.h.) */
 #ifndef LUBECK_BUS_H
 #define LUBECK_BUS_H
 
@@ -19,17 +21,6 @@ void bus_on(char kind, bus_fn fn);
 int bus_connect(lubeck *h, const char *in_spec, const char *out_spec);
 void bus_close(lubeck *h);
 void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len);
-void bus_send_disconnect(lubeck *h, slice sender, uint32_t conn_id);
-/* A WEBSOCKET frame for a connection this worker does not own (websocket.c). */
-void bus_send_websocket(lubeck *h, slice sender, const char *frame, size_t len);
-/* A credits notice for a connection this worker does not send to (flow.c).
- * Interim: to be dropped once the master routes every notice of a connection
- * to the worker that owns it. */
-void bus_send_credits(lubeck *h, slice sender, uint32_t conn_id, size_t written);
-/* The second part of a 'D' (disconnect) and a 'K' (credits) message: 0, or -1
- * when it is malformed. */
-int bus_read_disconnect(slice b, uint32_t *conn_id);
-int bus_read_credits(slice b, uint32_t *conn_id, size_t *written);
 
 /* The master's side: forwards everything from in_spec (bound XSUB) to out_spec
  * (bound XPUB) from inside the caller's loop. */

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""What the relay's extra hop costs, measured in one run (docs/scaling.md):
+one Mongrel2, apps/hello, wrk -t1 -c50 behind it, rows taken in turn each
+round: 1 and 2 hosts connected directly (run --send/--recv), through a
+relay (relay + run --relay), and one host with --workers 2 (its master's
+reader in the bus process; compared with 2 direct hosts). Per row: requests/s, host CPU per request (all
+hosts), relay CPU per request; the relay rows also as a ratio to the direct
+row of the same round. Figures are medians over the rounds. A second table does the same over
+ZeroMQ alone (lubeck-bench plays Mongrel2, window 100): the hop's cost
+without Mongrel2's share of the CPU.
+Usage: /usr/bin/python3 tests/bench/relay.py [BUILD] [SECONDS] [ROUNDS]"""
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "build"))
+SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
+ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+os.environ["LUBECK_BUILD"] = BUILD
+sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from conftest import LUBECK, Mongrel2, free_port  # noqa: E402
+
+HELLO = os.path.join(ROOT, "apps", "hello")
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def stop(proc):
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def children(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+        return [int(c) for c in f.read().split()]
+
+
+class Pid:
+    def __init__(self, pid):
+        self.pid = pid
+
+
+def measure(m2, hosts, relay):
+    """Starts the row's processes, waits until every host answers, runs wrk.
+    relay "workers": one host with --workers N, its reader measured as the relay."""
+    procs, relay_proc = [], None
+    if relay == "workers":
+        master = subprocess.Popen([LUBECK, "run", HELLO, "--send", m2.send_spec, "--recv", m2.recv_spec,
+                                   "--workers", str(hosts)], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+        try:
+            assert m2.wait_ok("/", 20)
+            time.sleep(1.5)
+            kids = sorted(children(master.pid))   # the bus (and reader) was forked first
+            reader, workers = Pid(kids[0]), [Pid(k) for k in kids[1:]]
+            before = [cpu(p.pid) for p in workers]
+            reader_before = cpu(reader.pid)
+            out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
+                                 capture_output=True, text=True, timeout=SECONDS + 30).stdout
+            host_cpu = sum(cpu(p.pid) - b for p, b in zip(workers, before))
+            relay_cpu = cpu(reader.pid) - reader_before
+        finally:
+            stop(master)
+        return result(out, host_cpu, relay_cpu)
+    if relay:
+        listen = "tcp://127.0.0.1:%d" % free_port()
+        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
+                                       "--listen", listen], stderr=subprocess.DEVNULL)
+        argv = ["--relay", listen]
+    else:
+        argv = ["--send", m2.send_spec, "--recv", m2.recv_spec]
+    for _ in range(hosts):
+        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    try:
+        assert m2.wait_ok("/", 20)
+        time.sleep(1.5)   # every host joined (a relay's hosts say ready within a beat)
+        before = [cpu(p.pid) for p in procs]
+        relay_before = cpu(relay_proc.pid) if relay_proc else 0
+        out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
+                             capture_output=True, text=True, timeout=SECONDS + 30).stdout
+        host_cpu = sum(cpu(p.pid) - b for p, b in zip(procs, before))
+        relay_cpu = cpu(relay_proc.pid) - relay_before if relay_proc else 0
+    finally:
+        for p in procs:
+            stop(p)
+        if relay_proc:
+            stop(relay_proc)
+    return result(out, host_cpu, relay_cpu)
+
+
+def result(out, host_cpu, relay_cpu):
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    return {"rps": rps, "host_us": host_cpu / requests * 1e6, "relay_us": relay_cpu / requests * 1e6,
+            "errors": errors.group(0) if errors else ""}
+
+
+class ZmqFront:
+    """lubeck-bench in Mongrel2's place: binds the specs, sends for SECONDS."""
+
+    def __init__(self):
+        self.send_spec = "tcp://127.0.0.1:%d" % free_port()
+        self.recv_spec = "tcp://127.0.0.1:%d" % free_port()
+
+
+def zmq_measure(hosts, relay):
+    front = ZmqFront()
+    bench = subprocess.Popen([os.path.join(BUILD, "lubeck-bench"), "--send", front.send_spec, "--recv",
+                              front.recv_spec, "--window", "100", "--duration", str(SECONDS + 2)],
+                             stdout=subprocess.PIPE, text=True)
+    procs, relay_proc = [], None
+    if relay:
+        listen = "tcp://127.0.0.1:%d" % free_port()
+        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", front.send_spec, "--recv", front.recv_spec,
+                                       "--listen", listen], stderr=subprocess.DEVNULL)
+        argv = ["--relay", listen]
+    else:
+        argv = ["--send", front.send_spec, "--recv", front.recv_spec]
+    for _ in range(hosts):
+        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
+                                      stderr=subprocess.DEVNULL))
+    try:
+        out = bench.communicate(timeout=SECONDS + 30)[0]
+        host_cpu = sum(cpu(p.pid) for p in procs)
+        relay_cpu = cpu(relay_proc.pid) if relay_proc else 0
+    finally:
+        for p in procs:
+            stop(p)
+        if relay_proc:
+            stop(relay_proc)
+    requests = int(re.search(r"requests=(\d+)", out).group(1))
+    return {"rps": float(re.search(r"rps=(\d+)", out).group(1)), "host_us": host_cpu / requests * 1e6,
+            "relay_us": relay_cpu / requests * 1e6, "errors": ""}
+
+
+def table(title, rows, results):
+    print(title)
+    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req",
+                                            "reader us/req", "req/s vs direct"))
+    for row in rows:
+        got = results[row]
+        direct = results[("direct", row[1], False)]
+        ratio = statistics.median(g["rps"] / d["rps"] for g, d in zip(got, direct))
+        errors = "; ".join(g["errors"] for g in got if g["errors"])
+        print("%-8s %5d %10.0f %14.1f %15.1f %18.3f%s" % (
+            row[0], row[1], statistics.median(g["rps"] for g in got),
+            statistics.median(g["host_us"] for g in got), statistics.median(g["relay_us"] for g in got),
+            ratio, "  " + errors if errors else ""))
+
+
+def main():
+    run = tempfile.mkdtemp(prefix="lubeck-relay-bench.")
+    m2 = Mongrel2(HELLO, run)
+    rows = [("direct", 1, False), ("relay", 1, True), ("direct", 2, False), ("relay", 2, True),
+            ("workers", 2, "workers")]
+    results = {r: [] for r in rows}
+    try:
+        for _ in range(ROUNDS):
+            for row in rows:
+                results[row].append(measure(m2, row[1], row[2]))
+    finally:
+        m2.stop()
+    table("behind Mongrel2 (wrk -t1 -c50, %d s, %d rounds)" % (SECONDS, ROUNDS), rows, results)
+    zrows = [("direct", 1, False), ("relay", 1, True)]
+    zresults = {r: [] for r in zrows}
+    for _ in range(ROUNDS):
+        for row in zrows:
+            zresults[row].append(zmq_measure(row[1], row[2]))
+    table("over ZeroMQ (lubeck-bench, window 100; the host's CPU includes its start)", zrows, zresults)
+
+
+if __name__ == "__main__":
+    main()
