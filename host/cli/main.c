@@ -280,7 +280,12 @@ static int parse_options(const command *c, int argc, char **argv, cli_options *o
         int rc = op->set(o, a, v);
         if (rc) return rc;
     }
-    if (c->bit == CMD_RUN) {
+    if (c->bit == CMD_RUN && o->relay_specs[0]) {
+        if (o->send_specs[0] || o->recv_specs[0]) {
+            fprintf(stderr, "lubeck: run takes --relay or --send/--recv, not both (see lubeck run --help)\n");
+            return 2;
+        }
+    } else if (c->bit & (CMD_RUN | CMD_RELAY)) {
         int nsend = 0, nrecv = 0;
         for (const char *p = o->send_specs; *p; p++) nsend += *p == ';';
         for (const char *p = o->recv_specs; *p; p++) nrecv += *p == ';';
