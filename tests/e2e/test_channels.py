@@ -126,23 +126,26 @@ def get_json(port, path, timeout=20):
         c.close()
 
 
-def parked_per_process(port, want, timeout=15):
-    """Asks /waiters on one keep-alive connection (Mongrel2 rotates each request
-    over the processes) until the processes seen hold `want` waiters between
-    them; returns {pid: waiters}."""
+def parked_per_process(port, want, timeout=15, asks=30):
+    """Asks /waiters of every process until they hold `want` waiters between
+    them; returns {pid: waiters}. Each round sends `asks` requests at once,
+    each held 0.3 s in its handler: Mongrel2 deals them over its handlers and
+    a host's reader over its workers, least busy first, so with more asks
+    than waiters every worker gets one (a worker holding long polls is busier
+    and would never get a request sent alone)."""
     seen = {}
     deadline = time.time() + timeout
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
+    with ThreadPoolExecutor(asks) as ex:
         while time.time() < deadline:
-            c.request("GET", "/waiters")
-            r = json.loads(c.getresponse().read())
-            seen[r["pid"]] = r["waiters"]
+            answers = [f.result() for f in [ex.submit(get_json, port, "/waiters?hold=0.3", 5)
+                                            for _ in range(asks)]]
+            seen = {}
+            for status, r in answers:
+                if status == 200:
+                    seen[r["pid"]] = r["waiters"]
             if sum(seen.values()) == want and len(seen) >= 2:
                 return seen
             time.sleep(0.02)
-    finally:
-        c.close()
     raise AssertionError("waiters never reached %d: %r" % (want, seen))
 
 

@@ -31,7 +31,11 @@ app:get("/collect", function(req)
     end
     return { values = values, pid = pid() }
 end)
-app:get("/waiters", function()
+-- hold: answer after that many seconds (the waiters counted then), so that
+-- requests sent at once are in flight together (test_channels.parked_per_process).
+app:get("/waiters", function(req)
+    local hold = tonumber(req:arg("hold"))
+    if hold then lubeck.sleep(hold) end
     return { waiters = lubeck.stats().channel_waiters, pid = pid(), redis = app.redis }
 end)
 
