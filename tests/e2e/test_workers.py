@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -169,11 +170,16 @@ def test_a_killed_bus_is_restarted_and_channels_cross_workers_again(tmp_path):
         assert len(bus) == 1, (bus, workers)
         os.kill(bus[0], signal.SIGKILL)
         server.process.wait_line("the bus was killed by signal 9", stream="err")
-        # Both workers join the restarted reader at their next beat.
-        deadline, seen = time.time() + 10, set()
+        # Both workers join the restarted reader at their next beat. (A request
+        # Mongrel2 pushed to the dead reader before it saw the close is lost
+        # with it, docs/scaling.md: at most one here, since nothing else runs.)
+        deadline, seen, lost = time.time() + 10, set(), 0
         while len(seen) < 2 and time.time() < deadline:
-            seen.add(int(server.get("/pid").text))
-        assert len(seen) == 2
+            try:
+                seen.add(int(server.get("/pid", timeout=2).text))
+            except socket.timeout:
+                lost += 1
+        assert len(seen) == 2 and lost <= 1, (seen, lost)
         deadline = time.time() + 10
         while time.time() < deadline:
             with ThreadPoolExecutor(8) as pool:
