@@ -303,14 +303,7 @@ static void stream_room(void *ud, int open)
 {
     lbk_task *t = ud;
     free(t->wait_on);   /* the flow_waiter; sched_wake ends the wait */
-    if (open) {
-        lua_pushboolean(t->co, 1);
-        sched_wake(t, 1);
-    } else {
-        lua_pushnil(t->co);
-        lua_pushliteral(t->co, "closed");
-        sched_wake(t, 2);
-    }
+    sched_wake_result(t, open, "closed");
 }
 
 /* The writer was cancelled (its client left, its request timed out). */

@@ -128,6 +128,18 @@ void sched_wake(lbk_task *t, int nvalues)
     ready_push(t->gen->sched, t, nvalues);
 }
 
+void sched_wake_result(lbk_task *t, int ok, const char *err)
+{
+    if (ok) {
+        lua_pushboolean(t->co, 1);
+        sched_wake(t, 1);
+    } else {
+        lua_pushnil(t->co);
+        lua_pushstring(t->co, err);
+        sched_wake(t, 2);
+    }
+}
+
 void sched_complete(lbk_task *t, int nvalues)
 {
     end_wait(t, 0);

@@ -98,6 +98,8 @@ int sched_waits_on(const lbk_task *t, const void *obj);
 void sched_wake(lbk_task *t, int nvalues);
 /* Same, but runs it now: for loop callbacks (I/O readiness). */
 void sched_complete(lbk_task *t, int nvalues);
+/* sched_wake with true (ok), or with nil, err: the usual end of a wait. */
+void sched_wake_result(lbk_task *t, int ok, const char *err);
 /* Undoes t's wait and resumes it with nil, reason. No-op when t is not waiting. */
 void sched_cancel(lbk_task *t, const char *reason);
 /* Undoes t's wait (its timer stopped, undo_fn called) and leaves it suspended:

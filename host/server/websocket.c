@@ -196,15 +196,7 @@ void ws_count_frame(ws_conn *c, size_t len)
 /* Resumes the task of a pending frame with value (true: sent; nil, "closed"). */
 static void resume_sender(lbk_task *t, int sent)
 {
-    if (!t) return;
-    if (sent) {
-        lua_pushboolean(t->co, 1);
-        sched_wake(t, 1);
-    } else {
-        lua_pushnil(t->co);
-        lua_pushliteral(t->co, "closed");
-        sched_wake(t, 2);
-    }
+    if (t) sched_wake_result(t, sent, "closed");
 }
 
 static void stop_waiting_for_room(ws_conn *c)

@@ -107,9 +107,7 @@ static void half_abort(lbk_half *hf)
         hf->sock->resolving = NULL;
     }
     sock_half_clear(hf);
-    lua_pushnil(t->co);
-    lua_pushliteral(t->co, "closed");
-    sched_wake(t, 2);
+    sched_wake_result(t, 0, "closed");
 }
 
 /* Gives up the pool slot a connect with backlog took: the next queued connect

@@ -67,9 +67,7 @@ static void close_udp(lbk_udp *u)
     if (u->waiter) {   /* a receive waiting elsewhere: nil, "closed" on the next turn */
         lbk_task *t = u->waiter;
         wait_clear(u);
-        lua_pushnil(t->co);
-        lua_pushliteral(t->co, "closed");
-        sched_wake(t, 2);
+        sched_wake_result(t, 0, "closed");
     }
     if (u->fd >= 0) close(u->fd);
     u->fd = -1;
