@@ -182,6 +182,58 @@ function _M.render(source, ...)
     return fn(...)
 end
 
+-- etlua's Parser, for code written against it: compile_to_lua(source) →
+-- Lua code | nil, err; load(code [, name]) → chunk | nil, err; run(chunk, env,
+-- buffer, n) → string (appending to buffer after its n-th item). Parser() or
+-- Parser.new() makes one; it holds no state.
+local Parser = setmetatable({}, { __call = function(cls) return cls.new() end })
+Parser.__index = Parser
+
+function Parser.new()
+    return setmetatable({}, Parser)
+end
+
+function Parser:compile_to_lua(source, name)
+    local ok, code = pcall(_M.to_lua, source, name or "template")
+    if not ok then return nil, code end
+    return code
+end
+
+function Parser:load(code, name)
+    return loadstring(code, "=" .. (name or "template"))
+end
+
+function Parser:run(chunk, env, buffer, n)
+    local fn = chunk()
+    setfenv(fn, with_globals(env))
+    return fn(escape, raw, concat, buffer, buffer and (n or #buffer) or nil)
+end
+
+-- Parser.in_string(state, start) → true when a Lua string or long string that
+-- opens in state.str at or after start is still open at its end.
+function Parser.in_string(state, start)
+    local str, pos, quote = state.str, start or 1, nil
+    local len = #str
+    while pos <= len do
+        local c = byte(str, pos)
+        if quote then
+            if c == 92 then pos = pos + 1 elseif c == quote then quote = nil end
+        elseif c == 39 or c == 34 then
+            quote = c
+        elseif c == 91 then
+            local opener = match(str, "^%[=*%[", pos)
+            if opener then
+                local _, e = find(str, "]" .. rep("=", #opener - 2) .. "]", pos + #opener, true)
+                if not e then return true end
+                pos = e
+            end
+        end
+        pos = pos + 1
+    end
+    return quote ~= nil
+end
+_M.Parser = Parser
+
 -- File signatures (for recompiling on change) --------------------------------------
 
 local file_sig
