@@ -406,7 +406,9 @@ static void on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg, int link, uint64_t
         return;
     }
     if (h->probe_token[0] && answer_probe(h, r)) return;
-    if (h->stopping) return refuse_stopping(h, r);
+    /* A reader hands a leaving member only what it must finish (frames in
+     * transit when it left, later messages of connections it holds): served. */
+    if (h->stopping && !link) return refuse_stopping(h, r);
     if (over_limits(h, r)) return;
     if (r->m2.upload_done.p) {
         const char *why = host_upload_accept(h, r);
