@@ -1,6 +1,6 @@
 #!/bin/sh
 # Fails (exit 1, naming each line) when a file of the repository points outside
-# it: to a sibling folder (../shared/) or to design notes the repository does
+# it: to the sibling "shared" folder or to design notes the repository does
 # not hold (API, DESIGN, PROTOCOL or STYLE with a .md suffix). The project's
 # reference is docs/reference.md, docs/protocol.md and docs/architecture.md.
 cd "$(dirname "$0")/.." || exit 2
