@@ -4,12 +4,7 @@ local lubeck = require "lubeck"
 
 local app = lubeck.app{ name = "channels" }
 
-local function pid()
-    local f = assert(io.open("/proc/self/stat"))
-    local n = f:read("*n")
-    f:close()
-    return n
-end
+local function pid() return lubeck.stats().pid end   -- which process answered
 
 local room = lubeck.channel("room")
 

@@ -4,12 +4,7 @@ local lubeck = require "lubeck"
 
 local app = lubeck.app{ name = "dispatch" }
 
-local function pid()
-    local f = assert(io.open("/proc/self/stat"))
-    local n = f:read("*n")
-    f:close()
-    return n
-end
+local function pid() return lubeck.stats().pid end   -- which process answered
 
 app:get("/pid", function() return tostring(pid()) end)
 app:get("/slow", function(req)

@@ -3,12 +3,7 @@ local lubeck = require "lubeck"
 
 local app = lubeck.app{ name = "websocket" }
 
-local function pid()
-    local f = assert(io.open("/proc/self/stat"))
-    local n = f:read("*n")
-    f:close()
-    return n
-end
+local function pid() return lubeck.stats().pid end   -- which process answered
 
 -- What on_close saw, per worker: GET /closes
 local closes = { count = 0 }

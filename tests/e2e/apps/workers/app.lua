@@ -3,12 +3,7 @@ local lubeck = require "lubeck"
 
 local app = lubeck.app{ name = "workers" }
 
-local function pid()
-    local f = assert(io.open("/proc/self/stat"))
-    local n = f:read("*n")
-    f:close()
-    return n
-end
+local function pid() return lubeck.stats().pid end   -- which process answered
 
 app:get("/", function() return "version 0" end) -- reload-test
 app:get("/pid", function() return tostring(pid()) end)
