@@ -25,7 +25,7 @@
 #include "reply.h"
 #include "scheduler.h"
 #include "shared.h"
-#include "thread.h"
+#include "lua_thread.h"
 #include "websocket.h"
 
 #define MAX_REPLY_HEADERS 256
