@@ -24,7 +24,7 @@
 #include "pg.h"
 #include "reply.h"
 #include "scheduler.h"
-#include "shared.h"
+#include "lua_shared.h"
 #include "lua_thread.h"
 #include "websocket.h"
 
