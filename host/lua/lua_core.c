@@ -16,7 +16,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "ngx_lib.h"
-#include "crypto.h"
+#include "lua_crypto.h"
 #include "flow.h"
 #include "lua_fast.h"
 #include "form.h"
