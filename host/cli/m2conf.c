@@ -2,7 +2,7 @@
  * Mongrel2 chroots into Server.chroot; chroot='/' keeps every path real, so the
  * config uses absolute paths throughout and works the same with or without
  * root (docs/protocol.md). */
-#include "cli.h"
+#include "m2conf.h"
 #include "host.h"
 
 #include <errno.h>

@@ -7,16 +7,20 @@
  * COMMANDS. `lubeck --help` and `lubeck COMMAND --help` are printed from them. */
 #include "cli.h"
 
-#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "channel.h"
-#include "host.h"
+#include "check.h"
 #include "lubeck.h"
+#include "m2conf.h"
+#include "master.h"
+#include "new.h"
 #include "redis_bus.h"
+#include "relay.h"
+#include "runner.h"
+#include "serve.h"
 
 enum {
     CMD_SERVE = 1 << 0,
@@ -300,40 +304,6 @@ static int parse_options(const command *c, int argc, char **argv, cli_options *o
         return 2;
     }
     if (o->m2_chroot && !o->upload_dir) return usage_error("%s goes with run --upload-dir", "--m2-chroot");
-    return 0;
-}
-
-/* ---- check ---------------------------------------------------------------------------- */
-
-int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, size_t url_len)
-{
-    lubeck_config cfg = { .app = o->app, .debug = o->debug };
-    lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, errlen);
-    if (!h) return -1;
-    h->checking = 1;
-    if (o->redis) channel_set_redis(h, o->redis, err, errlen);   /* (checked with the options) */
-    lbk_gen *g = gen_load(h, o->app, err, errlen);
-    if (g) {
-        snprintf(err, errlen, "%d routes", router_count(g->router));
-        gen_release(g);
-    }
-    if (redis_url) snprintf(redis_url, url_len, "%s", channel_redis_url(h) ? channel_redis_url(h) : "");
-    lubeck_free(h);
-    /* file:line says where; the loader's own frames would only hide it. */
-    char *trace = strstr(err, "\nstack traceback:");
-    if (!g && trace) *trace = 0;
-    return g ? 0 : -1;
-}
-
-/* Loads the app as serve would, without sockets: file:line errors, exit 1. */
-static int check_main(cli_options *o)
-{
-    char err[4096];
-    if (app_check(o, err, sizeof err, NULL, 0) != 0) {
-        fprintf(stderr, "%s\n", err);
-        return 1;
-    }
-    printf("%s: ok (%s)\n", o->app, err);
     return 0;
 }
 

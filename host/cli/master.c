@@ -17,7 +17,7 @@
  * lock hung). That is why the bus runs in a process of its own: a ZeroMQ
  * context starts threads. */
 #define _GNU_SOURCE   /* pipe2 */
-#include "cli.h"
+#include "master.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,9 +31,12 @@
 #include <unistd.h>
 
 #include "bus.h"
-#include "redis_bus.h"
+#include "check.h"
 #include "reader.h"
+#include "redis_bus.h"
+#include "runner.h"
 #include "shared.h"
+#include "watch.h"
 
 #define WATCHDOG_EVERY 0.25
 #define FAST_DEATH 2.0           /* a worker that dies sooner than this backs off */

@@ -1,7 +1,7 @@
 /* `lubeck new NAME`: a new app folder that serves, passes its spec and checks
  * clean from the first minute. The files are written from the table below;
  * "{{name}}" in them becomes the folder's name. */
-#include "cli.h"
+#include "new.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * it never answers a request itself, except 502 for what a host held when it
  * died or went silent (--timeout seconds, default 3). Replies go
  * from the hosts straight to Mongrel2. */
-#include "cli.h"
+#include "relay.h"
 
 #include <signal.h>
 #include <stdio.h>

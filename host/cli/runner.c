@@ -4,7 +4,7 @@
  * serve it stops, as SIGINT does), and so does SIGUSR1.
  * Alone it also watches the app folder (--reload); as a worker it beats a
  * heartbeat for its master and joins the master's bus. */
-#include "cli.h"
+#include "runner.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -14,6 +14,7 @@
 #include "host.h"
 #include "lubeck.h"
 #include "member.h"
+#include "watch.h"
 
 #define HEARTBEAT_EVERY 0.5
 /* Once the drain is done the host still answers 503 this long before it lets

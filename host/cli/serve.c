@@ -4,7 +4,7 @@
  * supervised: when it dies it is started again after a pause that grows while
  * it keeps dying young. Whatever keeps it from starting is said in one line
  * (the port in use, another serve on the run folder, a config m2sh refuses). */
-#include "cli.h"
+#include "serve.h"
 #include "host.h"
 
 #include <arpa/inet.h>
@@ -24,6 +24,10 @@
 #include <unistd.h>
 
 #include <ev.h>
+
+#include "m2conf.h"
+#include "master.h"
+#include "runner.h"
 
 /* Mongrel2 restarts: the pause doubles from RESTART_FIRST up to RESTART_MAX
  * while it dies within YOUNG seconds of starting; GIVE_UP such deaths in a row

@@ -5,7 +5,7 @@
  * such as .lubeck/ and editors' temporary files are not watched. Bursts of
  * changes (an editor writing a file in steps, a checkout touching many) become
  * one call, after a short quiet time. */
-#include "cli.h"
+#include "watch.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -16,7 +16,7 @@
 #include "channel.h"
 #include "cosocket.h"
 #include "ngx_lib.h"
-#include "crypto.h"
+#include "lua_crypto.h"
 #include "flow.h"
 #include "lua_fast.h"
 #include "form.h"
@@ -24,8 +24,8 @@
 #include "pg.h"
 #include "reply.h"
 #include "scheduler.h"
-#include "shared.h"
-#include "thread.h"
+#include "lua_shared.h"
+#include "lua_thread.h"
 #include "websocket.h"
 
 #define MAX_REPLY_HEADERS 256

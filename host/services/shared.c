@@ -4,12 +4,12 @@
  * under one process-shared robust mutex (a worker killed while holding it
  * does not stop the others). Every operation is one short critical section
  * with no I/O, so it is atomic and visible to every worker at once.
- * Values are strings, numbers or booleans; entries may expire (ttl). */
+ * Values are strings, numbers or booleans; entries may expire (ttl).
+ * host/lua/lua_shared.c is its Lua face. */
 #define _GNU_SOURCE
 #include "shared.h"
 
 #include <errno.h>
-#include <lauxlib.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,14 +17,13 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#define SLOT_DATA 472            /* name '\0' key, then the value bytes */
+#define SLOT_DATA SHARED_DATA_MAX   /* name '\0' key, then the value bytes */
 
 enum { SLOT_EMPTY, SLOT_USED, SLOT_DELETED };
-enum { VAL_STRING, VAL_NUMBER, VAL_BOOLEAN };
 
 typedef struct slot {
     uint32_t hash;
-    uint8_t state, type;
+    uint8_t state, type;         /* type: a shared_type */
     uint16_t klen;               /* length of name '\0' key */
     uint32_t vlen;
     double expires;              /* 0: never */
@@ -123,140 +122,100 @@ static slot *claim(shared_zone *z, slot *free_slot, const char *k, size_t klen, 
     return free_slot;
 }
 
-static int no_memory(lua_State *L, shared_zone *z)
+/* "name\0key" into buf (SHARED_KEY_MAX bytes); its length, or 0 when too long. */
+static size_t full_key(char *buf, const char *name, size_t nlen, const char *key, size_t klen)
 {
-    unlock(z);
-    lua_pushnil(L);
-    lua_pushliteral(L, "no memory");
-    return 2;
-}
-
-/* "name\0key" into buf; returns its length or 0 when too long. */
-static size_t full_key(lua_State *L, char *buf)
-{
-    size_t nlen, klen;
-    const char *name = luaL_checklstring(L, 1, &nlen);
-    const char *key = luaL_checklstring(L, 2, &klen);
-    if (nlen + 1 + klen > 256) return 0;
+    if (nlen + 1 + klen > SHARED_KEY_MAX) return 0;
     memcpy(buf, name, nlen);
     buf[nlen] = 0;
     memcpy(buf + nlen + 1, key, klen);
     return nlen + 1 + klen;
 }
 
-static shared_zone *zone_of(lua_State *L)
+static int fail(const char **err, const char *reason)
 {
-    return lua_touserdata(L, lua_upvalueindex(1));
+    *err = reason;
+    return -1;
 }
 
-static void push_value(lua_State *L, const slot *s)
+static int fail_unlock(shared_zone *z, const char **err, const char *reason)
 {
-    switch (s->type) {
-    case VAL_NUMBER: lua_pushnumber(L, s->number); break;
-    case VAL_BOOLEAN: lua_pushboolean(L, s->number != 0); break;
-    default: lua_pushlstring(L, s->data + s->klen, s->vlen);
-    }
-}
-
-/* shared_get(name, key) → value | nil */
-static int l_get(lua_State *L)
-{
-    shared_zone *z = zone_of(L);
-    char k[256];
-    size_t klen = full_key(L, k);
-    if (!klen) return luaL_argerror(L, 2, "key too long");
-    slot *free_slot;
-    lock(z);
-    slot *s = find(z, k, klen, hash(k, klen), &free_slot);
-    if (s) push_value(L, s); else lua_pushnil(L);
     unlock(z);
-    return 1;
+    return fail(err, reason);
 }
 
-/* shared_set(name, key, value [, ttl]) → true | nil, err; a nil value deletes */
-static int l_set(lua_State *L)
+int shared_get(shared_zone *z, const char *name, size_t nlen, const char *key, size_t klen,
+               shared_value *out, char *buf, const char **err)
 {
-    shared_zone *z = zone_of(L);
-    char k[256];
-    size_t klen = full_key(L, k);
-    if (!klen) return luaL_argerror(L, 2, "key too long");
-    int type = lua_type(L, 3);
-    double ttl = luaL_optnumber(L, 4, 0);
-    size_t vlen = 0;
-    const char *v = NULL;
-    if (type == LUA_TSTRING) v = lua_tolstring(L, 3, &vlen);
-    else if (type != LUA_TNUMBER && type != LUA_TBOOLEAN && type != LUA_TNIL)
-        return luaL_argerror(L, 3, "a shared value is a string, number or boolean");
-    if (klen + vlen > SLOT_DATA) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "too large");
-        return 2;
+    char k[SHARED_KEY_MAX];
+    size_t kl = full_key(k, name, nlen, key, klen);
+    if (!kl) return fail(err, "key too long");
+    slot *free_slot;
+    memset(out, 0, sizeof *out);
+    lock(z);
+    slot *s = find(z, k, kl, hash(k, kl), &free_slot);
+    if (s) {
+        out->type = s->type;
+        out->number = s->number;
+        if (s->type == SHARED_STRING) {
+            memcpy(buf, s->data + s->klen, s->vlen);
+            out->str = buf;
+            out->len = s->vlen;
+        }
     }
-    uint32_t h = hash(k, klen);
+    unlock(z);
+    return 0;
+}
+
+int shared_set(shared_zone *z, const char *name, size_t nlen, const char *key, size_t klen,
+               const shared_value *v, double ttl, const char **err)
+{
+    char k[SHARED_KEY_MAX];
+    size_t kl = full_key(k, name, nlen, key, klen);
+    if (!kl) return fail(err, "key too long");
+    size_t vlen = v->type == SHARED_STRING ? v->len : 0;
+    if (kl + vlen > SLOT_DATA) return fail(err, "too large");
+    uint32_t h = hash(k, kl);
     slot *free_slot;
     lock(z);
-    slot *s = find(z, k, klen, h, &free_slot);
-    if (type == LUA_TNIL) {
+    slot *s = find(z, k, kl, h, &free_slot);
+    if (v->type == SHARED_NIL) {
         if (s) { s->state = SLOT_DELETED; z->used--; }
         unlock(z);
-        lua_pushboolean(L, 1);
-        return 1;
+        return 0;
     }
-    if (!s && !(s = claim(z, free_slot, k, klen, h))) return no_memory(L, z);
+    if (!s && !(s = claim(z, free_slot, k, kl, h))) return fail_unlock(z, err, "no memory");
     s->expires = ttl > 0 ? now() + ttl : 0;
-    s->type = type == LUA_TSTRING ? VAL_STRING : type == LUA_TNUMBER ? VAL_NUMBER : VAL_BOOLEAN;
-    s->number = type == LUA_TNUMBER ? lua_tonumber(L, 3) : (double)lua_toboolean(L, 3);
+    s->type = (uint8_t)v->type;
+    s->number = v->type == SHARED_BOOLEAN ? (v->number != 0) : v->type == SHARED_NUMBER ? v->number : 0;
     s->vlen = (uint32_t)vlen;
-    if (vlen) memcpy(s->data + klen, v, vlen);
+    if (vlen) memcpy(s->data + kl, v->str, vlen);
     unlock(z);
-    lua_pushboolean(L, 1);
-    return 1;
+    return 0;
 }
 
-/* shared_incr(name, key, by [, init [, ttl]]) → new value | nil, err */
-static int l_incr(lua_State *L)
+int shared_incr(shared_zone *z, const char *name, size_t nlen, const char *key, size_t klen,
+                double by, int has_init, double init, double ttl, double *result, const char **err)
 {
-    shared_zone *z = zone_of(L);
-    char k[256];
-    size_t klen = full_key(L, k);
-    if (!klen) return luaL_argerror(L, 2, "key too long");
-    double by = luaL_optnumber(L, 3, 1);
-    int has_init = !lua_isnoneornil(L, 4);
-    double init = luaL_optnumber(L, 4, 0);
-    double ttl = luaL_optnumber(L, 5, 0);
-    uint32_t h = hash(k, klen);
+    char k[SHARED_KEY_MAX];
+    size_t kl = full_key(k, name, nlen, key, klen);
+    if (!kl) return fail(err, "key too long");
+    uint32_t h = hash(k, kl);
     slot *free_slot;
     lock(z);
-    slot *s = find(z, k, klen, h, &free_slot);
+    slot *s = find(z, k, kl, h, &free_slot);
     if (!s) {
-        if (!has_init) {
-            unlock(z);
-            lua_pushnil(L);
-            lua_pushliteral(L, "not found");
-            return 2;
-        }
-        if (!(s = claim(z, free_slot, k, klen, h))) return no_memory(L, z);
-        s->type = VAL_NUMBER;
+        if (!has_init) return fail_unlock(z, err, "not found");
+        if (!(s = claim(z, free_slot, k, kl, h))) return fail_unlock(z, err, "no memory");
+        s->type = SHARED_NUMBER;
         s->number = init;
         s->vlen = 0;
         s->expires = ttl > 0 ? now() + ttl : 0;
-    } else if (s->type != VAL_NUMBER) {
-        unlock(z);
-        lua_pushnil(L);
-        lua_pushliteral(L, "not a number");
-        return 2;
+    } else if (s->type != SHARED_NUMBER) {
+        return fail_unlock(z, err, "not a number");
     }
     s->number += by;
-    lua_pushnumber(L, s->number);
+    *result = s->number;
     unlock(z);
-    return 1;
-}
-
-void shared_open(lua_State *L, shared_zone *z)
-{
-    static const luaL_Reg fns[] = {
-        { "shared_get", l_get }, { "shared_set", l_set }, { "shared_incr", l_incr }, { NULL, NULL }
-    };
-    lua_pushlightuserdata(L, z);   /* every function's upvalue */
-    luaL_setfuncs(L, fns, 1);
+    return 0;
 }

@@ -108,8 +108,8 @@ describe("lubeck.spawn", function()
     end)
 
     it("keeps a thread's error value when it is not a string", function()
-        -- Regression, once a bug in host/services/thread.c thread_ended: lua_replace(co, 1) with the error as the
-        -- only value on the stack pops it, so t:wait() gives false, nil.
+        -- Regression, once a bug at the end of a thread (now host/lua/lua_thread.c, keep_results):
+        -- lua_replace(co, 1) with the error as the only value on the stack pops it, so t:wait() gives false, nil.
         local r = json(c:get("/spawn/error-at-once"))
         assert.is_false(r.ok)
         assert.are.equal("table", r.err_type)
