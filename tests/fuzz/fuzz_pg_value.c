@@ -9,7 +9,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "pg.h"
+#include "lua_pg.h"
 
 static const Oid types[] = {
     1009, 1007, 1016, 1022, 1231, 1000, 1001, 1185, 3807, 2951,
