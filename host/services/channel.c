@@ -23,7 +23,9 @@ struct lbk_channels {
     struct ev_loop *loop;
     lbk_channel *buckets[CHANNEL_BUCKETS];
     int nwaiters;
-    channels_push_fn push;       /* the binding's: how a payload reaches a waiter */
+    /* How a payload reaches a waiter: the function its waiters joined with
+     * (one binding, lua_channel.c, lets tasks wait, so one is kept). */
+    channels_push_fn push;
     char *redis_url;             /* channels cross hosts through it; NULL: this host only */
     redis_bus *redis;            /* a host without workers holds the link itself */
 };
