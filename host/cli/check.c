@@ -17,13 +17,14 @@ int app_check(const cli_options *o, char *err, size_t errlen, char *redis_url, s
     lubeck *h = lubeck_new(EV_DEFAULT, &cfg, err, errlen);
     if (!h) return -1;
     h->checking = 1;
-    if (o->redis) channel_set_redis(h, o->redis, err, errlen);   /* (checked with the options) */
+    if (o->redis) channels_set_redis(h->channels, o->redis, err, errlen);   /* (checked with the options) */
     lbk_gen *g = gen_load(h, o->app, err, errlen);
     if (g) {
         snprintf(err, errlen, "%d routes", router_count(g->router));
         gen_release(g);
     }
-    if (redis_url) snprintf(redis_url, url_len, "%s", channel_redis_url(h) ? channel_redis_url(h) : "");
+    const char *url = channels_redis_url(h->channels);
+    if (redis_url) snprintf(redis_url, url_len, "%s", url ? url : "");
     lubeck_free(h);
     /* file:line says where; the loader's own frames would only hide it. */
     char *trace = strstr(err, "\nstack traceback:");

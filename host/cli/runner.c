@@ -131,7 +131,7 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         lubeck_free(R.host);
         return 1;
     }
-    if (o->redis) channel_set_redis(R.host, o->redis, err, sizeof err);   /* (checked with the options) */
+    if (o->redis) channels_set_redis(R.host->channels, o->redis, err, sizeof err);   /* (checked with the options) */
     const char *readers = link && link->reader ? link->reader : o->relay_specs[0] ? o->relay_specs : NULL;
     if (readers && member_configure(R.host, readers, !(link && link->reader)) != 0) {
         fprintf(stderr, "lubeck: too many or too long --relay specs\n");
@@ -149,11 +149,13 @@ static int run(const cli_options *o, const char *send, const char *recv, const w
         lubeck_free(R.host);
         return 1;
     }
-    if (link && link->bus_in && bus_connect(R.host, link->bus_in, link->bus_out) != 0)
-        fprintf(stderr, "lubeck: %s (channels stay within this worker)\n", lubeck_error(R.host));
+    if (link && link->bus_in) {   /* the bus hands the other workers' messages to this host */
+        R.host->bus = bus_connect(loop, R.host->zctx, link->bus_in, link->bus_out, R.host, err, sizeof err);
+        if (!R.host->bus) fprintf(stderr, "lubeck: %s (channels stay within this worker)\n", err);
+    }
     /* A worker's channels reach other hosts through its master's bus process. */
-    if (!link && channel_start_redis(R.host) != 0)
-        fprintf(stderr, "lubeck: %s (channels stay within this host)\n", lubeck_error(R.host));
+    if (!link && channels_start_redis(R.host->channels, err, sizeof err) != 0)
+        fprintf(stderr, "lubeck: %s (channels stay within this host)\n", err);
     R.drain = o->drain;
     R.on_stopped = on_stopped;
     R.ud = ud;

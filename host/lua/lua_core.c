@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "channel.h"
+#include "lua_channel.h"
 #include "cosocket.h"
 #include "ngx_lib.h"
 #include "lua_crypto.h"
@@ -21,7 +22,7 @@
 #include "lua_fast.h"
 #include "form.h"
 #include "log.h"
-#include "pg.h"
+#include "lua_pg.h"
 #include "reply.h"
 #include "scheduler.h"
 #include "lua_shared.h"
@@ -525,7 +526,7 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "coroutines");
     lua_pushinteger(L, h->nsocks);
     lua_setfield(L, -2, "sockets");
-    lua_pushinteger(L, channel_waiters(h));
+    lua_pushinteger(L, channels_waiters(h->channels));
     lua_setfield(L, -2, "channel_waiters");
     return 1;
 }

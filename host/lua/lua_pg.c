@@ -10,7 +10,7 @@
  * each value is sent: bytea as raw bytes, arrays as array literals, json as
  * JSON), then executed by name. Results are built on the generation's main
  * state, where the JSON decoder may run, and moved to the waiting coroutine. */
-#include "pg.h"
+#include "lua_pg.h"
 
 #include <lauxlib.h>
 #include <stdlib.h>
@@ -604,10 +604,10 @@ static int l_connect(lua_State *L)
     db->self_ref = db->args_ref = LUA_NOREF;
     luaL_getmetatable(L, CONN_MT);
     lua_setmetatable(L, -2);
-    db->c = pg_pool_take(g->host, dsn);
+    db->c = pg_pool_take(g->host->pg, dsn);
     if (db->c) return 1;
     char err[256];
-    db->c = pg_conn_connect(g->host, dsn, on_step, db, err, sizeof err);
+    db->c = pg_conn_connect(g->host->pg, dsn, on_step, db, err, sizeof err);
     if (!db->c) return push_fail(L, err);
     return begin_wait(L, t, db, lua_gettop(L), Q_CONNECT);
 }
@@ -635,14 +635,14 @@ static int l_listen(lua_State *L)
     size_t len;
     const char *channel = luaL_checklstring(L, 2, &len);
     if (len == 0 || len > 63) return luaL_argerror(L, 2, "a channel name is 1 to 63 bytes");
-    if (pg_listen(g->host, dsn, channel) != 0) return luaL_error(L, "pg.listen: out of memory");
+    if (pg_listen(g->host->pg, dsn, channel) != 0) return luaL_error(L, "pg.listen: out of memory");
     lua_pushboolean(L, 1);
     return 1;
 }
 
 static int l_pooled(lua_State *L)
 {
-    lua_pushinteger(L, pg_pool_count(gen_of(L)->host));
+    lua_pushinteger(L, pg_pool_count(gen_of(L)->host->pg));
     return 1;
 }
 

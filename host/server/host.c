@@ -480,6 +480,15 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
         lubeck_free(h);
         return NULL;
     }
+    /* Channels (with their Redis link) and Postgres live as long as the host;
+     * what pg.listen hears is delivered to this host's channels. */
+    h->channels = channels_new(loop);
+    h->pg = h->channels ? pg_new(loop, channels_deliver_cb, h->channels) : NULL;
+    if (!h->pg) {
+        snprintf(err, errlen, "out of memory");
+        lubeck_free(h);
+        return NULL;
+    }
     static const lbk_sched_hooks hooks = {
         .task_ended = task_ended, .wait_begins = wait_begins, .gen_idle = gen_idle };
     sched_init(&h->sched, h->loop, &hooks, h);

@@ -107,16 +107,13 @@ struct lubeck {
     struct lbk_bus *bus;         /* to the other workers (bus.c); NULL when alone */
     struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
     int own_shared;              /* made by this host (else by the master) */
-    struct lbk_channel **channels;   /* channel.c's hash table */
-    int nchannel_waiters;
-    char *redis_url;             /* channels cross hosts through it (channel.c); NULL: this host only */
-    struct redis_bus *redis;     /* a host without workers holds the link itself (redis_bus.c) */
+    struct lbk_channels *channels;   /* channel.c: waiters by name, the Redis link */
     struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
     int nsocks;
     struct lbk_pooled *pool;       /* idle keep-alive connections */
     struct lbk_pool_group *pool_groups;   /* per-pool connection limits (cosocket_pool.c) */
     struct lbk_resolver *resolver;
-    struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections */
+    struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections (NOTIFYs to channels) */
     struct lbk_tls_ctx *tls_ctx;   /* TLS client settings (tls.c), made on first use */
     lbk_native *natives;
     int nnatives;

@@ -13,10 +13,16 @@
 
 /* ---- each service's three calls --------------------------------------------- */
 
-static void channel_stop(lubeck *h) { channel_wake_all(h, "closing"); }
+static void channel_stop(lubeck *h) { channels_wake_all(h->channels, "closing"); }
+
+static void channel_free(lubeck *h)
+{
+    channels_free(h->channels);   /* and the Redis link */
+    h->channels = NULL;
+}
 
 static const lbk_service channel_service = {
-    .name = "channel", .stop = channel_stop, .free = channel_free_all };
+    .name = "channel", .stop = channel_stop, .free = channel_free };
 
 static void ws_req_ended(lubeck *h, lbk_req *r)
 {
@@ -34,7 +40,13 @@ static const lbk_service cosocket_service = {
 
 static const lbk_service flow_service = { .name = "flow", .free = flow_free_all };
 
-static const lbk_service pg_service = { .name = "pg", .free = pg_free_all };
+static void pg_service_free(lubeck *h)
+{
+    pg_free(h->pg);
+    h->pg = NULL;
+}
+
+static const lbk_service pg_service = { .name = "pg", .free = pg_service_free };
 
 static void shared_free(lubeck *h)
 {
@@ -43,7 +55,13 @@ static void shared_free(lubeck *h)
 
 static const lbk_service shared_service = { .name = "shared", .free = shared_free };
 
-static const lbk_service bus_service = { .name = "bus", .free = bus_close };
+static void bus_free(lubeck *h)
+{
+    bus_close(h->bus);
+    h->bus = NULL;
+}
+
+static const lbk_service bus_service = { .name = "bus", .free = bus_free };
 
 /* stop: channel waiters are told before the WebSocket sessions close (as
  * before); req_ended: a session ends before its sockets close. */
@@ -72,9 +90,12 @@ void services_free(lubeck *h)
 
 /* ---- the bus's message kinds ------------------------------------------------ */
 
-static void on_channel(lubeck *h, slice name, slice payload)
+/* Another worker's publish: this worker's waiters (ud: the host the bus was
+ * connected for). */
+static void on_channel(void *ud, slice name, slice payload)
 {
-    channel_publish(h, name.p, name.n, payload.p, payload.n);
+    lubeck *h = ud;
+    channels_deliver(h->channels, name.p, name.n, payload.p, payload.n);
 }
 
 static void register_kinds(void)

@@ -1,10 +1,13 @@
 #include "bus.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <zmq.h>
 
 #include "log.h"
 
@@ -23,25 +26,28 @@ void bus_on(char kind, bus_fn fn)
 }
 
 struct lbk_bus {
+    struct ev_loop *loop;
     void *pub, *sub;
+    void *ud;                    /* handed to each kind's function */
+    int delivering;              /* inside drain: a close waits until it returns */
+    int closed;
     ev_io io;
     ev_idle more;
     ev_prepare check;
 };
 
-static void send3(lubeck *h, char kind, const void *a, size_t alen, const void *b, size_t blen)
+static void send3(lbk_bus *b, char kind, const void *p1, size_t len1, const void *p2, size_t len2)
 {
-    if (!h->bus) return;
+    if (!b) return;
     bus_header hd = { kind, (int32_t)getpid() };
-    void *pub = h->bus->pub;
-    if (zmq_send(pub, &hd, sizeof hd, ZMQ_SNDMORE) < 0 || zmq_send(pub, a, alen, ZMQ_SNDMORE) < 0 ||
-        zmq_send(pub, b, blen, 0) < 0)
+    if (zmq_send(b->pub, &hd, sizeof hd, ZMQ_SNDMORE) < 0 || zmq_send(b->pub, p1, len1, ZMQ_SNDMORE) < 0 ||
+        zmq_send(b->pub, p2, len2, 0) < 0)
         log_error_limited("bus: send failed: %s", zmq_strerror(errno));
 }
 
-void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len)
+void bus_send_channel(lbk_bus *b, const char *name, size_t name_len, const char *payload, size_t len)
 {
-    send3(h, 'C', name, name_len, payload, len);
+    send3(b, 'C', name, name_len, payload, len);
 }
 
 /* Receives one whole message into parts; returns the part count or -1. */
@@ -63,7 +69,7 @@ static int recv_parts(void *sock, zmq_msg_t parts[3])
     return n;
 }
 
-static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
+static void on_bus_message(lbk_bus *b, zmq_msg_t parts[3], int n)
 {
     if (n != 3 || zmq_msg_size(&parts[0]) != sizeof(bus_header)) {
         log_error_limited("bus: dropped a malformed message");
@@ -72,26 +78,38 @@ static void on_bus_message(lubeck *h, zmq_msg_t parts[3], int n)
     bus_header hd;
     memcpy(&hd, zmq_msg_data(&parts[0]), sizeof hd);
     if (hd.origin == (int32_t)getpid()) return;   /* done locally already */
-    const char *a = zmq_msg_data(&parts[1]), *b = zmq_msg_data(&parts[2]);
+    const char *a = zmq_msg_data(&parts[1]), *p2 = zmq_msg_data(&parts[2]);
     size_t alen = zmq_msg_size(&parts[1]), blen = zmq_msg_size(&parts[2]);
     bus_fn fn = handlers[(unsigned char)hd.kind];
-    if (fn) fn(h, slice_make(a, alen), slice_make(b, blen));
+    if (fn) fn(b->ud, slice_make(a, alen), slice_make(p2, blen));
 }
 
-static void drain_bus(lubeck *h)
+static void free_bus(lbk_bus *b)
 {
-    for (int i = 0; i < 256; i++) {
+    ev_io_stop(b->loop, &b->io);
+    ev_idle_stop(b->loop, &b->more);
+    ev_prepare_stop(b->loop, &b->check);
+    zmq_close(b->pub);
+    zmq_close(b->sub);
+    free(b);
+}
+
+static void drain_bus(lbk_bus *b)
+{
+    b->delivering = 1;
+    for (int i = 0; i < 256 && !b->closed; i++) {
         zmq_msg_t parts[3];
-        int n = recv_parts(h->bus->sub, parts);
+        int n = recv_parts(b->sub, parts);
         if (n < 0) {
-            ev_idle_stop(h->loop, &h->bus->more);
-            return;
+            ev_idle_stop(b->loop, &b->more);
+            break;
         }
-        on_bus_message(h, parts, n);
+        on_bus_message(b, parts, n);
         for (int k = 0; k < n && k < 3; k++) zmq_msg_close(&parts[k]);
-        if (!h->bus) return;
+        if (i == 255) ev_idle_start(b->loop, &b->more);
     }
-    ev_idle_start(h->loop, &h->bus->more);
+    b->delivering = 0;
+    if (b->closed) free_bus(b);   /* a function it called closed it */
 }
 
 static void bus_io_cb(struct ev_loop *loop, ev_io *w, int revents) { drain_bus(w->data); }
@@ -100,20 +118,29 @@ static void bus_more_cb(struct ev_loop *loop, ev_idle *w, int revents) { drain_b
 /* ZMQ_FD is edge-triggered: look again before blocking. */
 static void bus_check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
-    lubeck *h = w->data;
+    lbk_bus *b = w->data;
     int events = 0;
     size_t len = sizeof events;
-    if (zmq_getsockopt(h->bus->sub, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN))
-        ev_idle_start(loop, &h->bus->more);
+    if (zmq_getsockopt(b->sub, ZMQ_EVENTS, &events, &len) == 0 && (events & ZMQ_POLLIN))
+        ev_idle_start(loop, &b->more);
 }
 
-int bus_connect(lubeck *h, const char *in_spec, const char *out_spec)
+lbk_bus *bus_connect(struct ev_loop *loop, void *zctx, const char *in_spec, const char *out_spec,
+                     void *ud, char *err, size_t errlen)
 {
-    if (!h->zctx) return -1;
-    struct lbk_bus *b = calloc(1, sizeof *b);
-    if (!b) return -1;
-    b->pub = zmq_socket(h->zctx, ZMQ_PUB);
-    b->sub = zmq_socket(h->zctx, ZMQ_SUB);
+    if (!zctx) {
+        snprintf(err, errlen, "bus: no ZeroMQ context");
+        return NULL;
+    }
+    lbk_bus *b = calloc(1, sizeof *b);
+    if (!b) {
+        snprintf(err, errlen, "bus: out of memory");
+        return NULL;
+    }
+    b->loop = loop;
+    b->ud = ud;
+    b->pub = zmq_socket(zctx, ZMQ_PUB);
+    b->sub = zmq_socket(zctx, ZMQ_SUB);
     int zero = 0;
     zmq_setsockopt(b->pub, ZMQ_SNDHWM, &zero, sizeof zero);
     zmq_setsockopt(b->pub, ZMQ_LINGER, &zero, sizeof zero);
@@ -123,35 +150,34 @@ int bus_connect(lubeck *h, const char *in_spec, const char *out_spec)
     size_t len = sizeof fd;
     if (zmq_connect(b->pub, in_spec) != 0 || zmq_connect(b->sub, out_spec) != 0 ||
         zmq_getsockopt(b->sub, ZMQ_FD, &fd, &len) != 0) {
-        host_set_error(h, "bus: %s", zmq_strerror(errno));
+        snprintf(err, errlen, "bus: %s", zmq_strerror(errno));
         zmq_close(b->pub);
         zmq_close(b->sub);
         free(b);
-        return -1;
+        return NULL;
     }
     ev_io_init(&b->io, bus_io_cb, fd, EV_READ);
-    b->io.data = h;
+    b->io.data = b;
     ev_idle_init(&b->more, bus_more_cb);
-    b->more.data = h;
+    b->more.data = b;
     ev_prepare_init(&b->check, bus_check_cb);
-    b->check.data = h;
-    ev_io_start(h->loop, &b->io);
-    ev_prepare_start(h->loop, &b->check);
-    h->bus = b;
-    return 0;
+    b->check.data = b;
+    ev_io_start(loop, &b->io);
+    ev_prepare_start(loop, &b->check);
+    return b;
 }
 
-void bus_close(lubeck *h)
+void bus_close(lbk_bus *b)
 {
-    struct lbk_bus *b = h->bus;
     if (!b) return;
-    ev_io_stop(h->loop, &b->io);
-    ev_idle_stop(h->loop, &b->more);
-    ev_prepare_stop(h->loop, &b->check);
-    zmq_close(b->pub);
-    zmq_close(b->sub);
-    free(b);
-    h->bus = NULL;
+    if (b->delivering) {   /* free it once the drain that called us returns */
+        b->closed = 1;
+        ev_io_stop(b->loop, &b->io);
+        ev_idle_stop(b->loop, &b->more);
+        ev_prepare_stop(b->loop, &b->check);
+        return;
+    }
+    free_bus(b);
 }
 
 /* ---- the master's forwarder ------------------------------------------------ */

@@ -7,20 +7,29 @@
 #ifndef LUBECK_BUS_H
 #define LUBECK_BUS_H
 
-#include "host.h"
+#include <stddef.h>
+#include <ev.h>
 
-/* What a worker does with a message of one kind from another worker: a and b
- * are its two payload parts, valid during the call. */
-typedef void (*bus_fn)(lubeck *h, slice a, slice b);
-/* Registers fn for the messages of kind (the same for every host of the
+#include "slice.h"
+
+typedef struct lbk_bus lbk_bus;
+
+/* What a worker does with a message of one kind from another worker: ud is
+ * what its bus was connected with; a and b are the two payload parts, valid
+ * during the call. */
+typedef void (*bus_fn)(void *ud, slice a, slice b);
+/* Registers fn for the messages of kind (the same for every bus of the
  * process; the server registers its kinds once, at its first lubeck_new).
  * A kind with no function is dropped. */
 void bus_on(char kind, bus_fn fn);
 
-/* Connects this worker to the master's forwarder: PUB to in_spec, SUB to out_spec. */
-int bus_connect(lubeck *h, const char *in_spec, const char *out_spec);
-void bus_close(lubeck *h);
-void bus_send_channel(lubeck *h, const char *name, size_t name_len, const char *payload, size_t len);
+/* Connects this worker to the master's forwarder through zctx (a ZeroMQ
+ * context): PUB to in_spec, SUB to out_spec, read on loop; each message from
+ * another worker goes to its kind's function with ud. NULL with why in err. */
+lbk_bus *bus_connect(struct ev_loop *loop, void *zctx, const char *in_spec, const char *out_spec,
+                     void *ud, char *err, size_t errlen);
+void bus_close(lbk_bus *b);
+void bus_send_channel(lbk_bus *b, const char *name, size_t name_len, const char *payload, size_t len);
 
 /* The master's side: forwards everything from in_spec (bound XSUB) to out_spec
  * (bound XPUB) from inside the caller's loop. */

@@ -5,7 +5,7 @@
  * back when it ends. Idle connections wait in a per-host pool keyed by the
  * whole DSN, so two users' connections never mix. */
 #define _GNU_SOURCE
-#include "pg.h"
+#include "pg_state.h"
 
 #include <pthread.h>
 #include <stdio.h>
@@ -18,7 +18,7 @@
 enum state { ST_IDLE, ST_CONNECTING, ST_BUSY, ST_WATCH };
 
 struct pg_conn {
-    lubeck *h;
+    lbk_pg *pg;
     PGconn *pq;
     char *key;                   /* the DSN: the pool key */
     enum state state;
@@ -39,19 +39,23 @@ struct pg_conn {
     ev_timer idle;
 };
 
-struct lbk_pg *pg_state(lubeck *h)
+lbk_pg *pg_new(struct ev_loop *loop, pg_notify_fn notify, void *ud)
 {
-    if (!h->pg) h->pg = calloc(1, sizeof *h->pg);
-    return h->pg;
+    lbk_pg *pg = calloc(1, sizeof *pg);
+    if (!pg) return NULL;
+    pg->loop = loop;
+    pg->notify = notify;
+    pg->notify_ud = ud;
+    return pg;
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 
 static void arm(pg_conn *c, int events)
 {
-    ev_io_stop(c->h->loop, &c->io);
+    ev_io_stop(c->pg->loop, &c->io);
     ev_io_set(&c->io, PQsocket(c->pq), events);
-    ev_io_start(c->h->loop, &c->io);
+    ev_io_start(c->pg->loop, &c->io);
 }
 
 /* libpq's messages end with a newline and may span lines: keep the first. */
@@ -64,7 +68,7 @@ static void set_error(pg_conn *c, const char *msg)
 
 static void finish(pg_conn *c, int failed)
 {
-    ev_io_stop(c->h->loop, &c->io);
+    ev_io_stop(c->pg->loop, &c->io);
     c->state = ST_IDLE;
     if (failed) c->broken = 1;
     pg_done_fn done = c->done;
@@ -180,7 +184,7 @@ static void poll_connect(pg_conn *c, PostgresPollingStatusType st)
     }
 }
 
-pg_conn *pg_conn_connect(lubeck *h, const char *dsn, pg_done_fn done, void *ud, char *err, size_t errlen)
+pg_conn *pg_conn_connect(lbk_pg *pg, const char *dsn, pg_done_fn done, void *ud, char *err, size_t errlen)
 {
     static const char *const keys[] = { "client_encoding", "options", "dbname", NULL };
     const char *values[] = { "UTF8", "-c DateStyle=ISO,YMD -c TimeZone=UTC", dsn, NULL };
@@ -190,7 +194,7 @@ pg_conn *pg_conn_connect(lubeck *h, const char *dsn, pg_done_fn done, void *ud, 
         snprintf(err, errlen, "out of memory");
         return NULL;
     }
-    c->h = h;
+    c->pg = pg;
     ev_init(&c->io, io_cb);
     c->io.data = c;
     /* expand_dbname: the DSN's own settings win over the defaults before it */
@@ -220,7 +224,7 @@ void pg_conn_watch(pg_conn *c, pg_input_fn fn, void *ud)
 
 void pg_conn_unwatch(pg_conn *c)
 {
-    ev_io_stop(c->h->loop, &c->io);
+    ev_io_stop(c->pg->loop, &c->io);
     c->input = NULL;
     c->state = ST_IDLE;
 }
@@ -311,18 +315,18 @@ void pg_conn_abort(pg_conn *c)
 static void pool_unlink(pg_conn *c)
 {
     if (!c->pooled) return;
-    for (pg_conn **pp = &c->h->pg->pool; *pp; pp = &(*pp)->pool_next)
+    for (pg_conn **pp = &c->pg->pool; *pp; pp = &(*pp)->pool_next)
         if (*pp == c) { *pp = c->pool_next; break; }
     c->pooled = 0;
     c->pool_next = NULL;
-    ev_timer_stop(c->h->loop, &c->idle);
+    ev_timer_stop(c->pg->loop, &c->idle);
 }
 
 void pg_conn_close(pg_conn *c)
 {
     if (!c) return;
     pool_unlink(c);
-    ev_io_stop(c->h->loop, &c->io);
+    ev_io_stop(c->pg->loop, &c->io);
     PQclear(c->result);
     while (c->stmts) pg_stmt_forget(c, c->stmts);
     if (c->unnamed) pg_stmt_forget(c, c->unnamed);
@@ -345,10 +349,8 @@ static void pooled_idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
     pg_conn_close(w->data);
 }
 
-pg_conn *pg_pool_take(lubeck *h, const char *dsn)
+pg_conn *pg_pool_take(lbk_pg *pg, const char *dsn)
 {
-    struct lbk_pg *pg = h->pg;
-    if (!pg) return NULL;
     for (pg_conn *c = pg->pool; c; c = c->pool_next) {
         if (strcmp(c->key, dsn) != 0 || PQstatus(c->pq) != CONNECTION_OK) continue;
         pool_unlink(c);
@@ -361,8 +363,8 @@ pg_conn *pg_pool_take(lubeck *h, const char *dsn)
 
 int pg_pool_put(pg_conn *c, double idle, int size, const char **why)
 {
-    struct lbk_pg *pg = pg_state(c->h);
-    *why = pg ? pg_conn_dirty(c) : "out of memory";
+    lbk_pg *pg = c->pg;
+    *why = pg_conn_dirty(c);
     if (*why || size < 1) {
         pg_conn_close(c);
         return *why ? -1 : 0;
@@ -378,15 +380,14 @@ int pg_pool_put(pg_conn *c, double idle, int size, const char **why)
     pg_conn_watch(c, pooled_input, NULL);
     ev_timer_init(&c->idle, pooled_idle_cb, idle, 0);
     c->idle.data = c;
-    if (idle > 0) ev_timer_start(c->h->loop, &c->idle);
+    if (idle > 0) ev_timer_start(c->pg->loop, &c->idle);
     return 0;
 }
 
-int pg_pool_count(lubeck *h)
+int pg_pool_count(const lbk_pg *pg)
 {
     int n = 0;
-    if (h->pg)
-        for (pg_conn *c = h->pg->pool; c; c = c->pool_next) n++;
+    for (const pg_conn *c = pg->pool; c; c = c->pool_next) n++;
     return n;
 }
 
@@ -429,11 +430,10 @@ void pg_stmt_forget(pg_conn *c, pg_stmt *s)
     free(s);
 }
 
-void pg_free_all(lubeck *h)
+void pg_free(lbk_pg *pg)
 {
-    if (!h->pg) return;
-    while (h->pg->pool) pg_conn_close(h->pg->pool);
-    pg_listen_free_all(h);
-    free(h->pg);
-    h->pg = NULL;
+    if (!pg) return;
+    while (pg->pool) pg_conn_close(pg->pool);
+    pg_listeners_free(pg);
+    free(pg);
 }

@@ -1,16 +1,16 @@
 /* pg.listen(dsn, channel): one connection per DSN in each host process runs
- * LISTEN for every channel asked of it and turns each NOTIFY into a publish on
- * the lubeck.channel of the same name, in this process only: every worker
+ * LISTEN for every channel asked of it and hands each NOTIFY to the pool's
+ * notify function (the host's channels: a publish on the lubeck.channel of the
+ * same name, in this process only): every worker
  * listens for itself, so a notification reaches each worker exactly once. A
  * lost connection is made again after a pause that doubles up to MAX_BACKOFF;
  * notifications sent while it was down are lost (PostgreSQL keeps none). */
-#include "pg.h"
+#include "pg_state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "channel.h"
 #include "log.h"
 
 #define FIRST_BACKOFF 0.1
@@ -18,7 +18,7 @@
 
 typedef struct pg_listener {
     struct pg_listener *next;
-    lubeck *h;
+    lbk_pg *pg;
     char *dsn;
     char **channels;
     int nchannels, cap;
@@ -34,9 +34,9 @@ static void send_listens(pg_listener *l);
 
 static void schedule(pg_listener *l, double after)
 {
-    ev_timer_stop(l->h->loop, &l->retry);
+    ev_timer_stop(l->pg->loop, &l->retry);
     ev_timer_set(&l->retry, after, 0);
-    ev_timer_start(l->h->loop, &l->retry);
+    ev_timer_start(l->pg->loop, &l->retry);
 }
 
 static void lost(pg_listener *l, const char *why)
@@ -50,7 +50,7 @@ static void lost(pg_listener *l, const char *why)
 }
 
 /* The payload as lubeck.channel carries values: a JSON list of one string. */
-static void publish(lubeck *h, const PGnotify *n)
+static void publish(lbk_pg *pg, const PGnotify *n)
 {
     size_t len = strlen(n->extra);
     char stack[512];
@@ -68,7 +68,7 @@ static void publish(lubeck *h, const PGnotify *n)
     }
     out[k++] = '"';
     out[k++] = ']';
-    channel_publish(h, n->relname, strlen(n->relname), out, k);
+    pg->notify(pg->notify_ud, n->relname, strlen(n->relname), out, k);
     if (out != stack) free(out);
 }
 
@@ -76,7 +76,7 @@ static void deliver(pg_listener *l)
 {
     PGnotify *n;
     while (l->c && (n = PQnotifies(pg_conn_pq(l->c)))) {
-        publish(l->h, n);
+        publish(l->pg, n);
         PQfreemem(n);
     }
 }
@@ -145,20 +145,18 @@ static void retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     pg_listener *l = w->data;
     char err[256];
-    l->c = pg_conn_connect(l->h, l->dsn, on_connected, l, err, sizeof err);
+    l->c = pg_conn_connect(l->pg, l->dsn, on_connected, l, err, sizeof err);
     if (!l->c) lost(l, err);
 }
 
-int pg_listen(lubeck *h, const char *dsn, const char *channel)
+int pg_listen(lbk_pg *pg, const char *dsn, const char *channel)
 {
-    struct lbk_pg *pg = pg_state(h);
-    if (!pg) return -1;
     pg_listener *l = pg->listeners;
     while (l && strcmp(l->dsn, dsn) != 0) l = l->next;
     if (!l) {
         l = calloc(1, sizeof *l);
         if (!l || !(l->dsn = strdup(dsn))) { free(l); return -1; }
-        l->h = h;
+        l->pg = pg;
         l->backoff = FIRST_BACKOFF;
         ev_timer_init(&l->retry, retry_cb, 0, 0);
         l->retry.data = l;
@@ -184,12 +182,12 @@ int pg_listen(lubeck *h, const char *dsn, const char *channel)
     return 0;
 }
 
-void pg_listen_free_all(lubeck *h)
+void pg_listeners_free(lbk_pg *pg)
 {
-    pg_listener *l = h->pg ? h->pg->listeners : NULL;
+    pg_listener *l = pg->listeners;
     while (l) {
         pg_listener *next = l->next;
-        ev_timer_stop(h->loop, &l->retry);
+        ev_timer_stop(pg->loop, &l->retry);
         pg_conn_close(l->c);
         for (int i = 0; i < l->nchannels; i++) free(l->channels[i]);
         free(l->channels);
@@ -197,5 +195,5 @@ void pg_listen_free_all(lubeck *h)
         free(l);
         l = next;
     }
-    if (h->pg) h->pg->listeners = NULL;
+    pg->listeners = NULL;
 }

@@ -1,10 +1,7 @@
-/* Values between PostgreSQL's text format and Lua. Results arrive as text
- * (the session is ISO dates in UTC, see pg.c); each is converted by its type:
- * integers to numbers (int8 past 2^53 stays a string, a double would round
- * it), floats to numbers, numeric stays a string (exact), bool, bytea to the
- * raw bytes, json/jsonb decoded, timestamps to RFC 3339, arrays to lists (a
- * NULL element is the lightuserdata NULL, which is cjson.null). Anything else
- * is its text. */
+/* PostgreSQL's text formats read into C values. Results arrive as text (the
+ * session is ISO dates in UTC, see pg.c); the binding (lua_pg_types.c) turns
+ * each into a Lua value by its type with these readers, and keeps the text
+ * when one says it is not of its shape. */
 #include "pg.h"
 
 #include <math.h>
@@ -12,8 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-
-#define MAX_ARRAY_DEPTH 8
 
 Oid pg_array_elem(Oid oid)
 {
@@ -39,28 +34,31 @@ Oid pg_array_elem(Oid oid)
     }
 }
 
-static void push_integer(lua_State *L, const char *s, size_t len)
+int pg_text_integer(const char *s, size_t len, double *out)
 {
     char buf[32];
-    if (len >= sizeof buf) { lua_pushlstring(L, s, len); return; }
+    if (len >= sizeof buf) return -1;
     memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     long long v = strtoll(buf, &end, 10);
     /* Past 2^53 a double no longer holds every integer: keep the digits. */
-    if (*end || end == buf || v > (1LL << 53) || v < -(1LL << 53)) lua_pushlstring(L, s, len);
-    else lua_pushnumber(L, (lua_Number)v);
+    if (*end || end == buf || v > (1LL << 53) || v < -(1LL << 53)) return -1;
+    *out = (double)v;
+    return 0;
 }
 
-static void push_float(lua_State *L, const char *s, size_t len)
+int pg_text_float(const char *s, size_t len, double *out)
 {
     char buf[64];
-    if (len >= sizeof buf) { lua_pushlstring(L, s, len); return; }
+    if (len >= sizeof buf) return -1;
     memcpy(buf, s, len);
     buf[len] = '\0';
     char *end;
     double v = strtod(buf, &end);   /* also NaN, Infinity, -Infinity */
-    if (*end || end == buf) lua_pushlstring(L, s, len); else lua_pushnumber(L, v);
+    if (*end || end == buf) return -1;
+    *out = v;
+    return 0;
 }
 
 static int hex(char c)
@@ -72,41 +70,43 @@ static int hex(char c)
 }
 
 /* bytea_output = hex: "\x0a1b..."; the older escape format goes to libpq. */
-static void push_bytea(lua_State *L, const char *s, size_t len)
+int pg_text_bytea(const char *s, size_t len, char **out, size_t *n)
 {
     if (len >= 2 && s[0] == '\\' && s[1] == 'x' && len % 2 == 0) {
-        luaL_Buffer b;
-        luaL_buffinit(L, &b);
+        char *raw = malloc(len / 2 + 1);   /* (+1: never malloc(0)) */
+        if (!raw) return -1;
         for (size_t i = 2; i < len; i += 2) {
             int hi = hex(s[i]), lo = hex(s[i + 1]);
-            if (hi < 0 || lo < 0) { luaL_pushresult(&b); lua_pop(L, 1); lua_pushlstring(L, s, len); return; }
-            luaL_addchar(&b, (char)(hi << 4 | lo));
+            if (hi < 0 || lo < 0) { free(raw); return -1; }
+            raw[i / 2 - 1] = (char)(hi << 4 | lo);
         }
-        luaL_pushresult(&b);
-        return;
+        *out = raw;
+        *n = len / 2 - 1;
+        return 0;
     }
     char *z = malloc(len + 1);
-    if (!z) { lua_pushlstring(L, s, len); return; }
+    if (!z) return -1;
     memcpy(z, s, len);
     z[len] = '\0';
-    size_t n;
-    unsigned char *raw = PQunescapeBytea((const unsigned char *)z, &n);
+    size_t rawlen;
+    unsigned char *raw = PQunescapeBytea((const unsigned char *)z, &rawlen);
     free(z);
-    if (raw) lua_pushlstring(L, (const char *)raw, n); else lua_pushlstring(L, s, len);
+    if (!raw) return -1;
+    *out = malloc(rawlen + 1);
+    if (*out) memcpy(*out, raw, rawlen);
     PQfreemem(raw);
+    if (!*out) return -1;
+    *n = rawlen;
+    return 0;
 }
 
 /* "2024-01-02 03:04:05.5+00" → "2024-01-02T03:04:05.5Z"; an offset such as
  * "+05:30" or "-08" becomes "+05:30" / "-08:00". "infinity" and BC dates stay
  * as they are. */
-static void push_timestamp(lua_State *L, const char *s, size_t len, int with_zone)
+int pg_text_timestamp(const char *s, size_t len, int with_zone, char buf[64], size_t *out_len)
 {
     const char *sp = memchr(s, ' ', len);
-    char buf[64];
-    if (!sp || len + 4 >= sizeof buf || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s))) {
-        lua_pushlstring(L, s, len);
-        return;
-    }
+    if (!sp || len + 4 >= 64 || memchr(sp + 1, ' ', len - (size_t)(sp + 1 - s))) return -1;
     memcpy(buf, s, len);
     buf[sp - s] = 'T';
     size_t n = len;
@@ -124,26 +124,16 @@ static void push_timestamp(lua_State *L, const char *s, size_t len, int with_zon
             }
         }
     }
-    lua_pushlstring(L, buf, n);
-}
-
-static void push_json(lua_State *L, const char *s, size_t len, int json_idx)
-{
-    if (!json_idx) { lua_pushlstring(L, s, len); return; }
-    lua_pushvalue(L, json_idx);
-    lua_pushlstring(L, s, len);
-    if (lua_pcall(L, 1, 1, 0) != 0) {   /* beyond the decoder (too deep): the text */
-        lua_pop(L, 1);
-        lua_pushlstring(L, s, len);
-    }
+    *out_len = n;
+    return 0;
 }
 
 /* ---- arrays: {1,2,NULL}, {{1,2},{3,4}}, {"a b","with \"quotes\""} ------------ */
 
 typedef struct {
     const char *p, *end;
-    Oid elem;
-    int json_idx;
+    const pg_array_reader *r;
+    void *ud;
     char *scratch;               /* a quoted element without its escapes */
 } array_reader;
 
@@ -152,13 +142,13 @@ static void skip_space(array_reader *a)
     while (a->p < a->end && (*a->p == ' ' || *a->p == '\t' || *a->p == '\n' || *a->p == '\r')) a->p++;
 }
 
-static int read_list(lua_State *L, array_reader *a, int depth);
+static int read_list(array_reader *a, int depth);
 
-static int read_element(lua_State *L, array_reader *a, int depth)
+static int read_element(array_reader *a, int depth)
 {
     skip_space(a);
     if (a->p >= a->end) return -1;
-    if (*a->p == '{') return read_list(L, a, depth + 1);
+    if (*a->p == '{') return read_list(a, depth + 1);
     if (*a->p == '"') {
         size_t n = 0;
         for (a->p++; a->p < a->end && *a->p != '"'; a->p++) {
@@ -169,76 +159,60 @@ static int read_element(lua_State *L, array_reader *a, int depth)
         }
         if (a->p >= a->end) return -1;
         a->p++;
-        pg_push_value(L, a->elem, a->scratch, n, a->json_idx);
-        return 0;
+        return a->r->element(a->ud, a->scratch, n);
     }
     const char *start = a->p;
     while (a->p < a->end && *a->p != ',' && *a->p != '}') a->p++;
     const char *stop = a->p;
     while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t')) stop--;
     if (stop == start) return -1;
-    if (stop - start == 4 && strncasecmp(start, "NULL", 4) == 0) lua_pushlightuserdata(L, NULL);
-    else pg_push_value(L, a->elem, start, (size_t)(stop - start), a->json_idx);
-    return 0;
+    if (stop - start == 4 && strncasecmp(start, "NULL", 4) == 0) return a->r->element(a->ud, NULL, 0);
+    return a->r->element(a->ud, start, (size_t)(stop - start));
 }
 
-static int read_list(lua_State *L, array_reader *a, int depth)
+static int read_list(array_reader *a, int depth)
 {
-    if (depth > MAX_ARRAY_DEPTH || !lua_checkstack(L, 4)) return -1;
+    if (depth > PG_MAX_ARRAY_DEPTH || a->r->open(a->ud) != 0) return -1;
     a->p++;   /* '{' */
-    lua_newtable(L);
     skip_space(a);
-    if (a->p < a->end && *a->p == '}') { a->p++; return 0; }
-    for (int i = 1;; i++) {
-        if (read_element(L, a, depth) != 0) { lua_pop(L, 1); return -1; }
-        lua_rawseti(L, -2, i);
+    if (a->p < a->end && *a->p == '}') {
+        a->p++;
+        return a->r->close(a->ud);
+    }
+    for (;;) {
+        if (read_element(a, depth) != 0) return -1;
         skip_space(a);
-        if (a->p >= a->end) { lua_pop(L, 1); return -1; }
-        if (*a->p == '}') { a->p++; return 0; }
-        if (*a->p != ',') { lua_pop(L, 1); return -1; }
+        if (a->p >= a->end) return -1;
+        if (*a->p == '}') {
+            a->p++;
+            return a->r->close(a->ud);
+        }
+        if (*a->p != ',') return -1;
         a->p++;
     }
 }
 
-static void push_array(lua_State *L, Oid elem, const char *s, size_t len, int json_idx)
+int pg_array_read(const char *s, size_t len, const pg_array_reader *r, void *ud)
 {
-    array_reader a = { s, s + len, elem, json_idx, malloc(len + 1) };
-    if (!a.scratch) { lua_pushlstring(L, s, len); return; }
+    array_reader a = { s, s + len, r, ud, malloc(len + 1) };
+    if (!a.scratch) return -1;
     /* "[0:1]={1,2}": explicit bounds come first; Lua lists start at 1 anyway */
     if (a.p < a.end && *a.p == '[') {
         const char *eq = memchr(a.p, '=', len);
         a.p = eq ? eq + 1 : a.end;
     }
-    int top = lua_gettop(L);
-    int ok = a.p < a.end && *a.p == '{' && read_list(L, &a, 1) == 0;
-    if (ok) { skip_space(&a); ok = a.p == a.end; }
+    int ok = a.p < a.end && *a.p == '{' && read_list(&a, 1) == 0;
+    if (ok) {
+        skip_space(&a);
+        ok = a.p == a.end;
+    }
     free(a.scratch);
-    if (!ok) {
-        lua_settop(L, top);
-        lua_pushlstring(L, s, len);
-    }
-}
-
-void pg_push_value(lua_State *L, Oid type, const char *s, size_t len, int json_idx)
-{
-    switch (type) {
-    case PG_INT2: case PG_INT4: case PG_INT8: case PG_OID: push_integer(L, s, len); return;
-    case PG_FLOAT4: case PG_FLOAT8: push_float(L, s, len); return;
-    case PG_BOOL: lua_pushboolean(L, len > 0 && s[0] == 't'); return;
-    case PG_BYTEA: push_bytea(L, s, len); return;
-    case PG_JSON: case PG_JSONB: push_json(L, s, len, json_idx); return;
-    case PG_TIMESTAMP: push_timestamp(L, s, len, 0); return;
-    case PG_TIMESTAMPTZ: push_timestamp(L, s, len, 1); return;
-    default: break;
-    }
-    Oid elem = pg_array_elem(type);
-    if (elem && len > 0) push_array(L, elem, s, len, json_idx);
-    else lua_pushlstring(L, s, len);
+    return ok ? 0 : -1;
 }
 
 /* ---- parameters ------------------------------------------------------------ */
 
-void pg_format_number(lua_Number x, char *out, size_t len)
+void pg_format_number(double x, char *out, size_t len)
 {
     if (x != x) { snprintf(out, len, "NaN"); return; }
     if (isinf(x)) { snprintf(out, len, x > 0 ? "Infinity" : "-Infinity"); return; }
@@ -247,95 +221,4 @@ void pg_format_number(lua_Number x, char *out, size_t len)
         snprintf(out, len, "%.*g", digits, x);
         if (strtod(out, NULL) == x) return;
     }
-}
-
-/* A growable buffer in C memory: the walk below pushes and pops Lua values,
- * which a luaL_Buffer (pieces kept on the stack) does not allow. */
-typedef struct { char *p; size_t n, cap; int oom; } text_buf;
-
-static void put(text_buf *b, const char *s, size_t len)
-{
-    if (b->oom) return;
-    if (b->n + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->n + len) cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) { b->oom = 1; return; }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-}
-
-static void putc_(text_buf *b, char c) { put(b, &c, 1); }
-static void puts_(text_buf *b, const char *s) { put(b, s, strlen(s)); }
-
-static const char *add_element(lua_State *L, text_buf *b, int idx, Oid elem, int depth)
-{
-    char num[64];
-    switch (lua_type(L, idx)) {
-    case LUA_TNIL:
-        puts_(b, "NULL");
-        return NULL;
-    case LUA_TLIGHTUSERDATA:
-        if (lua_touserdata(L, idx)) return "an array element is a userdata";
-        puts_(b, "NULL");
-        return NULL;
-    case LUA_TBOOLEAN:
-        puts_(b, lua_toboolean(L, idx) ? "t" : "f");
-        return NULL;
-    case LUA_TNUMBER:
-        pg_format_number(lua_tonumber(L, idx), num, sizeof num);
-        puts_(b, num);
-        return NULL;
-    case LUA_TSTRING: {
-        size_t len;
-        const char *s = lua_tolstring(L, idx, &len);
-        putc_(b, '"');
-        if (elem == PG_BYTEA) {
-            static const char digits[] = "0123456789abcdef";
-            puts_(b, "\\\\x");
-            for (size_t i = 0; i < len; i++) {
-                putc_(b, digits[(unsigned char)s[i] >> 4]);
-                putc_(b, digits[(unsigned char)s[i] & 15]);
-            }
-        } else {
-            for (size_t i = 0; i < len; i++) {
-                if (s[i] == '\0') return "an array element holds a NUL byte";
-                if (s[i] == '"' || s[i] == '\\') putc_(b, '\\');
-                putc_(b, s[i]);
-            }
-        }
-        putc_(b, '"');
-        return NULL;
-    }
-    case LUA_TTABLE: {
-        if (depth >= MAX_ARRAY_DEPTH || !lua_checkstack(L, 2)) return "arrays nest too deep";
-        int n = (int)lua_objlen(L, idx);
-        putc_(b, '{');
-        for (int i = 1; i <= n; i++) {
-            if (i > 1) putc_(b, ',');
-            lua_rawgeti(L, idx, i);
-            const char *why = add_element(L, b, lua_gettop(L), elem, depth + 1);
-            lua_pop(L, 1);
-            if (why) return why;
-        }
-        putc_(b, '}');
-        return NULL;
-    }
-    default:
-        return "an array element is not a string, number, boolean or table";
-    }
-}
-
-const char *pg_push_array_literal(lua_State *L, int idx, Oid elem)
-{
-    idx = idx < 0 ? lua_gettop(L) + idx + 1 : idx;
-    text_buf b = { 0 };
-    const char *why = add_element(L, &b, idx, elem, 0);
-    if (!why && b.oom) why = "out of memory";
-    if (!why) lua_pushlstring(L, b.p, b.n);
-    free(b.p);
-    return why;
 }

@@ -1,4 +1,4 @@
-/* libFuzzer target for pg_types.c: text values as PostgreSQL sends them
+/* libFuzzer target for pg_types.c and lua_pg_types.c: text values as PostgreSQL sends them
  * (arrays above all, also bytea, integers, floats, timestamps) to Lua. The
  * first byte picks the type. A text[] that parses is written back as an array
  * literal, which must read back to the same literal. */
@@ -9,7 +9,7 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "pg.h"
+#include "lua_pg.h"
 
 static const Oid types[] = {
     1009, 1007, 1016, 1022, 1231, 1000, 1001, 1185, 3807, 2951,

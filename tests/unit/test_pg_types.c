@@ -1,16 +1,18 @@
-/* pg_types.c: PostgreSQL's text values to Lua, Lua lists to array literals. */
+/* PostgreSQL's text values: read into C values (host/services/pg_types.c),
+ * then to Lua, and Lua lists to array literals (host/lua/lua_pg_types.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "pg.h"
+#include "lua_pg.h"
 
 static lua_State *L;
 
@@ -108,6 +110,72 @@ static void numbers_read_back_exactly(void **state)
     assert_string_equal(out, "-Infinity");
 }
 
+/* ---- the C readers, no Lua ---------------------------------------------------- */
+
+static void the_readers_say_when_text_is_not_their_shape(void **state)
+{
+    double v;
+    assert_int_equal(pg_text_integer("-42", 3, &v), 0);
+    assert_true(v == -42);
+    assert_int_equal(pg_text_integer("9007199254740993", 16, &v), -1);   /* a double would round it */
+    assert_int_equal(pg_text_integer("12x", 3, &v), -1);
+    assert_int_equal(pg_text_float("-Infinity", 9, &v), 0);
+    assert_true(v < 0 && v * 0 != 0);
+    assert_int_equal(pg_text_float("", 0, &v), -1);
+    char ts[64];
+    size_t n;
+    assert_int_equal(pg_text_timestamp("2024-02-29 13:14:15-08", 22, 1, ts, &n), 0);
+    assert_memory_equal(ts, "2024-02-29T13:14:15-08:00", n);
+    assert_int_equal(n, 25);
+    assert_int_equal(pg_text_timestamp("infinity", 8, 1, ts, &n), -1);
+    char *raw;
+    assert_int_equal(pg_text_bytea("\\x00ff41", 8, &raw, &n), 0);
+    assert_int_equal(n, 3);
+    assert_memory_equal(raw, "\0\xff" "A", 3);
+    free(raw);
+    assert_int_equal(pg_text_bytea("\\x0g", 4, &raw, &n), -1);   /* not hex */
+}
+
+/* The events of pg_array_read written out: ( ) for lists, <text> or N. */
+typedef struct { char out[256]; size_t n; } trace;
+
+static void say(trace *t, const char *s, size_t len)
+{
+    if (t->n + len < sizeof t->out) { memcpy(t->out + t->n, s, len); t->n += len; t->out[t->n] = 0; }
+}
+static int ev_open(void *ud) { say(ud, "(", 1); return 0; }
+static int ev_close(void *ud) { say(ud, ")", 1); return 0; }
+static int ev_element(void *ud, const char *s, size_t n)
+{
+    if (!s) { say(ud, "N", 1); return 0; }
+    say(ud, "<", 1);
+    say(ud, s, n);
+    say(ud, ">", 1);
+    return 0;
+}
+static const pg_array_reader tracer = { ev_open, ev_element, ev_close };
+
+static const char *read_array(const char *in)
+{
+    static trace t;
+    memset(&t, 0, sizeof t);
+    if (pg_array_read(in, strlen(in), &tracer, &t) != 0) return "malformed";
+    return t.out;
+}
+
+static void arrays_are_read_as_events(void **state)
+{
+    assert_string_equal(read_array("{1,NULL,\"NULL\"}"), "(<1>N<NULL>)");
+    assert_string_equal(read_array("{{1, 2},{}}"), "((<1><2>)())");
+    assert_string_equal(read_array("{\"a \\\"b\\\"\",c d}"), "(<a \"b\">" "<c d>)");
+    assert_string_equal(read_array("[0:1]={7,8}"), "(<7><8>)");
+    assert_string_equal(read_array("{1,2"), "malformed");
+    assert_string_equal(read_array("{1,,2}"), "malformed");
+    assert_string_equal(read_array("{1} x"), "malformed");
+    assert_string_equal(read_array("{{{{{{{{1}}}}}}}}"), "((((((((<1>))))))))");   /* 8 deep */
+    assert_string_equal(read_array("{{{{{{{{{1}}}}}}}}}"), "malformed");                   /* 9 */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +185,8 @@ int main(void)
         cmocka_unit_test(arrays_become_lists),
         cmocka_unit_test(lists_become_array_literals),
         cmocka_unit_test(numbers_read_back_exactly),
+        cmocka_unit_test(the_readers_say_when_text_is_not_their_shape),
+        cmocka_unit_test(arrays_are_read_as_events),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
