@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "channel.h"
-#include "cosocket.h"
+#include "lua_cosocket.h"
 #include "ngx_lib.h"
 #include "crypto.h"
 #include "flow.h"
@@ -523,7 +523,7 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, h->sched.ntasks);
     lua_setfield(L, -2, "coroutines");
-    lua_pushinteger(L, h->nsocks);
+    lua_pushinteger(L, cosockets_open(h->cosockets));
     lua_setfield(L, -2, "sockets");
     lua_pushinteger(L, channel_waiters(h));
     lua_setfield(L, -2, "channel_waiters");
