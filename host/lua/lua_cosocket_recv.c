@@ -54,12 +54,12 @@ int sock_l_receive(lua_State *L)
     if (lua_isnumber(L, 2)) {   /* a number, or a string of one (as ngx_lua takes) */
         lua_Number n = lua_tonumber(L, 2);
         if (n < 0) return sock_arg_error(L, "receive", 2, "bad pattern argument: negative byte count");
-        r->kind = CONN_RECV_BYTES;
+        r->kind = CONN_PATTERN_BYTES;
         r->want = (size_t)n;
     } else {
         const char *p = lua_isnoneornil(L, 2) ? "*l" : sock_arg_string(L, "receive", 2, NULL);
-        if (!strcmp(p, "*l") || !strcmp(p, "l")) r->kind = CONN_RECV_LINE;
-        else if (!strcmp(p, "*a") || !strcmp(p, "a")) r->kind = CONN_RECV_ALL;
+        if (!strcmp(p, "*l") || !strcmp(p, "l")) r->kind = CONN_PATTERN_LINE;
+        else if (!strcmp(p, "*a") || !strcmp(p, "a")) r->kind = CONN_PATTERN_ALL;
         else return sock_arg_error(L, "receive", 2, "bad pattern argument: \"*l\", \"*a\" or a byte count expected");
     }
     return start_recv(L, s, "sock:receive");
@@ -71,7 +71,7 @@ int sock_l_receiveany(lua_State *L)
     lbk_sock *s = sock_check(L, "receiveany");
     lua_Number max = sock_arg_number(L, "receiveany", 2);
     if (max < 1) return sock_arg_error(L, "receiveany", 2, "bad max argument: at least 1 expected");
-    s->conn.recv.kind = CONN_RECV_ANY;
+    s->conn.recv.kind = CONN_PATTERN_ANY;
     s->conn.recv.want = (size_t)max;
     return start_recv(L, s, "sock:receiveany");
 }
@@ -92,7 +92,7 @@ static int l_until_step(lua_State *L)
         return 1;
     }
     lbk_conn_recv *r = &s->conn.recv;
-    r->kind = CONN_RECV_UNTIL;
+    r->kind = CONN_PATTERN_UNTIL;
     r->want = (size_t)size;
     r->pat = lua_tolstring(L, lua_upvalueindex(2), &r->plen);
     r->from = 0;

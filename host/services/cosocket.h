@@ -50,11 +50,14 @@ int cosocket_addr(const char *host, int port, struct sockaddr_storage *ss, sockl
 
 /* ---- a connection ------------------------------------------------------------------ */
 
-enum conn_recv_kind { CONN_RECV_LINE, CONN_RECV_ALL, CONN_RECV_BYTES, CONN_RECV_UNTIL, CONN_RECV_ANY };
+/* What a receive takes: a line, all until the end, n bytes, up to a pattern, any. */
+enum conn_pattern {
+    CONN_PATTERN_LINE, CONN_PATTERN_ALL, CONN_PATTERN_BYTES, CONN_PATTERN_UNTIL, CONN_PATTERN_ANY
+};
 
 /* The receive in progress; it survives waits (until's scan resumes at from). */
 typedef struct lbk_conn_recv {
-    enum conn_recv_kind kind;
+    enum conn_pattern kind;
     size_t want;                 /* bytes, the max of receiveany, or a sized until's size */
     const char *pat;             /* until: the pattern (kept alive by the caller) */
     size_t plen, from;

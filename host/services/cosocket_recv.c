@@ -82,7 +82,7 @@ static int try_satisfy(lbk_conn *c, slice *out)
     const char *data = c->buf + c->off;
     size_t have = c->len - c->off;
     switch (c->recv.kind) {
-    case CONN_RECV_LINE: {
+    case CONN_PATTERN_LINE: {
         const char *nl = have ? memchr(data, '\n', have) : NULL;
         if (nl) {
             size_t n = (size_t)(nl - data);
@@ -91,18 +91,18 @@ static int try_satisfy(lbk_conn *c, slice *out)
         }
         break;
     }
-    case CONN_RECV_BYTES:
+    case CONN_PATTERN_BYTES:
         if (have >= c->recv.want) return take(c, out, c->recv.want, 0);
         break;
-    case CONN_RECV_ANY:
+    case CONN_PATTERN_ANY:
         if (have > 0) return take(c, out, have < c->recv.want ? have : c->recv.want, 0);
         break;
-    case CONN_RECV_UNTIL: {
+    case CONN_PATTERN_UNTIL: {
         int rc = try_until(c, out);
         if (rc != CONN_RECV_WAIT) return rc;
         break;
     }
-    case CONN_RECV_ALL:
+    case CONN_PATTERN_ALL:
         if (c->eof) return take(c, out, have, 0);
         return CONN_RECV_WAIT;
     }

@@ -24,8 +24,8 @@ struct lbk_tls_client {
 };
 
 /* The session a handshake hands out, shared by the connection and whoever
- * holds it (a Lua value): under TLS 1.3 the resumable session comes in a ticket after the
- * handshake, so the connection updates it as tickets arrive. */
+ * holds it (a Lua value): under TLS 1.3 the resumable session comes in a
+ * ticket after the handshake, so the connection updates it as tickets arrive. */
 struct lbk_tls_session {
     int refs;
     SSL_SESSION *sess;

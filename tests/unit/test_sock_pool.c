@@ -180,7 +180,7 @@ static void unread_bytes_make_a_connection_dubious(void **state)
     conn_target(&c, "127.0.0.1", 6379, NULL);
     conn_adopt_fd(&c, buffered[0]);
     assert_int_equal(write(buffered[1], "+OK\r\n+OK\r\n", 10), 10);
-    c.recv.kind = CONN_RECV_LINE;
+    c.recv.kind = CONN_PATTERN_LINE;
     slice line;
     int events = 0;
     const char *err = NULL;
