@@ -15,7 +15,7 @@
 
 #include "channel.h"
 #include "lua_channel.h"
-#include "cosocket.h"
+#include "lua_cosocket.h"
 #include "ngx_lib.h"
 #include "lua_crypto.h"
 #include "flow.h"
@@ -524,7 +524,7 @@ static int l_stats(lua_State *L)
     lua_setfield(L, -2, "requests");
     lua_pushinteger(L, h->sched.ntasks);
     lua_setfield(L, -2, "coroutines");
-    lua_pushinteger(L, h->nsocks);
+    lua_pushinteger(L, cosockets_open(h->cosockets));
     lua_setfield(L, -2, "sockets");
     lua_pushinteger(L, channels_waiters(h->channels));
     lua_setfield(L, -2, "channel_waiters");

@@ -1,6 +1,7 @@
 /* Blocking work off the loop: a job's work runs on one of a few helper
  * threads, then its finish runs on the loop that submitted it. One pool for
- * the process (argon2id hashes today; name lookups are to move onto it). */
+ * the process: argon2id hashes (crypto.c), cosockets' name lookups
+ * (cosocket_resolve.c). */
 #ifndef LUBECK_OFFLOAD_H
 #define LUBECK_OFFLOAD_H
 

@@ -496,7 +496,8 @@ lubeck *lubeck_new(struct ev_loop *loop, const lubeck_config *cfg, char *err, si
     h->prepare.data = h;
     ev_init(&h->log_timer, log_timer_cb);
     h->heartbeat = 1.0;
-    if (host_park_init(h) != 0) {
+    h->cosockets = cosockets_new(h->loop);
+    if (host_park_init(h) != 0 || !h->cosockets) {
         snprintf(err, errlen, "out of memory");
         lubeck_free(h);
         return NULL;
@@ -664,7 +665,7 @@ const char *lubeck_error(const lubeck *h)
  * lists, thread joins), while every generation is still open. */
 static void abandon_waits(lubeck *h, lbk_req *r)
 {
-    cosocket_req_ended(r);
+    host_req_release_held(r);   /* its cosockets */
     for (lbk_task *t = r->tasks; t; t = t->req_next) sched_unwait(t);
 }
 

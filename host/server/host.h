@@ -33,7 +33,7 @@ struct lbk_req {
     lbk_gen *gen;
     lbk_task *task;              /* the handler's coroutine; NULL once it has ended */
     lbk_task *tasks;             /* all its coroutines: the handler's and spawned ones */
-    struct lbk_sock *socks;      /* cosockets it opened: closed when it ends */
+    struct lbk_held *held;       /* what it holds (its cosockets): released when it ends */
     int ntasks;                  /* the request lives until the last one ends */
     double started;              /* loop time at receipt */
     unsigned method_bit;
@@ -59,6 +59,19 @@ struct lbk_req {
     int reader_link;             /* member.c: 1 + the reader link it came on (0: straight from Mongrel2) */
     uint64_t reader_tag;         /* ... and the tag to report when it ends */
 };
+
+/* Something a request holds that must go when the request ends (a cosocket):
+ * the layer that made it links it in (host_req_hold) and says how to let go
+ * of it; the server calls release when the request ends or is abandoned, and
+ * release unlinks it (host_req_unhold). req_held.c. */
+typedef struct lbk_held {
+    struct lbk_held *prev, *next;
+    lbk_req *req;                /* NULL: held by no request */
+    void (*release)(struct lbk_held *held);
+} lbk_held;
+void host_req_hold(lbk_req *r, lbk_held *held);   /* moves it from its former request */
+void host_req_unhold(lbk_held *held);
+void host_req_release_held(lbk_req *r);
 
 typedef struct lbk_native {
     char *name;
@@ -108,13 +121,8 @@ struct lubeck {
     struct shared_zone *shared;  /* lubeck.shared's memory (shared.c) */
     int own_shared;              /* made by this host (else by the master) */
     struct lbk_channels *channels;   /* channel.c: waiters by name, the Redis link */
-    struct lbk_sock *socks;      /* open cosockets (cosocket.c) */
-    int nsocks;
-    struct lbk_pooled *pool;       /* idle keep-alive connections */
-    struct lbk_pool_group *pool_groups;   /* per-pool connection limits (cosocket_pool.c) */
-    struct lbk_resolver *resolver;
+    struct lbk_cosockets *cosockets;   /* cosocket.c: keep-alive pool, TLS settings */
     struct lbk_pg *pg;           /* pg.c: its pool and LISTEN connections (NOTIFYs to channels) */
-    struct lbk_tls_ctx *tls_ctx;   /* TLS client settings (tls.c), made on first use */
     lbk_native *natives;
     int nnatives;
     int quiet;                   /* no access log (the in-process test client) */
@@ -194,12 +202,6 @@ void host_send(lubeck *h, const void *frame, size_t len);
 void host_req_add_task(lbk_req *r, lbk_task *t);
 /* park.c: makes r findable by its connection and its deadline (its first wait). */
 void host_park(lubeck *h, lbk_req *r);
-/* The task running on L (sched_running on h's scheduler). Kept for cosocket.c,
- * which names the host; to remove after the cosock merge. */
-static inline lbk_task *sched_current(lubeck *h, lua_State *L, const char *what)
-{
-    return sched_running(&h->sched, L, what);
-}
 /* Without sockets: loads the app and sends replies to send_fn (lubeck.test). */
 int host_start_local(lubeck *h, lbk_send_fn send_fn, void *ud);
 /* A frame handed by a reader (member.c) on link, to report done with tag. */

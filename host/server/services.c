@@ -33,10 +33,17 @@ static const lbk_service websocket_service = {
     .name = "websocket", .req_ended = ws_req_ended, .stop = websocket_stop_all,
     .free = websocket_free_all };
 
-static void sock_req_ended(lubeck *h, lbk_req *r) { cosocket_req_ended(r); }
+/* A request's cosockets are among what it holds (host/lua/lua_cosocket.c). */
+static void held_req_ended(lubeck *h, lbk_req *r) { host_req_release_held(r); }
+
+static void cosocket_free(lubeck *h)
+{
+    cosockets_free(h->cosockets);
+    h->cosockets = NULL;
+}
 
 static const lbk_service cosocket_service = {
-    .name = "cosocket", .req_ended = sock_req_ended, .free = cosocket_free_all };
+    .name = "cosocket", .req_ended = held_req_ended, .free = cosocket_free };
 
 static const lbk_service flow_service = { .name = "flow", .free = flow_free_all };
 

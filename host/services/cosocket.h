@@ -1,65 +1,176 @@
-/* lubeck.tcp(): non-blocking TCP for handlers (see cosocket.c), and the parts
- * it is built from. */
+/* TCP connections for cosockets at the byte level: connecting (addresses,
+ * names resolved off the loop, the keep-alive pool), sending, the receive
+ * buffer and its patterns, TLS. Every call returns a status and never
+ * blocks; the caller waits for the readiness it is told. Nothing here knows
+ * Lua, tasks or requests: lubeck.tcp and ngx.socket.tcp are built on it in
+ * host/lua/lua_cosocket*.c. Files: cosocket.c (the service, the stream, send,
+ * keep-alive), cosocket_connect.c, cosocket_recv.c, cosocket_until.c,
+ * cosocket_resolve.c, cosocket_udp.c; sock_pool.c and tls.c beside them. */
 #ifndef LUBECK_COSOCKET_H
 #define LUBECK_COSOCKET_H
 
 #include <netdb.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <ev.h>
 
-#include "host.h"
+#include "slice.h"
+#include "sock_pool.h"
+#include "tls.h"
 
-void cosocket_open(lua_State *L, lbk_gen *g);   /* adds tcp to the table on top */
-void cosocket_req_ended(lbk_req *r);            /* closes the request's sockets */
-void cosocket_free_all(lubeck *h);              /* the pool and the resolver */
-/* Replaces the (nested) array of strings and numbers at idx by their
- * concatenation, as send takes them; raises on anything else. */
-void cosocket_flatten(lua_State *L, int idx);
+/* ---- the service: what a host's cosockets share ---------------------------- */
 
-/* cosocket_udp.c: udp(), the datagram cosocket (ngx.socket.udp). */
-void cosocket_udp_open(lua_State *L, lbk_gen *g);
+typedef struct lbk_cosockets lbk_cosockets;
+lbk_cosockets *cosockets_new(struct ev_loop *loop);   /* NULL: out of memory */
+/* Closes the idle pooled connections and frees the TLS settings; every
+ * connection must be closed first. */
+void cosockets_free(lbk_cosockets *cs);
+int cosockets_open(const lbk_cosockets *cs);   /* connections open (not pooled) */
+lbk_tls_client *cosockets_tls(lbk_cosockets *cs);
+lbk_sock_pool *cosockets_pool(lbk_cosockets *cs);
+struct ev_loop *cosockets_loop(lbk_cosockets *cs);
 
-/* cosocket_pool.c: idle connections kept by setkeepalive, by pool key (the
- * connect's pool option, or "host:port"). Only clean connections are kept and
- * handed out: nothing unread, peer not gone. */
-#define COSOCKET_POOL_KEY_MAX 512
-enum { COSOCKET_CLEAN, COSOCKET_DIRTY, COSOCKET_PEER_CLOSED };
-int cosocket_fd_state(int fd);   /* COSOCKET_CLEAN, _DIRTY (bytes waiting) or _PEER_CLOSED */
-/* Takes an idle connection: its fd (and *reused, *tls its TLS state or NULL), or -1. */
-int cosocket_pool_take(lubeck *h, const char *key, int *reused, void **tls);
-/* Keeps fd (and tls, freed with free_tls when dropped) for idle seconds. */
-int cosocket_pool_put(lubeck *h, const char *key, int fd, int reused, void *tls,
-                      void (*free_tls)(void *), double idle, int size);
-void cosocket_pool_free(lubeck *h);
+/* ---- name lookups (cosocket_resolve.c) --------------------------------------- */
 
-/* A pool's limit on connections in use (connect's pool_size with backlog):
- * past it, connects queue (at most backlog of them) until a connection in use
- * is closed or pooled. Queued entries are embedded in their sockets; go is
- * called (from inside another task's call: it must only schedule) when the
- * entry's turn comes, the slot already taken for it. */
-typedef struct lbk_pool_group lbk_pool_group;
-typedef struct lbk_queued {
-    struct lbk_queued *prev, *next;
-    lbk_pool_group *group;       /* set while queued */
-    void (*go)(struct lbk_queued *q, lbk_pool_group *g);
-} lbk_queued;
-lbk_pool_group *cosocket_group(lubeck *h, const char *key);   /* NULL: out of memory */
-/* 1: a slot is taken; 0: q waits in the queue; -1: the queue is full. */
-int cosocket_group_enter(lbk_pool_group *g, int size, int backlog, lbk_queued *q);
-void cosocket_group_leave(lbk_pool_group *g);   /* frees a slot: the next in line gets it */
-void cosocket_group_dequeue(lbk_queued *q);     /* q stops waiting (timeout, close) */
-
-/* cosocket_resolve.c: getaddrinfo on a helper thread; done runs on the loop
- * with the addresses (the callee owns them) or an error message. */
+/* getaddrinfo on the offload pool (offload.h); done runs on the loop with the
+ * addresses (the callee owns them) or an error message. */
 typedef struct lbk_resolve lbk_resolve;
 typedef void (*cosocket_resolved_fn)(void *arg, struct addrinfo *addrs, const char *err);
-lbk_resolve *cosocket_resolve(lubeck *h, const char *host, int port, cosocket_resolved_fn done,
-                              void *arg);
-void cosocket_resolve_cancel(lbk_resolve *q);   /* done will not be called */
-void cosocket_resolver_free(lubeck *h);
+lbk_resolve *cosocket_resolve(struct ev_loop *loop, const char *host, int port,
+                              cosocket_resolved_fn done, void *arg);   /* NULL: cannot start */
+/* done will not be called; the answer is freed when it comes. */
+void cosocket_resolve_cancel(lbk_resolve *q);
 
-/* cosocket_until.c: the first occurrence of pat in data at or after from (no
- * match starts before it), or -1; *safe is how many leading bytes cannot be
- * part of a match (all before the match when there is one). */
+/* ---- addresses --------------------------------------------------------------- */
+
+/* host as an address: "unix:/path", an IPv4 or an IPv6 literal (port in
+ * network order). 0, or -1 when host is a name (to resolve) or a unix path
+ * too long. */
+int cosocket_addr(const char *host, int port, struct sockaddr_storage *ss, socklen_t *len);
+
+/* ---- a connection ------------------------------------------------------------------ */
+
+/* What a receive takes: a line, all until the end, n bytes, up to a pattern, any. */
+enum conn_pattern {
+    CONN_PATTERN_LINE, CONN_PATTERN_ALL, CONN_PATTERN_BYTES, CONN_PATTERN_UNTIL, CONN_PATTERN_ANY
+};
+
+/* The receive in progress; it survives waits (until's scan resumes at from). */
+typedef struct lbk_conn_recv {
+    enum conn_pattern kind;
+    size_t want;                 /* bytes, the max of receiveany, or a sized until's size */
+    const char *pat;             /* until: the pattern (kept alive by the caller) */
+    size_t plen, from;
+    int inclusive;
+    int *ended;                  /* sized until: set once the pattern was consumed */
+} lbk_conn_recv;
+
+typedef struct lbk_conn lbk_conn;
+/* A connect that had to resolve a name goes on by itself: its outcome, as
+ * conn_connect_ready's, comes here (on the loop). */
+typedef void (*conn_connected_fn)(lbk_conn *c, int status, const char *err);
+
+struct lbk_conn {
+    lbk_cosockets *cs;
+    int fd;                      /* -1: closed */
+    lbk_tls *tls;                /* after a TLS handshake */
+    char key[SOCK_POOL_KEY_MAX]; /* the pool key: the pool option, or "host:port" */
+    char host[256];              /* what connect was given ("unix:/path" or a host) */
+    int port;
+    int reused;                  /* times taken from the pool */
+    lbk_pool_group *group;       /* the pool whose slot it holds (with backlog) */
+    lbk_queued queued;           /* its place in that pool's queue */
+    lbk_resolve *resolving;
+    struct addrinfo *addrs;      /* a name's addresses, tried in order */
+    struct addrinfo *next_addr;
+    conn_connected_fn connected;
+    /* the send in progress (the caller keeps data alive) */
+    const char *send_data;
+    size_t send_len, send_off;
+    /* the receive buffer: data is buf[off, len) */
+    char *buf;
+    size_t off, len, cap;
+    int eof;
+    lbk_conn_recv recv;
+};
+
+void conn_init(lbk_conn *c, lbk_cosockets *cs);
+/* Closes it and frees its buffer (it can be reused after conn_init). */
+void conn_free(lbk_conn *c);
+
+/* The target of the next connect and its pool key (pool, or "host:port", or
+ * the unix path). host is shorter than c->host, pool than SOCK_POOL_KEY_MAX. */
+void conn_target(lbk_conn *c, const char *host, int port, const char *pool);
+
+/* Connect statuses: */
+enum { CONN_FAILED = -1, CONN_WAIT = 0, CONN_DONE = 1, CONN_RESOLVING = 2 };
+/* Starts the connect to the target: CONN_DONE (from the pool, or at once),
+ * CONN_WAIT (wait for writability, then conn_connect_ready), CONN_RESOLVING
+ * (c->connected will be called) or CONN_FAILED (*err). */
+int conn_connect(lbk_conn *c, const char **err);
+/* The descriptor became writable during a connect: CONN_DONE, CONN_WAIT (the
+ * next address is being tried) or CONN_FAILED (*err, every address failed). */
+int conn_connect_ready(lbk_conn *c, const char **err);
+/* Gives up the pool slot a connect with backlog took: the next queued
+ * connect of that pool gets it. */
+void conn_release_slot(lbk_conn *c);
+void conn_cancel_resolve(lbk_conn *c);
+void conn_forget_addrs(lbk_conn *c);
+
+/* Sends c->send_data from send_off: 1 all sent, 0 wait for *events, -1 error (*err). */
+int conn_send(lbk_conn *c, int *events, const char **err);
+
+/* Receive results: */
+enum {
+    CONN_RECV_WAIT = 0,          /* wait for *events */
+    CONN_RECV_DATA,              /* *out: what the receive asked for */
+    CONN_RECV_END,               /* a sized until reached its pattern: nil */
+    CONN_RECV_CLOSED,            /* the peer closed first: *out is what was left */
+    CONN_RECV_BROKEN,            /* an error (*err): *out is what was left; close it */
+};
+/* Runs c->recv on what is buffered, reading more while it can. *out points
+ * into the buffer: valid until the next call on c. */
+int conn_recv(lbk_conn *c, slice *out, int *events, const char **err);
+
+/* Starts TLS on the connected descriptor (then tls_handshake(c->tls)):
+ * 0, or -1 (*err). */
+int conn_tls_start(lbk_conn *c, const char *server_name, int verify,
+                   lbk_tls_session *session, const char **err);
+
+/* SOCK_CLEAN when nothing unread waits, in the buffer or the kernel. */
+int conn_idle_state(lbk_conn *c);
+/* Hands a clean connection to the keep-alive pool (idle seconds, at most size
+ * per key): SOCK_CLEAN, and c is closed without closing the descriptor; else
+ * SOCK_DIRTY ("connection in dubious state") or SOCK_PEER_CLOSED, and the
+ * connection is closed. */
+int conn_keepalive(lbk_conn *c, double idle, int size);
+/* fd is c's descriptor now (counted as open until conn_drop_fd). */
+void conn_adopt_fd(lbk_conn *c, int fd);
+/* Closes the descriptor only (a connect trying the next address keeps the rest). */
+void conn_drop_fd(lbk_conn *c);
+/* Closes it: descriptor, pool slot, a lookup or an address list in progress. */
+void conn_close(lbk_conn *c);
+
+/* >0 bytes read, 0 end of stream, -1 wait for *events, -2 error (*err). */
+ssize_t conn_transport_recv(lbk_conn *c, char *buf, size_t n, int *events, const char **err);
+const char *cosocket_errno_text(int e);
+
+/* ---- receiveuntil's matcher (cosocket_until.c) --------------------------------- */
+
+/* The first occurrence of pat in data at or after from (no match starts
+ * before it), or -1; *safe is how many leading bytes cannot be part of a
+ * match (all before the match when there is one). */
 long cosocket_until_find(const char *data, size_t len, const char *pat, size_t plen, size_t from,
                          size_t *safe);
+
+/* ---- datagrams (cosocket_udp.c), for ngx.socket.udp ----------------------------- */
+
+/* A non-blocking UDP socket connected to host (an address: cosocket_addr):
+ * its descriptor, or -1 and *err. */
+int udp_open(const char *host, int port, const char **err);
+/* 0, or -1 (*err). */
+int udp_send(int fd, const char *data, size_t len, const char **err);
+/* One datagram of at most n bytes: its length, -1 none yet, -2 error (*err). */
+ssize_t udp_recv(int fd, char *buf, size_t n, const char **err);
 
 #endif

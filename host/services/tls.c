@@ -1,6 +1,7 @@
-/* TLS clients for cosockets, on OpenSSL. One SSL_CTX per host, made on first
- * use: the system's CAs as OpenSSL finds them (SSL_CERT_FILE / SSL_CERT_DIR
- * honoured), plus any the app adds (lubeck.app{ tls = { ca = "file.pem" } }).
+/* TLS clients for cosockets, on OpenSSL. One SSL_CTX per client (a host has
+ * one), made on first use: the system's CAs as OpenSSL finds them
+ * (SSL_CERT_FILE / SSL_CERT_DIR honoured), plus any the app adds
+ * (lubeck.app{ tls = { ca = "file.pem" } }).
  * Everything is non-blocking: the cosocket waits for what OpenSSL asks. A
  * failed verification is reported by its cause (expired, self-signed, name
  * mismatch), the way a user would look for it. */
@@ -8,7 +9,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <lauxlib.h>
+#include <ev.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -16,30 +17,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cosocket.h"
+#include "sock_pool.h"
 
-#define SESSION_MT "lubeck.TLSSession"
-
-struct lbk_tls_ctx {
-    SSL_CTX *ctx;
+struct lbk_tls_client {
+    SSL_CTX *ctx;                /* NULL until first used */
 };
 
-/* The session a handshake gives Lua, shared by the connection and the Lua
- * value: under TLS 1.3 the resumable session comes in a ticket after the
- * handshake, so the connection updates it as tickets arrive. */
-typedef struct lbk_session {
+/* The session a handshake hands out, shared by the connection and whoever
+ * holds it (a Lua value): under TLS 1.3 the resumable session comes in a
+ * ticket after the handshake, so the connection updates it as tickets arrive. */
+struct lbk_tls_session {
     int refs;
     SSL_SESSION *sess;
-} lbk_session;
+};
 
 struct lbk_tls {
     SSL *ssl;
     int verify;
-    lbk_session *session;        /* given to Lua, or NULL */
+    lbk_tls_session *session;    /* handed out (tls_session), or NULL */
     char err[256];               /* the last failure, as tls_* report it */
 };
 
-static void session_release(lbk_session *holder)
+void tls_session_release(lbk_tls_session *holder)
 {
     if (!holder || --holder->refs > 0) return;
     if (holder->sess) SSL_SESSION_free(holder->sess);
@@ -63,11 +62,15 @@ static int new_session_cb(SSL *ssl, SSL_SESSION *sess)
     return 1;
 }
 
-static SSL_CTX *client_ctx(lubeck *h, const char **err)
+lbk_tls_client *tls_client_new(void)
 {
-    if (h->tls_ctx) return h->tls_ctx->ctx;
-    struct lbk_tls_ctx *c = calloc(1, sizeof *c);
-    SSL_CTX *ctx = c ? SSL_CTX_new(TLS_client_method()) : NULL;
+    return calloc(1, sizeof(lbk_tls_client));
+}
+
+static SSL_CTX *client_ctx(lbk_tls_client *c, const char **err)
+{
+    if (c->ctx) return c->ctx;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (!ctx) goto error;
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     /* A peer that closes without close_notify reads as an ordinary end of
@@ -79,13 +82,38 @@ static SSL_CTX *client_ctx(lubeck *h, const char **err)
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     c->ctx = ctx;
-    h->tls_ctx = c;
     return ctx;
 error:
     if (ctx) SSL_CTX_free(ctx);
-    free(c);
+    ERR_clear_error();
     *err = "cannot set up TLS (OpenSSL)";
     return NULL;
+}
+
+int tls_client_add_ca(lbk_tls_client *c, const char *file, char *err, size_t errlen)
+{
+    const char *why = NULL;
+    SSL_CTX *ctx = client_ctx(c, &why);
+    if (!ctx) {
+        snprintf(err, errlen, "%s", why);
+        return -1;
+    }
+    if (SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
+        unsigned long e = ERR_get_error();
+        ERR_clear_error();
+        const char *reason = e ? ERR_reason_error_string(e) : NULL;
+        snprintf(err, errlen, "%s: cannot load CA certificates (%s)", file,
+                 reason ? reason : "unknown error");
+        return -1;
+    }
+    return 0;
+}
+
+void tls_client_free(lbk_tls_client *c)
+{
+    if (!c) return;
+    if (c->ctx) SSL_CTX_free(c->ctx);
+    free(c);
 }
 
 static int is_ip(const char *name)
@@ -94,10 +122,10 @@ static int is_ip(const char *name)
     return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
 }
 
-lbk_tls *tls_new(lubeck *h, int fd, const char *server_name, int verify, void *session,
-                 const char **err)
+lbk_tls *tls_new(lbk_tls_client *c, int fd, const char *server_name, int verify,
+                 lbk_tls_session *session, const char **err)
 {
-    SSL_CTX *ctx = client_ctx(h, err);
+    SSL_CTX *ctx = client_ctx(c, err);
     if (!ctx) return NULL;
     lbk_tls *t = calloc(1, sizeof *t);
     if (!t || !(t->ssl = SSL_new(ctx))) goto error;
@@ -114,7 +142,7 @@ lbk_tls *tls_new(lubeck *h, int fd, const char *server_name, int verify, void *s
         }
     }
     SSL_set_verify(t->ssl, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-    if (session) SSL_set_session(t->ssl, session);
+    if (session && session->sess) SSL_set_session(t->ssl, session->sess);
     SSL_set_connect_state(t->ssl);
     return t;
 error:
@@ -194,17 +222,17 @@ ssize_t tls_send(lbk_tls *t, const char *buf, size_t n, int *events, const char 
 
 int tls_idle_state(lbk_tls *t)
 {
-    if (SSL_pending(t->ssl) > 0) return COSOCKET_DIRTY;
+    if (SSL_pending(t->ssl) > 0) return SOCK_DIRTY;
     /* Let OpenSSL take in what has arrived: session tickets are not data. */
     ERR_clear_error();
     char c;
     size_t got = 0;
     int rc = SSL_peek_ex(t->ssl, &c, 1, &got);
-    if (rc == 1) return COSOCKET_DIRTY;
+    if (rc == 1) return SOCK_DIRTY;
     int e = SSL_get_error(t->ssl, rc);
     ERR_clear_error();
-    if (e == SSL_ERROR_WANT_READ) return cosocket_fd_state(SSL_get_fd(t->ssl));
-    return COSOCKET_PEER_CLOSED;
+    if (e == SSL_ERROR_WANT_READ) return sock_fd_state(SSL_get_fd(t->ssl));
+    return SOCK_PEER_CLOSED;
 }
 
 void tls_free(lbk_tls *t)
@@ -214,88 +242,20 @@ void tls_free(lbk_tls *t)
     SSL_shutdown(t->ssl);
     SSL_free(t->ssl);
     ERR_clear_error();
-    session_release(t->session);
+    tls_session_release(t->session);
     free(t);
 }
 
 /* ---- sessions, for sslhandshake(reused_session) ---------------------------- */
 
-void tls_push_session(lbk_tls *t, lua_State *L)
+lbk_tls_session *tls_session(lbk_tls *t)
 {
     if (!t->session) {   /* no ticket yet: the session as it stands, updated later */
         t->session = calloc(1, sizeof *t->session);
-        if (!t->session) {
-            lua_pushboolean(L, 1);
-            return;
-        }
+        if (!t->session) return NULL;
         t->session->refs = 1;
         t->session->sess = SSL_get1_session(t->ssl);
     }
-    lbk_session **box = lua_newuserdata(L, sizeof *box);
-    *box = t->session;
     t->session->refs++;
-    luaL_getmetatable(L, SESSION_MT);
-    lua_setmetatable(L, -2);
-}
-
-void *tls_check_session(lua_State *L, int idx)
-{
-    lbk_session **box = luaL_checkudata(L, idx, SESSION_MT);
-    return *box ? (*box)->sess : NULL;
-}
-
-static int session_gc(lua_State *L)
-{
-    lbk_session **box = luaL_checkudata(L, 1, SESSION_MT);
-    session_release(*box);
-    *box = NULL;
-    return 0;
-}
-
-static int session_tostring(lua_State *L)
-{
-    lua_pushfstring(L, "lubeck.TLSSession: %p", lua_touserdata(L, 1));
-    return 1;
-}
-
-/* tls_add_ca(file) → true | nil, err: trusts the certificates in a PEM file
- * besides the system's (lubeck.app{ tls = { ca = ... } }). */
-static int l_tls_add_ca(lua_State *L)
-{
-    lubeck *h = lua_touserdata(L, lua_upvalueindex(1));
-    const char *file = luaL_checkstring(L, 1);
-    const char *err = NULL;
-    SSL_CTX *ctx = client_ctx(h, &err);
-    if (!ctx) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    if (SSL_CTX_load_verify_locations(ctx, file, NULL) != 1) {
-        unsigned long e = ERR_get_error();
-        ERR_clear_error();
-        lua_pushnil(L);
-        lua_pushfstring(L, "%s: cannot load CA certificates (%s)", file,
-                        e ? ERR_reason_error_string(e) : "unknown error");
-        return 2;
-    }
-    lua_pushboolean(L, 1);
-    return 1;
-}
-
-void tls_open(lua_State *L, lubeck *h)
-{
-    static const luaL_Reg methods[] = { { NULL, NULL } };
-    host_lua_class(L, SESSION_MT, methods, session_gc, session_tostring);
-    lua_pushlightuserdata(L, h);
-    lua_pushcclosure(L, l_tls_add_ca, 1);
-    lua_setfield(L, -2, "tls_add_ca");
-}
-
-void tls_free_all(lubeck *h)
-{
-    if (!h->tls_ctx) return;
-    SSL_CTX_free(h->tls_ctx->ctx);
-    free(h->tls_ctx);
-    h->tls_ctx = NULL;
+    return t->session;
 }
