@@ -2,13 +2,12 @@
 # The folders of host/ are layers, lowest first. A file may include headers of
 # its own folder and of the folders below it, never of one above: a lower layer
 # calls back through a function it was given instead of naming the code above.
-# Upward includes not yet untangled are listed in tools/layers-debt.txt; the
-# check fails on any other, and on a listed one that no longer exists (so the
-# list only shrinks). Prints every include it refused, or one line "ok".
+# Services hold no Lua: their Lua faces live in host/lua/, so host/services/
+# may neither include Lua's headers nor call its API.
+# Prints every include or call it refused, or one line "ok".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 LAYERS=(include proto runtime services server lua cli)
-debt=tools/layers-debt.txt
 
 rank() {   # rank FOLDER → its position in LAYERS
     local i
@@ -29,8 +28,6 @@ for layer in "${LAYERS[@]}"; do
 done
 
 bad=0
-found=$(mktemp)
-trap 'rm -f "$found"' EXIT
 for layer in "${LAYERS[@]}"; do
     own=$(rank "$layer")
     for src in host/"$layer"/*.[ch]; do
@@ -39,23 +36,17 @@ for layer in "${LAYERS[@]}"; do
             to=${home[$name]:-}
             [[ -n $to ]] || continue          # a system or library header
             (( $(rank "$to") <= own )) && continue
-            line="$src -> $name ($to)"
-            echo "$line" >>"$found"
-            if ! grep -qxF "$line" "$debt"; then
-                echo "upward include: $src includes $name, which is in host/$to"
-                bad=1
-            fi
+            echo "upward include: $src includes $name, which is in host/$to"
+            bad=1
         done < <(sed -n 's/^[[:space:]]*#[[:space:]]*include[[:space:]]*"\([^"]*\)".*/\1/p' "$src")
     done
 done
-while read -r line; do
-    [[ -z $line || $line == \#* ]] && continue
-    if ! grep -qxF "$line" "$found"; then
-        echo "listed in $debt but gone (delete the line): $line"
-        bad=1
-    fi
-done <"$debt"
+while IFS= read -r hit; do
+    echo "Lua in a service (its Lua face belongs in host/lua/): $hit"
+    bad=1
+done < <(grep -nE '#[[:space:]]*include[[:space:]]*<(lua|lauxlib|lualib)\.h>|\blua(L)?_[a-z_]+[[:space:]]*\(' \
+             host/services/*.[ch] || true)
 if [[ $bad == 0 ]]; then
-    echo "ok: host/ layers ${LAYERS[*]}; $(grep -vc '^#' "$debt" || true) upward includes still listed in $debt"
+    echo "ok: host/ layers ${LAYERS[*]}, no upward include, no Lua in host/services"
 fi
-exit "$bad"
+exit $bad
