@@ -16,6 +16,7 @@
 #include "host.h"
 #include "channel.h"
 #include "lua_channel.h"
+#include "task_harness.h"
 
 typedef struct fixture {
     lubeck h;
@@ -89,27 +90,13 @@ static int teardown(void **state)
 
 static lbk_task *start(fixture *f, const char *src)
 {
-    lbk_task *t = sched_task_acquire(&f->gen);
-    assert_int_equal(luaL_loadstring(t->co, src), 0);
+    lbk_task *t = harness_task(&f->gen, src);
     sched_start(t, 0);
     return t;
 }
 
-static void run_loop(fixture *f)
-{
-    for (int i = 0; i < 2000 && f->h.sched.ntasks > 0; i++) ev_run(f->h.loop, EVRUN_ONCE);
-}
-
-static const char *seen(fixture *f, const char *key)
-{
-    static char buf[128];
-    lua_State *L = f->gen.L;
-    lua_getglobal(L, "seen");
-    lua_getfield(L, -1, key);
-    snprintf(buf, sizeof buf, "%s", lua_isnil(L, -1) ? "nil" : lua_tostring(L, -1));
-    lua_pop(L, 2);
-    return buf;
-}
+static void run_loop(fixture *f) { harness_run(f->h.loop, &f->h.sched); }
+static const char *seen(fixture *f, const char *key) { return harness_seen_field(f->gen.L, key); }
 
 #define WAITER(key, chan, timeout)                                                      \
     "local v, err = core.channel_wait('" chan "'" timeout ")\n"                           \

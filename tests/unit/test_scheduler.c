@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "scheduler.h"
+#include "task_harness.h"
 
 typedef struct fixture {
     struct ev_loop *loop;
@@ -118,30 +119,13 @@ static int teardown(void **state)
 /* Starts a task running the chunk src (compiled in the generation's state). */
 static lbk_task *start(fixture *f, const char *src)
 {
-    lbk_task *t = sched_task_acquire(&f->gen);
-    assert_non_null(t);
-    assert_int_equal(luaL_loadstring(t->co, src), 0);
+    lbk_task *t = harness_task(&f->gen, src);
     sched_start(t, 0);
     return t;
 }
 
-/* Runs the loop until nothing is left to do, or 2 s. */
-static void run_loop(fixture *f)
-{
-    for (int i = 0; i < 2000 && f->sched.ntasks > 0; i++) ev_run(f->loop, EVRUN_ONCE);
-}
-
-/* seen[i] as a string ("nil" when absent). */
-static const char *seen(fixture *f, int i)
-{
-    static char buf[128];
-    lua_State *L = f->gen.L;
-    lua_getglobal(L, "seen");
-    lua_rawgeti(L, -1, i);
-    snprintf(buf, sizeof buf, "%s", lua_isnil(L, -1) ? "nil" : lua_tostring(L, -1));
-    lua_pop(L, 2);
-    return buf;
-}
+static void run_loop(fixture *f) { harness_run(f->loop, &f->sched); }
+static const char *seen(fixture *f, int i) { return harness_seen_at(f->gen.L, i); }
 
 static void returning_task_ends_once_and_goes_back_to_the_pool(void **state)
 {

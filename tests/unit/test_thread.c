@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "scheduler.h"
+#include "task_harness.h"
 #include "thread.h"
 
 typedef struct fixture {
@@ -112,13 +113,7 @@ static int teardown(void **state)
     return 0;
 }
 
-static lbk_task *start(fixture *f, const char *src)
-{
-    lbk_task *t = sched_task_acquire(&f->gen);
-    assert_non_null(t);
-    assert_int_equal(luaL_loadstring(t->co, src), 0);
-    return t;
-}
+static lbk_task *start(fixture *f, const char *src) { return harness_task(&f->gen, src); }
 
 /* Starts the thread itself: a task that thread_attach ties to the record. */
 static lbk_task *start_thread(fixture *f, const char *src)
@@ -130,21 +125,8 @@ static lbk_task *start_thread(fixture *f, const char *src)
     return t;
 }
 
-static void run_loop(fixture *f)
-{
-    for (int i = 0; i < 2000 && f->sched.ntasks > 0; i++) ev_run(f->loop, EVRUN_ONCE);
-}
-
-static const char *seen(fixture *f, int i)
-{
-    static char buf[128];
-    lua_State *L = f->gen.L;
-    lua_getglobal(L, "seen");
-    lua_rawgeti(L, -1, i);
-    snprintf(buf, sizeof buf, "%s", lua_isnil(L, -1) ? "nil" : lua_tostring(L, -1));
-    lua_pop(L, 2);
-    return buf;
-}
+static void run_loop(fixture *f) { harness_run(f->loop, &f->sched); }
+static const char *seen(fixture *f, int i) { return harness_seen_at(f->gen.L, i); }
 
 static void a_joiner_gets_what_the_owner_hands_it_in_order(void **state)
 {
