@@ -26,7 +26,7 @@ static int push_payload(lbk_task *t, const char *payload, size_t len)
     return 1;
 }
 
-/* channel_wait(name [, timeout]) → payload | nil, "timeout" | nil, "closed"
+/* channel.wait(name [, timeout]) → payload | nil, "timeout" | nil, "closed"
  * | nil, "closing" (the host is stopping: a long poll answers now) */
 static int l_channel_wait(lua_State *L)
 {
@@ -45,7 +45,7 @@ static int l_channel_wait(lua_State *L)
     return sched_wait(L, t, c, timeout, channels_leave, 0);
 }
 
-/* channel_publish(name, payload) → number woken in this process */
+/* channel.publish(name, payload) → number woken in this process */
 static int l_channel_publish(lua_State *L)
 {
     lubeck *h = gen_of(L)->host;
@@ -57,7 +57,7 @@ static int l_channel_publish(lua_State *L)
     return 1;
 }
 
-/* channel_redis([url]) → the url channels cross hosts through, or nil | nil, err
+/* channel.redis([url]) → the url channels cross hosts through, or nil | nil, err
  * for a bad url. The app's redis option calls it while loading: --redis wins,
  * and a reload keeps the url the host started with (its link is made once). */
 static int l_channel_redis(lua_State *L)
@@ -78,8 +78,8 @@ static int l_channel_redis(lua_State *L)
 void channel_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg functions[] = {
-        { "channel_redis", l_channel_redis }, { "channel_wait", l_channel_wait },
-        { "channel_publish", l_channel_publish }, { NULL, NULL }
+        { "redis", l_channel_redis }, { "wait", l_channel_wait },
+        { "publish", l_channel_publish }, { NULL, NULL }
     };
     lua_pushlightuserdata(L, g);
     luaL_setfuncs(L, functions, 1);

@@ -1,10 +1,13 @@
 #define _GNU_SOURCE
-/* lubeck.core: the small set of C functions the Lua framework stands on.
+/* lubeck.core: the small set of C functions the Lua framework stands on,
+ * assembled at the end of this file from one list of libraries: each fills a
+ * sub-table (core.req, core.stream, core.pg, ...) or, for the few that belong
+ * to none, core itself. This file holds the request-side ones: routes,
+ * requests, responses, streams, time, logging.
  * Requests are named by numeric handles (see host.h); a stale handle reads as a
  * finished request. Misuse raises; I/O outcomes return values. Every name the
- * table gets, here or from an *_open function, is listed in
- * docs/architecture.md ("The seam"); tests/spec/seam_spec.lua fails on one
- * that is not. */
+ * table gets is listed in docs/architecture.md ("The seam");
+ * tests/spec/seam_spec.lua fails on one that is not. */
 #include "host.h"
 
 #include <lauxlib.h>
@@ -20,7 +23,7 @@
 #include "lua_crypto.h"
 #include "flow.h"
 #include "lua_fast.h"
-#include "form.h"
+#include "lua_form.h"
 #include "log.h"
 #include "lua_pg.h"
 #include "reply.h"
@@ -49,7 +52,7 @@ static void push_slice(lua_State *L, slice s)
 
 /* ---- routes ----------------------------------------------------------------- */
 
-/* route_add(pattern, methods) → index (1-based), names | nil, err */
+/* route.add(pattern, methods) → index (1-based), names | nil, err */
 static int l_route_add(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -84,7 +87,7 @@ static int l_method_bit(lua_State *L)
 
 /* ---- requests ---------------------------------------------------------------- */
 
-/* req_field(handle, i) → one of query, uri, version, remote_addr, conn_id,
+/* req.field(handle, i) → one of query, uri, version, remote_addr, conn_id,
  * sender, method, path (i = 1..8), read when a handler first asks for it. The
  * positions are request.lua's FIELDS list; tests/spec/seam_spec.lua reads
  * each one through the host and checks it against the field of that name. */
@@ -115,7 +118,7 @@ static int is_client_header(slice key)
     return 1;
 }
 
-/* req_headers(handle) → { name = value | {value, ...} } (client headers only) */
+/* req.headers(handle) → { name = value | {value, ...} } (client headers only) */
 static int l_req_headers(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
@@ -147,7 +150,7 @@ static int l_req_headers(lua_State *L)
     return 1;
 }
 
-/* req_header(handle, name [, sep=", "]) → the values of a client header joined
+/* req.header(handle, name [, sep=", "]) → the values of a client header joined
  * by sep (Cookie headers join with "; "), or nil */
 static int l_req_header(lua_State *L)
 {
@@ -170,7 +173,7 @@ static int l_req_header(lua_State *L)
     return 1;
 }
 
-/* req_m2(handle, KEY) → a raw Mongrel2 header such as PATTERN or URL_SCHEME */
+/* req.m2(handle, KEY) → a raw Mongrel2 header such as PATTERN or URL_SCHEME */
 static int l_req_m2(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
@@ -195,11 +198,21 @@ static int l_req_body(lua_State *L)
     return 1;
 }
 
-/* req_active(handle) → true while the response can still be sent */
+/* req.active(handle) → true while the response can still be sent */
 static int l_req_active(lua_State *L)
 {
     lbk_req *r = check_req(L, 1);
     lua_pushboolean(L, r && !r->done);
+    return 1;
+}
+
+/* req.upload(handle) → the temp file of a Mongrel2 async upload (checked by the
+ * host when the request arrived), or nil */
+static int l_req_upload(lua_State *L)
+{
+    lbk_req *r = check_req(L, 1);
+    if (r && r->upload_path) lua_pushstring(L, r->upload_path);
+    else lua_pushnil(L);
     return 1;
 }
 
@@ -270,7 +283,7 @@ static int l_respond(lua_State *L)
     return 1;
 }
 
-/* stream_start(handle, status, headers) → true | false | nil, err */
+/* stream.start(handle, status, headers) → true | false | nil, err */
 static int l_stream_start(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -333,7 +346,7 @@ static int wait_for_backlog(lua_State *L, lbk_task *t, lbk_req *r)
     return sched_wait(L, t, w, -1, stream_undo_wait, 0);
 }
 
-/* stream_write(handle, data) → true | false (dropped) | nil, "closed"; may
+/* stream.write(handle, data) → true | false (dropped) | nil, "closed"; may
  * wait for the client to take what was sent before */
 static int l_stream_write(lua_State *L)
 {
@@ -357,7 +370,7 @@ static int l_stream_write(lua_State *L)
     return sched_sleep(L, t, r->pace_start + STREAM_PACE_WINDOW - now);   /* resumes with true */
 }
 
-static int l_stream_end(lua_State *L)
+static int l_stream_finish(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
     lbk_req *r = check_req(L, 1);
@@ -377,63 +390,7 @@ static int l_close(lua_State *L)
     return 0;
 }
 
-/* ---- parsing helpers ------------------------------------------------------- */
-
-static int add_to_list(void *ud, slice name, slice value)
-{
-    lua_State *L = ud;
-    lua_pushlstring(L, name.p, name.n);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, 1, 0);
-    }
-    lua_pushlstring(L, value.p, value.n);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    lua_rawset(L, -3);
-    return 0;
-}
-
-/* parse_urlencoded(s) → { name = {value, ...} } */
-static int l_parse_urlencoded(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    char stack[1024];
-    char *scratch = len <= sizeof stack ? stack : malloc(len);
-    if (!scratch) return luaL_error(L, "out of memory");
-    lua_newtable(L);
-    form_parse_urlencoded(s, len, scratch, add_to_list, L);
-    if (scratch != stack) free(scratch);
-    return 1;
-}
-
-static int add_first(void *ud, slice name, slice value)
-{
-    lua_State *L = ud;
-    lua_pushlstring(L, name.p, name.n);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -3);
-    if (!lua_isnil(L, -1)) {   /* the first cookie of a name wins (most specific path) */
-        lua_pop(L, 2);
-        return 0;
-    }
-    lua_pop(L, 1);
-    lua_pushlstring(L, value.p, value.n);
-    lua_rawset(L, -3);
-    return 0;
-}
-
-/* parse_cookies(s) → { name = value } */
-static int l_parse_cookies(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    lua_newtable(L);
-    form_parse_cookies(s, len, add_first, L);
-    return 1;
-}
+/* ---- text ------------------------------------------------------------------- */
 
 /* utf8_valid(s) → true when s is well-formed UTF-8 (RFC 3629: no overlong
  * forms, no surrogates): what RFC 8259 requires of JSON text. */
@@ -442,19 +399,6 @@ static int l_utf8_valid(lua_State *L)
     size_t n;
     const char *s = luaL_checklstring(L, 1, &n);
     lua_pushboolean(L, websocket_utf8_valid(s, n));
-    return 1;
-}
-
-static int l_url_decode(lua_State *L)
-{
-    size_t len;
-    const char *s = luaL_checklstring(L, 1, &len);
-    char stack[512];
-    char *out = len <= sizeof stack ? stack : malloc(len);
-    if (!out) return luaL_error(L, "out of memory");
-    size_t n = form_url_decode(s, len, out, lua_toboolean(L, 2));
-    lua_pushlstring(L, out, n);
-    if (out != stack) free(out);
     return 1;
 }
 
@@ -543,32 +487,68 @@ static int l_log(lua_State *L)
     return 0;
 }
 
+/* ---- lubeck.core ------------------------------------------------------------------ */
+
+/* Each library's functions, under the name of its sub-table of lubeck.core;
+ * "core" holds what belongs to no library. */
 static const luaL_Reg core_functions[] = {
-    { "route_add", l_route_add },
-    { "method_bit", l_method_bit },
-    { "req_field", l_req_field },
-    { "req_headers", l_req_headers },
-    { "req_header", l_req_header },
-    { "req_m2", l_req_m2 },
-    { "req_body", l_req_body },
-    { "req_active", l_req_active },
     { "respond", l_respond },
-    { "stream_start", l_stream_start },
-    { "stream_write", l_stream_write },
-    { "stream_end", l_stream_end },
     { "close", l_close },
-    { "parse_urlencoded", l_parse_urlencoded },
-    { "parse_cookies", l_parse_cookies },
-    { "url_decode", l_url_decode },
+    { "deliver", l_deliver },
     { "utf8_valid", l_utf8_valid },
     { "reason", l_reason },
     { "sleep", l_sleep },
     { "now", l_now },
     { "log", l_log },
-    { "deliver", l_deliver },
     { "stats", l_stats },
     { NULL, NULL }
 };
+
+static const luaL_Reg route_functions[] = {
+    { "add", l_route_add },
+    { "method_bit", l_method_bit },
+    { NULL, NULL }
+};
+
+static const luaL_Reg req_functions[] = {
+    { "field", l_req_field },
+    { "headers", l_req_headers },
+    { "header", l_req_header },
+    { "m2", l_req_m2 },
+    { "body", l_req_body },
+    { "active", l_req_active },
+    { "upload", l_req_upload },
+    { NULL, NULL }
+};
+
+static const luaL_Reg stream_functions[] = {
+    { "start", l_stream_start },
+    { "write", l_stream_write },
+    { "finish", l_stream_finish },
+    { NULL, NULL }
+};
+
+/* The generation is every function's upvalue. */
+static void add_functions(lua_State *L, lbk_gen *g, const luaL_Reg *functions)
+{
+    lua_pushlightuserdata(L, g);
+    luaL_setfuncs(L, functions, 1);
+}
+
+static void core_open(lua_State *L, lbk_gen *g)
+{
+    add_functions(L, g, core_functions);
+    lua_pushlightuserdata(L, sched_wait_marker());
+    lua_setfield(L, -2, "wait_marker");
+    lua_pushboolean(L, g->host->debug);
+    lua_setfield(L, -2, "debug");
+    lua_pushliteral(L, LUBECK_VERSION);
+    lua_setfield(L, -2, "version");
+}
+
+static void route_open(lua_State *L, lbk_gen *g) { add_functions(L, g, route_functions); }
+static void req_open(lua_State *L, lbk_gen *g) { add_functions(L, g, req_functions); }
+static void stream_open(lua_State *L, lbk_gen *g) { add_functions(L, g, stream_functions); }
 
 void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                     lua_CFunction tostring)
@@ -587,27 +567,45 @@ void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua
     lua_pop(L, 1);
 }
 
+/* Every library of lubeck.core, in the shape of Lua's linit.c: the sub-table
+ * it fills (NULL: lubeck.core itself) and the function that fills the table
+ * on top of the stack. A new library is one line here, and its names one
+ * block of docs/architecture.md's list (tests/spec/seam_spec.lua). */
+static const struct {
+    const char *name;
+    void (*open)(lua_State *L, lbk_gen *g);
+} core_libraries[] = {
+    { NULL, core_open },           /* respond, close, deliver, sleep, now, log, ... */
+    { NULL, thread_open },         /* spawn (lua_thread.c) */
+    { NULL, cosocket_open },       /* tcp (lua_cosocket.c) */
+    { NULL, udp_open_class },      /* udp (lua_udp.c) */
+    { "route", route_open },
+    { "req", req_open },
+    { "stream", stream_open },
+    { "form", form_open },         /* lua_form.c */
+    { "model", model_open },       /* lua_model.c */
+    { "crypto", crypto_open },     /* lua_crypto.c */
+    { "channel", channel_open },   /* lua_channel.c */
+    { "shared", shared_open },     /* lua_shared.c */
+    { "ws", websocket_open },      /* lua_websocket.c */
+    { "pg", pg_open },             /* lua_pg.c */
+    { "tls", tls_open },           /* lua_tls.c */
+    { "ngx", ngx_util_open },      /* ngx_util.c */
+    { "re", ngx_re_open },         /* ngx_re.c */
+    { "fast", fast_open },         /* lua_fast.c */
+};
+
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g)
 {
     lua_newtable(L);
-    lua_pushlightuserdata(L, g);   /* every function's upvalue */
-    luaL_setfuncs(L, core_functions, 1);
-    thread_open(L, g);
-    channel_open(L, g);
-    cosocket_open(L, g);
-    pg_open(L, g);
-    ngx_re_open(L);
-    ngx_util_open(L, g->host);
-    websocket_open(L, g);
-    shared_open(L, g->host->shared);   /* fixed before the first generation loads */
-    model_open(L, g);
-    crypto_open(L, g);
-    fast_open(L, g);
-    lua_pushlightuserdata(L, sched_wait_marker());
-    lua_setfield(L, -2, "wait_marker");
-    lua_pushboolean(L, g->host->debug);
-    lua_setfield(L, -2, "debug");
-    lua_pushliteral(L, LUBECK_VERSION);
-    lua_setfield(L, -2, "version");
+    for (size_t i = 0; i < sizeof core_libraries / sizeof core_libraries[0]; i++) {
+        if (!core_libraries[i].name) {
+            core_libraries[i].open(L, g);
+            continue;
+        }
+        lua_newtable(L);
+        core_libraries[i].open(L, g);
+        lua_setfield(L, -2, core_libraries[i].name);
+    }
     return 1;
 }

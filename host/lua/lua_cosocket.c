@@ -496,8 +496,6 @@ void cosocket_open(lua_State *L, lbk_gen *g)
         { "close", l_close }, { NULL, NULL }
     };
     host_lua_class(L, SOCK_MT, methods, l_gc, l_tostring);
-    tls_open(L, g);
-    udp_open_class(L, g);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_tcp, 1);
     lua_setfield(L, -2, "tcp");

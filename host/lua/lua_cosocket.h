@@ -1,8 +1,8 @@
 /* lubeck.tcp() and udp(): the Lua face of cosockets (services/cosocket.h
  * does the bytes). Shared by lua_cosocket.c (the object, its waits, send, the
  * options, a request's sockets), lua_cosocket_connect.c, lua_cosocket_recv.c
- * and lua_tls.c (sslhandshake, sessions, tls_add_ca); lua_core.c only calls
- * cosocket_open. */
+ * and lua_tls.c (sslhandshake, sessions, core.tls.add_ca); lua_core.c calls
+ * cosocket_open, udp_open_class and tls_open. */
 #ifndef LUBECK_LUA_COSOCKET_H
 #define LUBECK_LUA_COSOCKET_H
 
@@ -12,7 +12,7 @@
 #define SOCK_MT "lubeck.Socket"
 #define DEFAULT_POOL_SIZE 30
 
-/* Adds tcp, udp and tls_add_ca to the table on top. */
+/* Adds tcp to the table on top (lubeck.core). */
 void cosocket_open(lua_State *L, lbk_gen *g);
 /* Replaces the (nested) array of strings and numbers at idx by their
  * concatenation, as send takes them; raises on anything else. */
@@ -90,9 +90,9 @@ int sock_progress_recv(lbk_sock *s, lua_State *L, int *events, int *broken);
 /* lua_tls.c */
 int sock_l_sslhandshake(lua_State *L);
 void sock_handshake_step(lbk_sock *s);       /* the writer's readiness during a handshake */
-void tls_open(lua_State *L, lbk_gen *g);     /* the session class; tls_add_ca */
+void tls_open(lua_State *L, lbk_gen *g);     /* the session class; add_ca (core.tls) */
 
 /* lua_udp.c */
-void udp_open_class(lua_State *L, lbk_gen *g);   /* udp() */
+void udp_open_class(lua_State *L, lbk_gen *g);   /* the class; udp() (lubeck.core) */
 
 #endif

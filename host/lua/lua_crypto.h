@@ -1,4 +1,4 @@
-/* lubeck.core's crypto functions (lua_crypto.c; the crypto is services/crypto.c). */
+/* lubeck.core.crypto's functions (lua_crypto.c; the crypto is services/crypto.c). */
 #ifndef LUBECK_LUA_CRYPTO_H
 #define LUBECK_LUA_CRYPTO_H
 

@@ -130,9 +130,9 @@ static int fast_gc(lua_State *L)
 void fast_open(lua_State *L, lbk_gen *g)
 {
     lua_pushstring(L, fast_cdef);
-    lua_setfield(L, -2, "fast_cdef");
+    lua_setfield(L, -2, "cdef");
     lua_pushlightuserdata(L, (void *)&api);
-    lua_setfield(L, -2, "fast_api");
+    lua_setfield(L, -2, "api");
     struct lbk_fast *fs = lua_newuserdata(L, sizeof *fs);
     *fs = (struct lbk_fast){ .g = g };
     lua_createtable(L, 0, 1);
@@ -143,5 +143,5 @@ void fast_open(lua_State *L, lbk_gen *g)
     lua_insert(L, -2);
     lua_rawset(L, LUA_REGISTRYINDEX);
     lua_pushlightuserdata(L, fs);
-    lua_setfield(L, -2, "fast_gen");
+    lua_setfield(L, -2, "gen");
 }

@@ -8,7 +8,7 @@
 #include "host.h"
 
 /* The FFI seam, written once. The C compiler reads these declarations here;
- * fast_open hands the same text to fast.lua as core.fast_cdef, which passes it
+ * fast_open hands the same text to fast.lua as core.fast.cdef, which passes it
  * to ffi.cdef. So the two sides cannot disagree, and lua_fast.c checks at
  * compile time that each function has the type of its slot. Write only what
  * LuaJIT's C parser reads: plain C types, no macros (comments are fine, the
@@ -39,8 +39,8 @@
 struct lbk_fast;   /* lua_fast.c's, one per generation */
 LUBECK_FAST_DECLARATIONS
 
-/* Adds to the table on top of the stack: fast_cdef (the declarations above as
- * text), fast_api (the table of functions) and fast_gen (their first
+/* Adds to the table on top of the stack (core.fast): cdef (the declarations
+ * above as text), api (the table of functions) and gen (their first
  * argument: the generation's lbk_fast, its scratch buffer and the generation),
  * the last two as light userdata. The lbk_fast lives as long as g's state. */
 void fast_open(lua_State *L, lbk_gen *g);

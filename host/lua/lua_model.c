@@ -1,9 +1,7 @@
-/* The Lua side of models and form bodies, added to lubeck.core by model_open:
- *   model_compile(fields) → a lubeck.Model userdata (the C schema)
- *   model_validate(m, value [, coerce]) → cleaned | nil, { path = message }
+/* The Lua side of models, lubeck.core.model (filled by model_open):
+ *   compile(fields) → a lubeck.Model userdata (the C schema)
+ *   validate(m, value [, coerce]) → cleaned | nil, { path = message }
  *   json_check(text, max_depth) → true | nil, reason (duplicate keys, depth)
- *   multipart_parse(body, content_type) → fields, files | nil, reason
- *   req_upload(handle) → the checked path of a Mongrel2 async upload, or nil
  * The declaration tables come from lua/lubeck/model.lua, which checks them
  * for the user; here a bad one raises. */
 #include "host.h"
@@ -13,7 +11,6 @@
 #include <string.h>
 
 #include "model.h"
-#include "multipart.h"
 
 #define MODEL_MT "lubeck.Model"
 
@@ -157,7 +154,7 @@ static model_field *compile_field(lua_State *L, lmodel *lm, int idx, int depth)
     return f;
 }
 
-/* model_compile({ {name, decl}, ... }) → lubeck.Model */
+/* model.compile({ {name, decl}, ... }) → lubeck.Model */
 static int l_model_compile(lua_State *L)
 {
     luaL_checktype(L, 1, LUA_TTABLE);
@@ -310,7 +307,7 @@ static void lio_error(void *ud, const char *path, const char *msg)
     lua_rawset(L, io->errors_idx);
 }
 
-/* model_validate(m, value [, coerce]) → cleaned | nil, errors */
+/* model.validate(m, value [, coerce]) → cleaned | nil, errors */
 static int l_model_validate(lua_State *L)
 {
     lmodel *lm = luaL_checkudata(L, 1, MODEL_MT);
@@ -348,7 +345,7 @@ static int l_model_validate(lua_State *L)
     return 2;
 }
 
-/* json_check(text [, max_depth=200]) → true | nil, reason */
+/* model.json_check(text [, max_depth=200]) → true | nil, reason */
 static int l_json_check(lua_State *L)
 {
     size_t len;
@@ -364,86 +361,10 @@ static int l_json_check(lua_State *L)
     return 1;
 }
 
-/* ---- multipart ---------------------------------------------------------------- */
-
-static int add_part(void *ud, const multipart_part *p)
-{
-    lua_State *L = ud;   /* fields at -2, files at -1 */
-    if (p->filename.p) {
-        lua_pushlstring(L, p->name.p, p->name.n);
-        lua_createtable(L, 0, 3);
-        lua_pushlstring(L, p->filename.p, p->filename.n);
-        lua_setfield(L, -2, "filename");
-        if (p->content_type.p) lua_pushlstring(L, p->content_type.p, p->content_type.n);
-        else lua_pushliteral(L, "application/octet-stream");
-        lua_setfield(L, -2, "content_type");
-        lua_pushlstring(L, p->body.p, p->body.n);
-        lua_setfield(L, -2, "body");
-        lua_rawset(L, -3);   /* the last file of a name wins */
-        return 0;
-    }
-    lua_pushlstring(L, p->name.p, p->name.n);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, -4);
-    if (lua_isnil(L, -1)) {
-        lua_pop(L, 1);
-        lua_createtable(L, 1, 0);
-        lua_pushvalue(L, -2);
-        lua_pushvalue(L, -2);
-        lua_rawset(L, -6);
-        lua_remove(L, -2);
-    } else {
-        lua_remove(L, -2);
-    }
-    lua_pushlstring(L, p->body.p, p->body.n);
-    lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-    lua_pop(L, 1);
-    return 0;
-}
-
-/* multipart_parse(body, content_type) → { name = {value, ...} }, { name = file } | nil, err */
-static int l_multipart_parse(lua_State *L)
-{
-    size_t len, clen;
-    const char *body = luaL_checklstring(L, 1, &len);
-    const char *ctype = luaL_checklstring(L, 2, &clen);
-    slice boundary;
-    if (multipart_boundary(ctype, clen, &boundary) != 0) {
-        lua_pushnil(L);
-        lua_pushliteral(L, "multipart/form-data without a usable boundary");
-        return 2;
-    }
-    lua_settop(L, 2);
-    lua_newtable(L);
-    lua_newtable(L);
-    const char *err = NULL;
-    if (multipart_parse(body, len, boundary, add_part, L, &err) < 0) {
-        lua_pushnil(L);
-        lua_pushstring(L, err);
-        return 2;
-    }
-    return 2;
-}
-
-/* ---- uploads ---------------------------------------------------------------------- */
-
-/* req_upload(handle) → the temp file of a Mongrel2 async upload (checked by the
- * host when the request arrived), or nil */
-static int l_req_upload(lua_State *L)
-{
-    lbk_gen *g = lua_touserdata(L, lua_upvalueindex(1));
-    lbk_req *r = host_req_from_handle(g->host, luaL_checknumber(L, 1));
-    if (r && r->upload_path) lua_pushstring(L, r->upload_path);
-    else lua_pushnil(L);
-    return 1;
-}
-
 static const luaL_Reg model_functions[] = {
-    { "model_compile", l_model_compile },
-    { "model_validate", l_model_validate },
+    { "compile", l_model_compile },
+    { "validate", l_model_validate },
     { "json_check", l_json_check },
-    { "multipart_parse", l_multipart_parse },
-    { "req_upload", l_req_upload },
     { NULL, NULL }
 };
 

@@ -588,7 +588,7 @@ static int l_tostring(lua_State *L)
 
 /* ---- module functions ----------------------------------------------------------- */
 
-/* pg_connect(dsn [, timeout_ms]) → conn | nil, err */
+/* pg.connect(dsn [, timeout_ms]) → conn | nil, err */
 static int l_connect(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -612,7 +612,7 @@ static int l_connect(lua_State *L)
     return begin_wait(L, t, db, lua_gettop(L), Q_CONNECT);
 }
 
-/* pg_codec(encode, decode): lubeck.pg's JSON functions for json parameters
+/* pg.codec(encode, decode): lubeck.pg's JSON functions for json parameters
  * and json/jsonb results */
 static int l_codec(lua_State *L)
 {
@@ -627,7 +627,7 @@ static int l_codec(lua_State *L)
     return 0;
 }
 
-/* pg_listen(dsn, channel) → true */
+/* pg.listen(dsn, channel) → true */
 static int l_listen(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -654,8 +654,8 @@ void pg_open(lua_State *L, lbk_gen *g)
         { "close", l_close }, { NULL, NULL }
     };
     static const luaL_Reg functions[] = {
-        { "pg_connect", l_connect }, { "pg_codec", l_codec }, { "pg_listen", l_listen },
-        { "pg_pooled", l_pooled }, { NULL, NULL }
+        { "connect", l_connect }, { "codec", l_codec }, { "listen", l_listen },
+        { "pooled", l_pooled }, { NULL, NULL }
     };
     host_lua_class(L, CONN_MT, methods, l_gc, l_tostring);
     lua_pushlightuserdata(L, g);

@@ -1,4 +1,4 @@
-/* lubeck.pg's Lua face: lua_pg.c (core.pg_*, connections) and
+/* lubeck.pg's Lua face: lua_pg.c (core.pg, connections) and
  * lua_pg_types.c (values between PostgreSQL's text and Lua). */
 #ifndef LUBECK_LUA_PG_H
 #define LUBECK_LUA_PG_H
@@ -6,7 +6,7 @@
 #include "host.h"
 #include "pg.h"
 
-/* lua_pg.c: adds the pg_* functions to the lubeck.core table on top */
+/* lua_pg.c: adds connect, codec, listen, pooled to the table on top (core.pg) */
 void pg_open(lua_State *L, lbk_gen *g);
 
 /* lua_pg_types.c */

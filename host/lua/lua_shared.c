@@ -4,6 +4,8 @@
  * zone, a value too large or a wrong kind return nil, reason. */
 #include "lua_shared.h"
 
+#include "host.h"
+
 #include <lauxlib.h>
 
 static shared_zone *zone_of(lua_State *L)
@@ -27,7 +29,7 @@ static int fail(lua_State *L, const char *reason)
     return 2;
 }
 
-/* shared_get(name, key) → value | nil */
+/* shared.get(name, key) → value | nil */
 static int l_get(lua_State *L)
 {
     const char *name, *key, *err;
@@ -45,7 +47,7 @@ static int l_get(lua_State *L)
     return 1;
 }
 
-/* shared_set(name, key, value [, ttl]) → true | nil, err; a nil value deletes */
+/* shared.set(name, key, value [, ttl]) → true | nil, err; a nil value deletes */
 static int l_set(lua_State *L)
 {
     const char *name, *key, *err;
@@ -66,7 +68,7 @@ static int l_set(lua_State *L)
     return 1;
 }
 
-/* shared_incr(name, key, by [, init [, ttl]]) → new value | nil, err */
+/* shared.incr(name, key, by [, init [, ttl]]) → new value | nil, err */
 static int l_incr(lua_State *L)
 {
     const char *name, *key, *err;
@@ -83,11 +85,11 @@ static int l_incr(lua_State *L)
     return 1;
 }
 
-void shared_open(lua_State *L, shared_zone *z)
+void shared_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg fns[] = {
-        { "shared_get", l_get }, { "shared_set", l_set }, { "shared_incr", l_incr }, { NULL, NULL }
+        { "get", l_get }, { "set", l_set }, { "incr", l_incr }, { NULL, NULL }
     };
-    lua_pushlightuserdata(L, z);   /* every function's upvalue */
+    lua_pushlightuserdata(L, g->host->shared);   /* every function's upvalue */
     luaL_setfuncs(L, fns, 1);
 }

@@ -89,7 +89,7 @@ static int session_tostring(lua_State *L)
     return 1;
 }
 
-/* tls_add_ca(file) → true | nil, err: trusts the certificates in a PEM file
+/* tls.add_ca(file) → true | nil, err: trusts the certificates in a PEM file
  * besides the system's (lubeck.app{ tls = { ca = ... } }). */
 static int l_tls_add_ca(lua_State *L)
 {
@@ -108,5 +108,5 @@ void tls_open(lua_State *L, lbk_gen *g)
     host_lua_class(L, SESSION_MT, methods, session_gc, session_tostring);
     lua_pushlightuserdata(L, g);
     lua_pushcclosure(L, l_tls_add_ca, 1);
-    lua_setfield(L, -2, "tls_add_ca");
+    lua_setfield(L, -2, "add_ca");
 }

@@ -64,7 +64,7 @@ static void access_line(lubeck *h, lbk_req *r)
     if (n > 0) log_access(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* ws_accept(handle [, protocol]) → true | nil, err: answers the handshake 101
+/* ws.accept(handle [, protocol]) → true | nil, err: answers the handshake 101
  * and makes the request the connection's session. */
 static int l_ws_accept(lua_State *L)
 {
@@ -128,7 +128,7 @@ static void undo_receive(lbk_task *t)
     if (c && c->reader == t) c->reader = NULL;
 }
 
-/* ws_receive(handle) → "text"|"binary", data | "close", code, reason | nil, "closed" */
+/* ws.receive(handle) → "text"|"binary", data | "close", code, reason | nil, "closed" */
 static int l_ws_receive(lua_State *L)
 {
     lbk_gen *g = gen_of(L);
@@ -151,7 +151,7 @@ static int l_ws_receive(lua_State *L)
     return sched_wait(L, t, c, -1, undo_receive, 0);
 }
 
-/* ws_send(handle, data, opcode) → true | nil, "closed"; waits for the pacing
+/* ws.send(handle, data, opcode) → true | nil, "closed"; waits for the pacing
  * window when the connection's budget is spent. */
 static int l_ws_send(lua_State *L)
 {
@@ -199,7 +199,7 @@ static int l_ws_send(lua_State *L)
     return sched_wait(L, t, c, -1, ws_undo_send, 0);
 }
 
-/* ws_close(handle [, code [, reason]]) → true | nil, "closed" */
+/* ws.close(handle [, code [, reason]]) → true | nil, "closed" */
 static int l_ws_close(lua_State *L)
 {
     ws_conn *c = check_conn(L, 1);
@@ -216,7 +216,7 @@ static int l_ws_close(lua_State *L)
     return 1;
 }
 
-/* ws_release(handle): the session is over. Threads of the request still
+/* ws.release(handle): the session is over. Threads of the request still
  * waiting (a channel listener) are woken with nil, "closed". */
 static int l_ws_release(lua_State *L)
 {
@@ -234,7 +234,7 @@ static int l_ws_release(lua_State *L)
     return 0;
 }
 
-/* ws_frame(data, opcode) → the bytes of one server frame (for app:ws_deliver). */
+/* ws.frame(data, opcode) → the bytes of one server frame (for app:ws_deliver). */
 static int l_ws_frame(lua_State *L)
 {
     size_t n, len;
@@ -248,7 +248,7 @@ static int l_ws_frame(lua_State *L)
     return 1;
 }
 
-/* ws_count() → open WebSocket connections of this worker */
+/* ws.count() → open WebSocket connections of this worker */
 static int l_ws_count(lua_State *L)
 {
     lubeck *h = gen_of(L)->host;
@@ -257,13 +257,13 @@ static int l_ws_count(lua_State *L)
 }
 
 static const luaL_Reg ws_functions[] = {
-    { "ws_accept", l_ws_accept },
-    { "ws_receive", l_ws_receive },
-    { "ws_send", l_ws_send },
-    { "ws_close", l_ws_close },
-    { "ws_release", l_ws_release },
-    { "ws_frame", l_ws_frame },
-    { "ws_count", l_ws_count },
+    { "accept", l_ws_accept },
+    { "receive", l_ws_receive },
+    { "send", l_ws_send },
+    { "close", l_ws_close },
+    { "release", l_ws_release },
+    { "frame", l_ws_frame },
+    { "count", l_ws_count },
     { NULL, NULL }
 };
 

@@ -141,7 +141,7 @@ static lbk_regex *compiled(lua_State *L, const char *regex, size_t rlen, const c
     return re;   /* referenced by the cache (or by the stack of the caller's next call) */
 }
 
-/* re_exec(subject, regex, opts, init) → offsets | nil | nil, err.
+/* re.exec(subject, regex, opts, init) → offsets | nil | nil, err.
  * offsets: { from0, to0, from1, to1, ... } 1-based and inclusive (to = from - 1
  * for an empty match), false for a group that did not take part; init is the
  * 1-based position to start at. */
@@ -194,7 +194,7 @@ static int l_re_exec(lua_State *L)
     return 1;
 }
 
-/* re_names(regex, opts) → { name = group number, ... } | nil, err */
+/* re.names(regex, opts) → { name = group number, ... } | nil, err */
 static int l_re_names(lua_State *L)
 {
     size_t rlen;
@@ -222,12 +222,13 @@ static int l_re_names(lua_State *L)
     return 1;
 }
 
-void ngx_re_open(lua_State *L)
+void ngx_re_open(lua_State *L, lbk_gen *g)
 {
+    (void)g;   /* the compiled regexes are per state, not per generation */
     static const luaL_Reg methods[] = { { NULL, NULL } };
     host_lua_class(L, RE_MT, methods, regex_gc, regex_tostring);
     lua_pushcfunction(L, l_re_exec);
-    lua_setfield(L, -2, "re_exec");
+    lua_setfield(L, -2, "exec");
     lua_pushcfunction(L, l_re_names);
-    lua_setfield(L, -2, "re_names");
+    lua_setfield(L, -2, "names");
 }

@@ -128,8 +128,8 @@ static int l_decode_base64(lua_State *L)
 /* in_request() → true inside a request's code (ngx.get_phase: "content") */
 static int l_in_request(lua_State *L)
 {
-    lubeck *h = lua_touserdata(L, lua_upvalueindex(1));
-    lua_pushboolean(L, h->sched.current != NULL);
+    lbk_gen *g = lua_touserdata(L, lua_upvalueindex(1));
+    lua_pushboolean(L, g->host->sched.current != NULL);
     return 1;
 }
 
@@ -154,7 +154,7 @@ unsigned char *ngx_hex_dump(unsigned char *dst, const unsigned char *src, size_t
     return dst;
 }
 
-void ngx_util_open(lua_State *L, lubeck *h)
+void ngx_util_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg functions[] = {
         { "md5_bin", l_md5_bin }, { "sha1_bin", l_sha1_bin }, { "hmac_sha1", l_hmac_sha1 },
@@ -162,6 +162,6 @@ void ngx_util_open(lua_State *L, lubeck *h)
         { "decode_base64", l_decode_base64 }, { "in_request", l_in_request }, { "pid", l_pid },
         { NULL, NULL }
     };
-    lua_pushlightuserdata(L, h);
+    lua_pushlightuserdata(L, g);
     luaL_setfuncs(L, functions, 1);
 }

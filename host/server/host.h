@@ -237,7 +237,7 @@ void gen_release(lbk_gen *g);   /* retire; closes once no coroutine is left */
 void host_lua_class(lua_State *L, const char *name, const luaL_Reg *methods, lua_CFunction gc,
                     lua_CFunction tostring);
 int luaopen_lubeck_core_for(lua_State *L, lbk_gen *g);
-/* lua_model.c: adds the model, multipart and upload functions to the table on top */
+/* lua_model.c: adds compile, validate and json_check to the table on top (core.model) */
 void model_open(lua_State *L, lbk_gen *g);
 /* upload.c: where Mongrel2 writes async uploads (its upload.temp_store folder,
  * a real path); only files inside it are handed to handlers. m2_chroot (or

@@ -38,7 +38,7 @@ void websocket_forget(lubeck *h, lbk_req *r);
 void websocket_stop_all(lubeck *h);
 void websocket_free_all(lubeck *h);
 
-/* lua_core.c: adds the ws_* functions to the lubeck.core table on top. */
+/* lua_websocket.c: adds accept, receive, send, ... to the table on top (core.ws). */
 void websocket_open(lua_State *L, lbk_gen *g);
 
 #endif

@@ -49,12 +49,12 @@ function App.new(opts)
     end
     -- Channels cross hosts through this Redis; `--redis` on the command line wins,
     -- so app.redis is the url in effect (or nil: channels stay on this host).
-    local redis_url, redis_err = core.channel_redis(app.redis)
+    local redis_url, redis_err = core.channel.redis(app.redis)
     if redis_err then error("lubeck.app{...}: option 'redis': " .. redis_err, 2) end
     app.redis = redis_url
     -- tls = { ca = "file.pem" }: cosockets trust these CAs besides the system's.
     if app.tls and app.tls.ca ~= nil then
-        local ok, err = core.tls_add_ca(tostring(app.tls.ca))
+        local ok, err = core.tls.add_ca(tostring(app.tls.ca))
         if not ok then error("lubeck.app{...}: tls.ca: " .. err, 2) end
     end
     if app.template_engine ~= nil and type(app.template_engine.compile) ~= "function" then
@@ -95,8 +95,8 @@ local function add_route(app, verb, pattern, target, methods, level)
     if methods ~= nil then
         if type(methods) ~= "table" then error("route methods must be a list like {\"GET\", \"POST\"}", level) end
         for _, m in ipairs(methods) do
-            local bit = core.method_bit(tostring(m):upper())
-            if bit == core.method_bit("?") then
+            local bit = core.route.method_bit(tostring(m):upper())
+            if bit == core.route.method_bit("?") then
                 error(format("route %s: unknown method '%s'", pattern, tostring(m)), level)
             end
             mask = mask + bit
@@ -207,7 +207,7 @@ local function favicon_route(app)
     end
     local headers = { ["Content-Type"] = ctype, ["Cache-Control"] = "public, max-age=86400" }
     return {
-        pattern = "/favicon.ico", kind = "function", mask = core.method_bit("GET"), internal = true,
+        pattern = "/favicon.ico", kind = "function", mask = core.route.method_bit("GET"), internal = true,
         handler = function() return 200, body, headers end, where = "lubeck (built-in /favicon.ico)",
     }
 end
@@ -225,7 +225,7 @@ end
 function App:_compile()
     if not routes_favicon(self) then self.routes[#self.routes + 1] = favicon_route(self) end
     for i, r in ipairs(self.routes) do
-        local index, names = core.route_add(r.pattern, r.mask)
+        local index, names = core.route.add(r.pattern, r.mask)
         if not index then error(r.where .. ": " .. names, 0) end
         if index ~= i then error("routes were already compiled for another app", 0) end
         r.names = names            -- a name per capture, false for a positional one

@@ -63,12 +63,12 @@ end
 
 function _M.hash_password(pw)
     if type(pw) ~= "string" then error("auth.hash_password: the password must be a string", 2) end
-    return core.hash_password(pw)
+    return core.crypto.hash_password(pw)
 end
 
 function _M.verify_password(pw, hash)
     if type(pw) ~= "string" or type(hash) ~= "string" then return false end
-    return core.verify_password(pw, hash)
+    return core.crypto.verify_password(pw, hash)
 end
 
 return _M

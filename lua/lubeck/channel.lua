@@ -8,7 +8,7 @@ local json = require "lubeck.json"
 
 local setmetatable, type, error, tostring, pcall = setmetatable, type, error, tostring, pcall
 local decode = json.decode
-local channel_wait, channel_publish = core.channel_wait, core.channel_publish
+local channel_wait, channel_publish = core.channel.wait, core.channel.publish
 
 local _M = {}
 local Channel = {}

@@ -7,7 +7,7 @@ local core = require "lubeck.core"
 local errors = require "lubeck.errors"
 
 local type, ipairs = type, ipairs
-local secure_compare, random_token = core.secure_compare, core.random_token
+local secure_compare, random_token = core.crypto.secure_compare, core.crypto.random_token
 
 local _M = { _VERSION = "0.1", FIELD = "_csrf", HEADER = "X-CSRF-Token" }
 

@@ -6,12 +6,12 @@ local core = require "lubeck.core"
 
 -- The declarations are the host's own (host/lua/lua_fast.h), handed over as text:
 -- there is no second copy here to keep in step.
-ffi.cdef(core.fast_cdef)
+ffi.cdef(core.fast.cdef)
 
 local C = ffi.C
-local api = ffi.cast("const lubeck_fast_api *", core.fast_api)
+local api = ffi.cast("const lubeck_fast_api *", core.fast.api)
 local c_query_arg, c_cookie, c_respond = api.query_arg, api.cookie, api.respond
-local gen = ffi.cast("struct lbk_fast *", core.fast_gen)   -- (a light userdata argument is not compiled)
+local gen = ffi.cast("struct lbk_fast *", core.fast.gen)   -- (a light userdata argument is not compiled)
 local value, value_len = ffi.new("const char *[1]"), ffi.new("size_t[1]")
 local ffi_string, error, type, tostring = ffi.string, error, type, tostring
 

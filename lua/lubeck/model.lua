@@ -10,7 +10,7 @@ local core = require "lubeck.core"
 
 local setmetatable, getmetatable, pairs, ipairs, type, error, tostring, sort, format =
     setmetatable, getmetatable, pairs, ipairs, type, error, tostring, table.sort, string.format
-local model_compile, model_validate = core.model_compile, core.model_validate
+local model_compile, model_validate = core.model.compile, core.model.validate
 
 local _M = { _VERSION = "0.1" }
 
@@ -229,7 +229,7 @@ Model.__tostring = function(self) return "lubeck.model " .. self.name end
 -- Request input ------------------------------------------------------------------
 
 local JSON_MAX_DEPTH = 200     -- as request.lua's decoder
-local json_check = core.json_check
+local json_check = core.model.json_check
 local lower, find = string.lower, string.find
 
 local function bad_request(errs)

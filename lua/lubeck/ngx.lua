@@ -18,7 +18,9 @@ local type, tostring, select, error, setmetatable, pairs, ipairs = type, tostrin
 local concat, sub, byte, format, floor = table.concat, string.sub, string.byte,
     string.format, math.floor
 local gsub, find, tonumber = string.gsub, string.find, tonumber
-local re_exec, re_names = core.re_exec, core.re_names
+local re_exec, re_names = core.re.exec, core.re.names
+local md5_bin, decode_base64, in_request = core.ngx.md5_bin, core.ngx.decode_base64, core.ngx.in_request
+local url_decode = core.form.url_decode
 
 if type(_G.ngx) == "table" and _G.ngx.lubeck then return _G.ngx end
 
@@ -90,20 +92,20 @@ end
 
 -- ---- digests, base64, URIs ----------------------------------------------------
 
-ngx.md5_bin = core.md5_bin
-ngx.sha1_bin = core.sha1_bin
-ngx.hmac_sha1 = core.hmac_sha1
-ngx.crc32_short = core.crc32
-ngx.crc32_long = core.crc32
-ngx.encode_base64 = core.encode_base64
+ngx.md5_bin = md5_bin
+ngx.sha1_bin = core.ngx.sha1_bin
+ngx.hmac_sha1 = core.ngx.hmac_sha1
+ngx.crc32_short = core.ngx.crc32
+ngx.crc32_long = core.ngx.crc32
+ngx.encode_base64 = core.ngx.encode_base64
 
 function ngx.md5(s)
-    return (gsub(core.md5_bin(s), ".", function(c) return format("%02x", byte(c)) end))
+    return (gsub(md5_bin(s), ".", function(c) return format("%02x", byte(c)) end))
 end
 
 function ngx.decode_base64(s)
     if type(s) ~= "string" then error("bad argument #1 to 'decode_base64' (string expected)", 2) end
-    return core.decode_base64(s)
+    return decode_base64(s)
 end
 
 -- As ngx.escape_uri: everything but unreserved characters is %XX.
@@ -112,7 +114,7 @@ function ngx.escape_uri(s)
 end
 
 function ngx.unescape_uri(s)
-    return core.url_decode(tostring(s))
+    return url_decode(tostring(s))
 end
 
 local function encode_arg(k, v, out)
@@ -338,7 +340,7 @@ ngx.re = re
 -- ---- workers, config, phase ---------------------------------------------------
 
 ngx.worker = {
-    pid = core.pid,
+    pid = core.ngx.pid,
     id = function() return 0 end,
     count = function() return 1 end,
     exiting = function() return false end,
@@ -354,7 +356,7 @@ ngx.config = {
 }
 
 function ngx.get_phase()
-    return core.in_request() and "content" or "init"
+    return in_request() and "content" or "init"
 end
 
 -- ---- shared dicts and light threads ----------------------------------------------

@@ -12,13 +12,13 @@ local cjson = require("cjson").new()
 
 local setmetatable, type, error, pcall, select, tostring, pairs = setmetatable, type, error, pcall, select, tostring, pairs
 local ipairs, unpack, sort, concat = ipairs, unpack, table.sort, table.concat
-local pg_connect, pg_listen = core.pg_connect, core.pg_listen
+local pg_connect, pg_listen = core.pg.connect, core.pg.listen
 
 local _M = { _VERSION = "0.1" }
 
 -- A NULL inside an array or a JSON value (cjson.null); SQL NULL in a row is nil.
 _M.null = cjson.null
-core.pg_codec(cjson.encode, cjson.decode)
+core.pg.codec(cjson.encode, cjson.decode)
 
 local DB = {}
 local mt = { __index = DB, __tostring = function(self) return "lubeck.pg connection " .. tostring(self.conn) end }
@@ -76,7 +76,7 @@ end
 
 -- Number of idle connections in this process's pool (all DSNs).
 function _M.pooled()
-    return core.pg_pooled()
+    return core.pg.pooled()
 end
 
 -- db:query(sql, ...) → rows | nil, err, fields. $1..$n take the arguments

@@ -18,14 +18,15 @@ local _M = {}
 
 -- Method bits as the C router numbers them, for the Allow header of a 405.
 local METHOD_BITS = {}
-for i, m in ipairs(require("lubeck.methods").list) do METHOD_BITS[i] = { m, core.method_bit(m) } end
+for i, m in ipairs(require("lubeck.methods").list) do METHOD_BITS[i] = { m, core.route.method_bit(m) } end
+local OPTIONS_BIT = core.route.method_bit("OPTIONS")
 
 local function allow_list(mask)
     local names = {}
     for _, m in ipairs(METHOD_BITS) do
         if band(mask, m[2]) ~= 0 then names[#names + 1] = m[1] end
     end
-    if band(mask, core.method_bit("OPTIONS")) == 0 then names[#names + 1] = "OPTIONS" end
+    if band(mask, OPTIONS_BIT) == 0 then names[#names + 1] = "OPTIONS" end
     return concat(names, ", ")
 end
 

@@ -141,15 +141,16 @@ end
 -- A pooled connection carries its AUTH and SELECT: the pool key names both,
 -- so a connect for another password or db never gets it. The password goes in
 -- as a keyed hash (a pool key shows in tostring(sock)).
-local pool_secret = core.random_token(32)
+local pool_secret = core.crypto.random_token(32)
+local b64url_encode, hmac_sha256 = core.crypto.b64url_encode, core.crypto.hmac_sha256
 
 local function pool_key(host, port, opts)
     if opts.pool then return opts.pool end
     local key = host .. ":" .. tostring(port) .. ":db=" .. tostring(opts.db or 0)
     if opts.ssl then key = key .. ":tls=" .. tostring(opts.server_name or host) end
     if opts.password then
-        key = key .. ":auth=" .. core.b64url_encode(core.hmac_sha256(pool_secret,
-                                                                   (opts.username or "") .. "\0" .. opts.password))
+        key = key .. ":auth=" .. b64url_encode(hmac_sha256(pool_secret,
+                                                          (opts.username or "") .. "\0" .. opts.password))
     end
     return key
 end

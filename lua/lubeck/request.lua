@@ -7,11 +7,12 @@ local cjson = require("cjson").new()
 local setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring =
     setmetatable, rawget, rawset, type, pcall, pairs, ipairs, tostring
 local lower, find, gsub = string.lower, string.find, string.gsub
-local req_field, req_headers, req_header, req_body = core.req_field, core.req_headers, core.req_header, core.req_body
+local req_field, req_headers, req_header, req_body = core.req.field, core.req.headers, core.req.header, core.req.body
+local req_m2, req_upload = core.req.m2, core.req.upload
 local fast = require "lubeck.fast"
 local query_arg, req_cookie = fast.query_arg, fast.cookie
-local parse_urlencoded, parse_cookies = core.parse_urlencoded, core.parse_cookies
-local multipart_parse, req_upload = core.multipart_parse, core.req_upload
+local parse_urlencoded, parse_cookies = core.form.parse_urlencoded, core.form.parse_cookies
+local parse_multipart = core.form.parse_multipart
 local utf8_valid = core.utf8_valid
 local errors = require "lubeck.errors"
 
@@ -64,7 +65,7 @@ end
 function lazy._multipart(req)
     local ctype = req_header(req._handle, "content-type")
     if not is_multipart(ctype) then return { fields = {}, files = {} } end
-    local fields, files = multipart_parse(req.body, ctype)
+    local fields, files = parse_multipart(req.body, ctype)
     if not fields then errors.abort(400, "Bad Request: " .. files .. "\n") end
     local bytes = 0
     for _, values in pairs(fields) do
@@ -137,7 +138,7 @@ Request.__index = function(req, key)
 end
 
 -- The rest of the request line and connection, each read from C on first use:
--- core.req_field(handle, i) returns the field FIELDS[i] names (host/lua/lua_core.c,
+-- core.req.field(handle, i) returns the field FIELDS[i] names (host/lua/lua_core.c,
 -- l_req_field; tests/spec/seam_spec.lua checks every position).
 _M.FIELDS = { "query", "uri", "version", "remote_addr", "conn_id", "sender", "method", "path" }
 for i, key in ipairs(_M.FIELDS) do
@@ -154,7 +155,7 @@ end
 -- from C when asked for.
 local METHODS = {}
 for _, m in ipairs(require("lubeck.methods").list) do
-    METHODS[core.method_bit(m)] = m
+    METHODS[core.route.method_bit(m)] = m
 end
 
 function _M.new(handle, method_bit, has_body)
@@ -211,7 +212,7 @@ end
 
 -- A raw Mongrel2 header such as "PATTERN" or "URL_SCHEME".
 function Request:m2(key)
-    return core.req_m2(self._handle, key)
+    return req_m2(self._handle, key)
 end
 
 return _M

@@ -8,7 +8,8 @@ local session = require "lubeck.session"
 
 local type, tostring, error, setmetatable, pairs, concat = type, tostring, error, setmetatable, pairs, table.concat
 local lower, format, date, find, gsub, byte = string.lower, string.format, os.date, string.find, string.gsub, string.byte
-local respond, stream_start, stream_write, stream_end = core.respond, core.stream_start, core.stream_write, core.stream_end
+local respond, stream_start, stream_write, stream_finish = core.respond, core.stream.start, core.stream.write, core.stream.finish
+local req_active = core.req.active
 local fast = require "lubeck.fast"
 local fast_respond = fast.respond
 
@@ -236,7 +237,7 @@ function Response:flush()
     local body = concat(self._buffer)
     self._buffer = NONE
     if body ~= "" then return stream_write(handle, body) end
-    return core.req_active(handle)
+    return req_active(handle)
 end
 
 function Response:finish(chunk)
@@ -252,7 +253,7 @@ function Response:finish(chunk)
         self._finished = true
         local rest = concat(self._buffer)
         if rest ~= "" then stream_write(handle, rest) end
-        stream_end(handle)
+        stream_finish(handle)
         return
     end
     before_head(self)

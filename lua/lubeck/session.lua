@@ -14,7 +14,7 @@ local cjson = require("cjson").new()
 
 local type, error, format, setmetatable, next, tostring, pcall, pairs, rawget =
     type, error, string.format, setmetatable, next, tostring, pcall, pairs, rawget
-local sign_value, verify_value, random_token = core.sign_value, core.verify_value, core.random_token
+local sign_value, verify_value, random_token = core.crypto.sign_value, core.crypto.verify_value, core.crypto.random_token
 
 local _M = { _VERSION = "0.1" }
 

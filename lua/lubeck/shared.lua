@@ -10,7 +10,7 @@
 local core = require "lubeck.core"
 
 local setmetatable, type, error = setmetatable, type, error
-local get, set, incr = core.shared_get, core.shared_set, core.shared_incr
+local get, set, incr = core.shared.get, core.shared.set, core.shared.incr
 
 local _M = {}
 local Dict = {}

@@ -19,7 +19,7 @@ local cjson = require("cjson").new()
 
 local type, xpcall, tostring, error, ipairs, gmatch = type, xpcall, tostring, error, ipairs, string.gmatch
 local ws_accept, ws_receive, ws_send, ws_close, ws_release, ws_frame =
-    core.ws_accept, core.ws_receive, core.ws_send, core.ws_close, core.ws_release, core.ws_frame
+    core.ws.accept, core.ws.receive, core.ws.send, core.ws.close, core.ws.release, core.ws.frame
 
 local _M = { _VERSION = core.version }
 

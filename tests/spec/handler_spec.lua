@@ -135,7 +135,7 @@ describe("the pipeline entry, as the host calls it", function()
         assert.are.equal("/fn/one/z", args.handle_path)
     end)
 
-    it("method_bit: core.method_bit of the request's method, a name lubeck lacks included", function()
+    it("method_bit: core.route.method_bit of the request's method, a name lubeck lacks included", function()
         for _, m in ipairs({ "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "BREW" }) do
             assert.are.equal(bits[m], entry_args(m, "/entry/any").method_bit, m)
         end

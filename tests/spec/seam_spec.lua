@@ -1,6 +1,6 @@
 -- docs/architecture.md, "The seam": the list of lubeck.core there is the
--- whole table, and every req_field position holds the field request.lua
--- names for it, read through the real host. (The pipeline entry's arguments
+-- whole table with its sub-tables, and every core.req.field position holds
+-- the field request.lua names for it, read through the real host. (The pipeline entry's arguments
 -- are checked in handler_spec.lua; the FFI declarations by the compiler, see
 -- host/lua/lua_fast.h.) App: tests/spec/apps/seam.
 local test = require "lubeck.test"
@@ -10,7 +10,9 @@ local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local APP = here .. "apps/seam"
 local ARCHITECTURE = here .. "../../docs/architecture.md"
 
--- The rows of the lubeck.core table in docs/architecture.md: name → type.
+-- The rows of the lubeck.core table in docs/architecture.md: name → type,
+-- where a sub-table is a row of type "table" and each of its entries a row
+-- "table.name" (the shape the seam app reports the real table in).
 local function listed_in_docs()
     local f = assert(io.open(ARCHITECTURE, "rb"))
     local text = f:read("*a")
@@ -20,7 +22,13 @@ local function listed_in_docs()
     local rows = {}
     for name, kind in list:gmatch("\n| `([%w_.]+)` | (%w+) |") do
         assert(rows[name] == nil, name .. " is listed twice")
+        assert(not name:find("%.[^.]*%."), name .. ": lubeck.core has one level of sub-tables")
         rows[name] = kind
+    end
+    for name in pairs(rows) do
+        local parent = name:match("^(.-)%.")
+        assert(parent == nil or rows[parent] == "table",
+            name .. " is listed, but not its sub-table " .. tostring(parent) .. " (a row of type table)")
     end
     return rows
 end
@@ -50,7 +58,7 @@ describe("lubeck.core", function()
     end)
 end)
 
-describe("req_field", function()
+describe("core.req.field", function()
     it("reads, at each position, the field request.lua names for it", function()
         local c = test.client(APP, { remote_addr = "10.1.2.3" })
         finally(function() c:close() end)
@@ -67,7 +75,7 @@ describe("req_field", function()
         for i, field in ipairs(got.read) do
             names[#names + 1] = field.name
             assert.are.equal(expected[field.name], field.value,
-                ("req_field(handle, %d) should be %s"):format(i, field.name))
+                ("core.req.field(handle, %d) should be %s"):format(i, field.name))
         end
         table.sort(names)
         assert.are.same({ "conn_id", "method", "path", "query", "remote_addr", "sender", "uri", "version" }, names)

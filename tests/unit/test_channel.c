@@ -66,7 +66,7 @@ static int setup(void **state)
     luaL_openlibs(L);
     lua_newtable(L);
     channel_open(L, &f->gen);
-    lua_setglobal(L, "core");
+    lua_setglobal(L, "channel");   /* what lubeck.core.channel holds */
     lua_pushlightuserdata(L, f);
     lua_pushcclosure(L, wait_tagged, 1);
     lua_setglobal(L, "wait_tagged");
@@ -99,7 +99,7 @@ static void run_loop(fixture *f) { harness_run(f->h.loop, &f->h.sched); }
 static const char *seen(fixture *f, const char *key) { return harness_seen_field(f->gen.L, key); }
 
 #define WAITER(key, chan, timeout)                                                      \
-    "local v, err = core.channel_wait('" chan "'" timeout ")\n"                           \
+    "local v, err = channel.wait('" chan "'" timeout ")\n"                           \
     "seen['" key "'] = tostring(v) .. '/' .. tostring(err)"
 
 static void a_publish_wakes_every_waiter_of_its_channel_and_no_other(void **state)
@@ -109,7 +109,7 @@ static void a_publish_wakes_every_waiter_of_its_channel_and_no_other(void **stat
     start(f, WAITER("b", "news", ""));
     start(f, WAITER("c", "other", ", 0.05"));
     assert_int_equal(channels_waiters(f->h.channels), 3);
-    start(f, "seen.woken = core.channel_publish('news', 'hello')");
+    start(f, "seen.woken = channel.publish('news', 'hello')");
     assert_string_equal(seen(f, "woken"), "2");
     assert_string_equal(seen(f, "a"), "nil");   /* woken, run on the next iteration */
     run_loop(f);
@@ -169,8 +169,8 @@ static void stopping_wakes_every_waiter_and_refuses_new_ones(void **state)
 static void a_woken_waiter_that_waits_again_needs_a_new_publish(void **state)
 {
     fixture *f = *state;
-    start(f, "seen.first = core.channel_wait('news')\n"
-             "seen.second = core.channel_wait('news')");
+    start(f, "seen.first = channel.wait('news')\n"
+             "seen.second = channel.wait('news')");
     assert_int_equal(channels_deliver(f->h.channels, "news", 4, "one", 3), 1);
     run_loop(f);
     assert_string_equal(seen(f, "first"), "one");
@@ -199,9 +199,9 @@ static void the_first_redis_url_stays_and_a_bad_one_is_refused(void **state)
     char err[256];
     assert_null(channels_redis_url(f->h.channels));
     assert_int_equal(channels_set_redis(f->h.channels, "redis://cli:7000/1", err, sizeof err), 0);
-    start(f, "seen.url, seen.err = core.channel_redis('redis://app:6379/2')");
+    start(f, "seen.url, seen.err = channel.redis('redis://app:6379/2')");
     assert_string_equal(seen(f, "url"), "redis://cli:7000/1");   /* --redis wins over the app's */
-    start(f, "seen.url, seen.err = core.channel_redis('http://nope')");
+    start(f, "seen.url, seen.err = channel.redis('http://nope')");
     assert_string_equal(seen(f, "url"), "nil");
     assert_non_null(strstr(seen(f, "err"), "redis://"));
     assert_int_equal(channels_offer_redis(f->h.channels, "redis://", err, sizeof err), -1);

@@ -120,7 +120,7 @@ app:post("/publish", function(req)
 end)
 
 app:get("/closes", function()
-    return { count = closes.count, last = closes.last, open = lubeck.stats and require("lubeck.core").ws_count(),
+    return { count = closes.count, last = closes.last, open = lubeck.stats and require("lubeck.core").ws.count(),
              pid = pid() }
 end)
 

@@ -47,8 +47,8 @@ app:get("/entry/calls", function()
 end)
 app:get("/entry/method-bits", function()
     local bits = {}
-    for _, m in ipairs(require("lubeck.methods").list) do bits[m] = core.method_bit(m) end
-    bits.BREW = core.method_bit("BREW")   -- a method lubeck has no name for
+    for _, m in ipairs(require("lubeck.methods").list) do bits[m] = core.route.method_bit(m) end
+    bits.BREW = core.route.method_bit("BREW")   -- a method lubeck has no name for
     return bits
 end)
 app:route("/entry/any", function() return "" end)
