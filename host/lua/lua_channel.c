@@ -1,8 +1,8 @@
 /* The Lua face of channels (host/services/channel.c), which lua/lubeck/channel.lua
  * wraps as lubeck.channel(name):
- *   core.channel_wait(name [, timeout]) → payload | nil, err
- *   core.channel_publish(name, payload) → waiters woken in this process
- *   core.channel_redis([url]) → the url channels cross hosts through | nil
+ *   core.channel.wait(name [, timeout]) → payload | nil, err
+ *   core.channel.publish(name, payload) → waiters woken in this process
+ *   core.channel.redis([url]) → the url channels cross hosts through | nil
  * A publish goes to this process's waiters, the host's other workers (the
  * bus) and other hosts (the Redis link). Payloads are strings: values that
  * cross generations travel as JSON text the Lua side encoded. */

@@ -1,4 +1,4 @@
-/* lubeck.core's crypto (services/crypto.c) as Lua functions. Misuse (a missing
+/* lubeck.core.crypto (services/crypto.c) as Lua functions. Misuse (a missing
  * or empty secret, a token size out of range) raises; a value that does not
  * verify returns nil, reason. Inside a request, hashing and checking a
  * password suspend only the calling coroutine while the offload pool works. */

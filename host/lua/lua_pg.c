@@ -1,9 +1,9 @@
 /* The Lua side of lubeck.pg (lua/lubeck/pg.lua wraps it):
- *   core.pg_connect(dsn, timeout_ms) → conn | nil, err
+ *   core.pg.connect(dsn, timeout_ms) → conn | nil, err
  *   conn:query(sql, ...) → rows | nil, err, fields
  *   conn:keepalive([idle_ms [, size]]) → 1 | nil, why     conn:close()
  *   conn:settimeout(ms)   conn:backend_pid()   conn:reused()   conn:tx_status()
- *   core.pg_listen(dsn, channel)   core.pg_codec(encode, decode)   core.pg_pooled()
+ *   core.pg.listen(dsn, channel)   core.pg.codec(encode, decode)   core.pg.pooled()
  * A call that talks to the server suspends the calling task until the driver
  * (pg.c) calls back. A query with parameters runs as a prepared statement kept
  * per connection: prepared and described once (the parameter types decide how

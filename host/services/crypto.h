@@ -1,7 +1,7 @@
 /* Crypto for secure cookies, sessions, CSRF tokens and passwords, on libsodium,
  * in plain C: signed values (HMAC-SHA256 over name, value and timestamp,
  * checked in constant time), argon2id password hashes worked off the loop
- * (runtime/offload.c), random tokens, base64url. The Lua face, lubeck.core's
+ * (runtime/offload.c), random tokens, base64url. The Lua face, lubeck.core.crypto's
  * sign_value, hash_password, ..., is host/lua/lua_crypto.c.
  *
  * Signed value format (what a secure cookie holds):

@@ -4,7 +4,7 @@
  *   pg_listen.c one LISTEN connection per DSN and process, handing each
  *               NOTIFY to the function the pool was made with (channels)
  *   pg_types.c  PostgreSQL's text formats read into C values
- * The Lua face is in host/lua/: lua_pg.c (core.pg_*, which suspends the
+ * The Lua face is in host/lua/: lua_pg.c (core.pg, which suspends the
  * calling task) and lua_pg_types.c (results to Lua values, Lua lists to
  * array literals). The driver knows nothing of Lua or tasks: each step ends
  * in a callback. */
