@@ -496,7 +496,7 @@ void cosocket_open(lua_State *L, lbk_gen *g)
         { "close", l_close }, { NULL, NULL }
     };
     host_lua_class(L, SOCK_MT, methods, l_gc, l_tostring);
-    lua_pushlightuserdata(L, g);
-    lua_pushcclosure(L, l_tcp, 1);
-    lua_setfield(L, -2, "tcp");
+    static const luaL_Reg functions[] = { { "tcp", l_tcp }, { NULL, NULL } };
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, functions, 1);
 }

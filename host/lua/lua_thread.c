@@ -156,7 +156,7 @@ void thread_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg methods[] = { { "wait", l_wait }, { "status", l_status }, { NULL, NULL } };
     host_lua_class(L, THREAD_MT, methods, l_gc, l_tostring);
-    lua_pushlightuserdata(L, g);
-    lua_pushcclosure(L, l_spawn, 1);
-    lua_setfield(L, -2, "spawn");
+    static const luaL_Reg functions[] = { { "spawn", l_spawn }, { NULL, NULL } };
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, functions, 1);
 }

@@ -106,7 +106,7 @@ void tls_open(lua_State *L, lbk_gen *g)
 {
     static const luaL_Reg methods[] = { { NULL, NULL } };
     host_lua_class(L, SESSION_MT, methods, session_gc, session_tostring);
-    lua_pushlightuserdata(L, g);
-    lua_pushcclosure(L, l_tls_add_ca, 1);
-    lua_setfield(L, -2, "add_ca");
+    static const luaL_Reg functions[] = { { "add_ca", l_tls_add_ca }, { NULL, NULL } };
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, functions, 1);
 }

@@ -224,7 +224,7 @@ void udp_open_class(lua_State *L, lbk_gen *g)
         { "settimeout", l_settimeout }, { "close", l_close }, { NULL, NULL }
     };
     host_lua_class(L, UDP_MT, methods, l_gc, l_tostring);
-    lua_pushlightuserdata(L, g);
-    lua_pushcclosure(L, l_udp, 1);
-    lua_setfield(L, -2, "udp");
+    static const luaL_Reg functions[] = { { "udp", l_udp }, { NULL, NULL } };
+    lua_pushlightuserdata(L, g);   /* every function's upvalue */
+    luaL_setfuncs(L, functions, 1);
 }

@@ -224,11 +224,9 @@ static int l_re_names(lua_State *L)
 
 void ngx_re_open(lua_State *L, lbk_gen *g)
 {
-    (void)g;   /* the compiled regexes are per state, not per generation */
     static const luaL_Reg methods[] = { { NULL, NULL } };
+    static const luaL_Reg functions[] = { { "exec", l_re_exec }, { "names", l_re_names }, { NULL, NULL } };
     host_lua_class(L, RE_MT, methods, regex_gc, regex_tostring);
-    lua_pushcfunction(L, l_re_exec);
-    lua_setfield(L, -2, "exec");
-    lua_pushcfunction(L, l_re_names);
-    lua_setfield(L, -2, "names");
+    (void)g;   /* compiled regexes belong to the Lua state, not to a generation */
+    luaL_setfuncs(L, functions, 0);
 }
