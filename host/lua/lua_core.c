@@ -579,9 +579,9 @@ static const struct {
     { NULL, thread_open },         /* spawn (lua_thread.c) */
     { NULL, cosocket_open },       /* tcp (lua_cosocket.c) */
     { NULL, udp_open_class },      /* udp (lua_udp.c) */
-    { "route", route_open },
-    { "req", req_open },
-    { "stream", stream_open },
+    { "route", route_open },       /* this file */
+    { "req", req_open },           /* this file */
+    { "stream", stream_open },     /* this file */
     { "form", form_open },         /* lua_form.c */
     { "model", model_open },       /* lua_model.c */
     { "crypto", crypto_open },     /* lua_crypto.c */
