@@ -1,6 +1,7 @@
 /* lubeck.core.form: query strings, cookies and multipart bodies as Lua
  * tables (the parsing is proto/form.c and proto/multipart.c). request.lua
- * calls these when a handler first reads req.query, req.cookies or req.form. */
+ * calls these when a handler first reads req.query, req.cookies or req.form;
+ * ngx.lua's unescape_uri is url_decode. */
 #include "lua_form.h"
 
 #include <lauxlib.h>
@@ -119,7 +120,7 @@ static int add_part(void *ud, const multipart_part *p)
 }
 
 /* form.parse_multipart(body, content_type) → { name = {value, ...} }, { name = file } | nil, err */
-static int l_multipart_parse(lua_State *L)
+static int l_parse_multipart(lua_State *L)
 {
     size_t len, clen;
     const char *body = luaL_checklstring(L, 1, &len);
@@ -146,7 +147,7 @@ static const luaL_Reg form_functions[] = {
     { "parse_urlencoded", l_parse_urlencoded },
     { "parse_cookies", l_parse_cookies },
     { "url_decode", l_url_decode },
-    { "parse_multipart", l_multipart_parse },
+    { "parse_multipart", l_parse_multipart },
     { NULL, NULL }
 };
 
