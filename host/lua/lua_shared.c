@@ -4,9 +4,9 @@
  * zone, a value too large or a wrong kind return nil, reason. */
 #include "lua_shared.h"
 
-#include "host.h"
-
 #include <lauxlib.h>
+
+#include "host.h"
 
 static shared_zone *zone_of(lua_State *L)
 {
