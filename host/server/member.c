@@ -10,7 +10,12 @@
 
 #define MAX_LINKS 16
 #define RECV_BATCH 64
-#define DONE_BATCH 512           /* tags per report; also sent at each loop iteration */
+#define DONE_BATCH 512           /* tags per report at most */
+/* Reports wait this long for company: under load one report a millisecond
+ * carries tens of tags instead of one report (a wake-up of the reader and
+ * of both ZeroMQ I/O threads) per loop iteration. A later report only keeps
+ * a connection with its member a little longer and its count a little high. */
+#define DONE_DELAY 0.001
 #define BEAT_EVERY 0.5
 #define MAX_REPLY_SPECS 64
 #define READY_WAIT 3.0           /* then ready anyway: a Mongrel2 that is down must not hold up the rest */
@@ -42,6 +47,7 @@ struct lbk_member {
     ev_idle more;
     ev_prepare check;
     ev_timer beat;
+    ev_timer report;             /* sends the reports DONE_DELAY after the first one waited */
 };
 
 int member_configure(lubeck *h, const char *reader_specs, int relay)
@@ -90,6 +96,11 @@ static void flush_done(member_link *l)
     l->ndone = 0;
 }
 
+static void flush_all(struct lbk_member *m)
+{
+    for (int i = 0; i < m->nlinks; i++) flush_done(&m->links[i]);
+}
+
 void member_done(lubeck *h, int link, uint64_t tag)
 {
     struct lbk_member *m = h->member;
@@ -97,6 +108,11 @@ void member_done(lubeck *h, int link, uint64_t tag)
     member_link *l = &m->links[link];
     if (l->ndone == DONE_BATCH) flush_done(l);
     l->done[l->ndone++] = tag;
+    if (!ev_is_active(&m->report)) {
+        ev_now_update(h->loop);   /* (the loop's time may be a busy iteration old) */
+        ev_timer_set(&m->report, DONE_DELAY, 0);   /* (a timer that fired keeps what was left: < 0) */
+        ev_timer_start(h->loop, &m->report);
+    }
 }
 
 /* ---- the reply path ---------------------------------------------------------------- */
@@ -245,19 +261,20 @@ static void pump(struct lbk_member *m)
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents) { pump(w->data); }
+static void report_cb(struct ev_loop *loop, ev_timer *w, int revents) { flush_all(w->data); }
 static void more_cb(struct ev_loop *loop, ev_idle *w, int revents) { pump(w->data); }
 static void pub_cb(struct ev_loop *loop, ev_io *w, int revents) { read_subscriptions(w->data); }
 
-/* Before the loop blocks: send this iteration's reports, and look again at
- * a socket sent on since it was drained (ZMQ_FD is edge-triggered: a send
- * may spend the edge a message brought). */
+/* Before the loop blocks: send the reports if leaving (the reader's bye
+ * waits for them), and look again at a socket sent on since it was drained
+ * (ZMQ_FD is edge-triggered: a send may spend the edge a message brought). */
 static void check_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
     struct lbk_member *m = w->data;
     int any = 0, waiting = 0;
     for (int i = 0; i < m->nlinks; i++) {
         member_link *l = &m->links[i];
-        flush_done(l);
+        if (m->leaving) flush_done(l);
         if (l->sent && !l->more) {
             l->sent = 0;
             any |= pending(l->sock);
@@ -338,6 +355,8 @@ int member_start(lubeck *h)
     m->check.data = m;
     ev_prepare_start(h->loop, &m->check);
     m->started = ev_now(h->loop);
+    ev_timer_init(&m->report, report_cb, DONE_DELAY, 0);
+    m->report.data = m;
     ev_timer_init(&m->beat, beat_cb, BEAT_EVERY, BEAT_EVERY);
     m->beat.data = m;
     ev_timer_start(h->loop, &m->beat);
@@ -350,6 +369,7 @@ void member_leave(lubeck *h)
     struct lbk_member *m = h->member;
     if (!m || m->leaving) return;
     m->leaving = 1;
+    flush_all(m);
     for (int i = 0; i < m->nlinks; i++) {
         member_link *l = &m->links[i];
         if (!l->sock) continue;
@@ -382,6 +402,7 @@ void member_free(lubeck *h)
     ev_idle_stop(h->loop, &m->more);
     ev_prepare_stop(h->loop, &m->check);
     ev_timer_stop(h->loop, &m->beat);
+    ev_timer_stop(h->loop, &m->report);
     free(m);
     h->member = NULL;
 }

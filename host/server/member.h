@@ -2,7 +2,7 @@
  * host connects a DEALER to each reader (its master's, or `lubeck relay`s),
  * says it is ready once its replies can reach Mongrel2 (its reply socket has
  * seen the front's subscription), takes the messages it is handed, reports
- * each done (batched once per loop iteration) and, when it stops, says it is
+ * each done (batched, a millisecond at most) and, when it stops, says it is
  * leaving and waits for the reader's bye before letting go. */
 #ifndef LUBECK_MEMBER_H
 #define LUBECK_MEMBER_H

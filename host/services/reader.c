@@ -14,6 +14,13 @@
 #include "m2.h"
 
 #define FRONT_BATCH 256          /* messages per front per turn, so members' reports get theirs */
+/* A credits notice (one after every reply Mongrel2 writes) waits up to
+ * CREDITS_DELAY for the next message to its member and goes with it: alone,
+ * it costs a wake-up of the member (and of both ZeroMQ I/O threads) for a
+ * message that only moves a flow window. Order per member is kept: waiting
+ * notices go first. */
+#define CREDITS_DELAY 0.001
+#define CREDITS_WAITING 64
 #define BEAT_CHECK 0.25
 #define MAX_SENDER 128
 
@@ -28,6 +35,13 @@ typedef struct front {
     size_t sender_len;
     ev_io io, monitor_io;
 } front;
+
+/* A credits notice routed to member and not sent yet. */
+typedef struct waiting_credit {
+    int member;
+    dispatch_tag tag;
+    zmq_msg_t frame;
+} waiting_credit;
 
 /* Connections to answer after a member is gone, grouped when sent. */
 typedef struct held_conn {
@@ -57,6 +71,9 @@ struct reader {
     ev_timer beat;
     held_conn *held;
     size_t nheld, held_cap;
+    waiting_credit credits[CREDITS_WAITING];
+    int ncredits;
+    ev_timer credits_timer;      /* sends what still waits CREDITS_DELAY after the first */
 };
 
 static void say(reader *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -132,10 +149,13 @@ static void answer_held(reader *r)
     r->nheld = 0;
 }
 
+static void drop_credits(reader *r, int m);
+
 static void member_gone(reader *r, int m, const char *why)
 {
     dispatch_member *mb = dispatch_member_at(r->d, m);
     if (!mb) return;
+    drop_credits(r, m);
     int held_before = (int)r->nheld;
     char who[96];
     if (mb->pid && r->c.death_fd >= 0) snprintf(who, sizeof who, "worker (pid %d)", mb->pid);
@@ -148,15 +168,62 @@ static void member_gone(reader *r, int m, const char *why)
 
 /* ---- talking to members ------------------------------------------------------------ */
 
+static int send_credits(reader *r, int m, int *failed);
+
 static int send_member(reader *r, int m, const void *a, size_t alen, zmq_msg_t *frame)
 {
     dispatch_member *mb = dispatch_member_at(r->d, m);
     if (!mb) return -1;
+    if (r->ncredits && send_credits(r, m, NULL) != 0) return -1;
     r->router_sent = 1;
     if (zmq_send(r->router, mb->id, mb->idlen, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0) return -1;
     if (zmq_send(r->router, a, alen, (frame ? ZMQ_SNDMORE : 0) | ZMQ_DONTWAIT) < 0) return -1;
     if (frame && zmq_msg_send(frame, r->router, ZMQ_DONTWAIT) < 0) return -1;
     return 0;
+}
+
+static int send_message(reader *r, int m, const dispatch_tag *tag, zmq_msg_t *frame)
+{
+    char head[1 + sizeof *tag];
+    head[0] = 'M';
+    memcpy(head + 1, tag, sizeof *tag);
+    return send_member(r, m, head, sizeof head, frame);
+}
+
+/* Sends the credits notices waiting for member m (every member: m < 0), in
+ * order. -1 when one could not be sent, with its member in *failed. */
+static int send_credits(reader *r, int m, int *failed)
+{
+    int kept = 0, rc = 0;
+    int n = r->ncredits;
+    r->ncredits = 0;   /* (send_message comes back through send_member: nothing waits now) */
+    for (int i = 0; i < n; i++) {
+        waiting_credit *w = &r->credits[i];
+        if (m >= 0 && w->member != m) {
+            r->credits[kept++] = *w;
+            continue;
+        }
+        if (send_message(r, w->member, &w->tag, &w->frame) != 0) {
+            rc = -1;
+            if (failed) *failed = w->member;
+        }
+        zmq_msg_close(&w->frame);
+    }
+    r->ncredits = kept;
+    if (!kept) ev_timer_stop(r->loop, &r->credits_timer);
+    return rc;
+}
+
+/* Member m is gone (its index may be reused): what waited for it is dropped. */
+static void drop_credits(reader *r, int m)
+{
+    int kept = 0;
+    for (int i = 0; i < r->ncredits; i++) {
+        if (r->credits[i].member != m) r->credits[kept++] = r->credits[i];
+        else zmq_msg_close(&r->credits[i].frame);
+    }
+    r->ncredits = kept;
+    if (!kept) ev_timer_stop(r->loop, &r->credits_timer);
 }
 
 static void send_to_id(reader *r, const void *id, size_t idlen, const void *a, size_t alen)
@@ -339,10 +406,27 @@ static void on_front_message(reader *r, int f, zmq_msg_t *msg)
     dispatch_tag tag;
     int m = dispatch_route(r->d, f, id, notice, handshake, &tag);
     if (m < 0) return;   /* a notice nobody needs (no member: not read at all) */
-    char head[1 + sizeof tag];
-    head[0] = 'M';
-    memcpy(head + 1, &tag, sizeof tag);
-    if (send_member(r, m, head, sizeof head, msg) != 0) member_gone(r, m, "cannot be reached");
+    if (notice == DISPATCH_CREDITS && r->ncredits < CREDITS_WAITING) {
+        waiting_credit *w = &r->credits[r->ncredits++];
+        w->member = m;
+        w->tag = tag;
+        zmq_msg_init(&w->frame);
+        zmq_msg_move(&w->frame, msg);
+        if (!ev_is_active(&r->credits_timer)) {
+            ev_now_update(r->loop);   /* (the loop's time may be a busy turn old) */
+            ev_timer_set(&r->credits_timer, CREDITS_DELAY, 0);
+            ev_timer_start(r->loop, &r->credits_timer);
+        }
+        return;
+    }
+    if (send_message(r, m, &tag, msg) != 0) member_gone(r, m, "cannot be reached");
+}
+
+static void credits_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    reader *r = w->data;
+    int failed = -1;
+    if (send_credits(r, -1, &failed) != 0) member_gone(r, failed, "cannot be reached");
 }
 
 static int drain_front(reader *r, int f)
@@ -628,6 +712,8 @@ reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, si
         r->death_io.data = r;
         ev_io_start(loop, &r->death_io);
     }
+    ev_init(&r->credits_timer, credits_cb);
+    r->credits_timer.data = r;
     ev_init(&r->probe, probe_cb);
     r->probe.repeat = 0.1;
     r->probe.data = r;
@@ -651,7 +737,9 @@ void reader_stop(reader *r)
         ev_prepare_stop(r->loop, &r->check);
         ev_timer_stop(r->loop, &r->beat);
         ev_timer_stop(r->loop, &r->probe);
+        ev_timer_stop(r->loop, &r->credits_timer);
     }
+    for (int i = 0; i < r->ncredits; i++) zmq_msg_close(&r->credits[i].frame);
     for (int f = 0; f < r->nfronts; f++) {
         front *fr = &r->fronts[f];
         if (r->loop) {

@@ -2,10 +2,13 @@
 """What the relay's extra hop costs, measured in one run (docs/scaling.md):
 one Mongrel2, apps/hello, wrk -t1 -c50 behind it, rows taken in turn each
 round: 1 and 2 hosts connected directly (run --send/--recv), through a
-relay (relay + run --relay), and one host with --workers 2 (its master's
-reader in the bus process; compared with 2 direct hosts). Per row: requests/s, host CPU per request (all
-hosts), relay CPU per request; the relay rows also as a ratio to the direct
-row of the same round. Figures are medians over the rounds. A second table does the same over
+relay (relay + run --relay; the hosts join over tcp://, and once over ipc://
+as hosts on the relay's machine would), and one host with --workers 2 (its
+master's reader in the bus process; compared with 2 direct hosts). Per row:
+requests/s; CPU per request of the hosts, of the relay (or reader), of
+Mongrel2, and their sum (the hop's whole cost is the difference of sums);
+the relay rows also as a ratio to the direct row of the same round. Figures
+are medians over the rounds. A second table does the same over
 ZeroMQ alone (lubeck-bench plays Mongrel2, window 100): the hop's cost
 without Mongrel2's share of the CPU.
 Usage: /usr/bin/python3 tests/bench/relay.py [BUILD] [SECONDS] [ROUNDS]"""
@@ -54,9 +57,17 @@ class Pid:
         self.pid = pid
 
 
+def run_wrk(m2):
+    m2_before = cpu(m2.proc.pid)
+    out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
+                         capture_output=True, text=True, timeout=SECONDS + 30).stdout
+    return out, cpu(m2.proc.pid) - m2_before
+
+
 def measure(m2, hosts, relay):
     """Starts the row's processes, waits until every host answers, runs wrk.
-    relay "workers": one host with --workers N, its reader measured as the relay."""
+    relay "workers": one host with --workers N, its reader measured as the relay;
+    "ipc": a relay whose hosts join over ipc://."""
     procs, relay_proc = [], None
     if relay == "workers":
         master = subprocess.Popen([LUBECK, "run", HELLO, "--send", m2.send_spec, "--recv", m2.recv_spec,
@@ -69,15 +80,16 @@ def measure(m2, hosts, relay):
             reader, workers = Pid(kids[0]), [Pid(k) for k in kids[1:]]
             before = [cpu(p.pid) for p in workers]
             reader_before = cpu(reader.pid)
-            out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
-                                 capture_output=True, text=True, timeout=SECONDS + 30).stdout
+            out, m2_cpu = run_wrk(m2)
             host_cpu = sum(cpu(p.pid) - b for p, b in zip(workers, before))
             relay_cpu = cpu(reader.pid) - reader_before
         finally:
             stop(master)
-        return result(out, host_cpu, relay_cpu)
+        return result(out, host_cpu, relay_cpu, m2_cpu)
     if relay:
         listen = "tcp://127.0.0.1:%d" % free_port()
+        if relay == "ipc":
+            listen = "ipc://%s/relay-%d.sock" % (m2.run, free_port())
         relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
                                        "--listen", listen], stderr=subprocess.DEVNULL)
         argv = ["--relay", listen]
@@ -91,8 +103,7 @@ def measure(m2, hosts, relay):
         time.sleep(1.5)   # every host joined (a relay's hosts say ready within a beat)
         before = [cpu(p.pid) for p in procs]
         relay_before = cpu(relay_proc.pid) if relay_proc else 0
-        out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "http://127.0.0.1:%d/" % m2.port],
-                             capture_output=True, text=True, timeout=SECONDS + 30).stdout
+        out, m2_cpu = run_wrk(m2)
         host_cpu = sum(cpu(p.pid) - b for p, b in zip(procs, before))
         relay_cpu = cpu(relay_proc.pid) - relay_before if relay_proc else 0
     finally:
@@ -100,15 +111,15 @@ def measure(m2, hosts, relay):
             stop(p)
         if relay_proc:
             stop(relay_proc)
-    return result(out, host_cpu, relay_cpu)
+    return result(out, host_cpu, relay_cpu, m2_cpu)
 
 
-def result(out, host_cpu, relay_cpu):
+def result(out, host_cpu, relay_cpu, m2_cpu=0):
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", out)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     return {"rps": rps, "host_us": host_cpu / requests * 1e6, "relay_us": relay_cpu / requests * 1e6,
-            "errors": errors.group(0) if errors else ""}
+            "m2_us": m2_cpu / requests * 1e6, "errors": errors.group(0) if errors else ""}
 
 
 class ZmqFront:
@@ -146,29 +157,33 @@ def zmq_measure(hosts, relay):
             stop(relay_proc)
     requests = int(re.search(r"requests=(\d+)", out).group(1))
     return {"rps": float(re.search(r"rps=(\d+)", out).group(1)), "host_us": host_cpu / requests * 1e6,
-            "relay_us": relay_cpu / requests * 1e6, "errors": ""}
+            "relay_us": relay_cpu / requests * 1e6, "m2_us": 0, "errors": ""}
 
 
 def table(title, rows, results):
     print(title)
-    print("%-8s %5s %10s %14s %15s %18s" % ("path", "hosts", "req/s", "host us/req",
-                                            "reader us/req", "req/s vs direct"))
+    print("%-10s %5s %8s %8s %10s %9s %9s %18s" % ("path", "hosts", "req/s", "host", "reader", "Mongrel2",
+                                                 "sum", "req/s vs direct"))
+    print("%-10s %5s %8s %8s %10s %9s %9s" % ("", "", "", "us/req", "us/req", "us/req", "us/req"))
     for row in rows:
         got = results[row]
         direct = results[("direct", row[1], False)]
         ratio = statistics.median(g["rps"] / d["rps"] for g, d in zip(got, direct))
         errors = "; ".join(g["errors"] for g in got if g["errors"])
-        print("%-8s %5d %10.0f %14.1f %15.1f %18.3f%s" % (
-            row[0], row[1], statistics.median(g["rps"] for g in got),
-            statistics.median(g["host_us"] for g in got), statistics.median(g["relay_us"] for g in got),
+
+        def med(key):
+            return statistics.median(g[key] for g in got)
+        total = statistics.median(g["host_us"] + g["relay_us"] + g["m2_us"] for g in got)
+        print("%-10s %5d %8.0f %8.1f %10.1f %9.1f %9.1f %18.3f%s" % (
+            row[0], row[1], med("rps"), med("host_us"), med("relay_us"), med("m2_us"), total,
             ratio, "  " + errors if errors else ""))
 
 
 def main():
     run = tempfile.mkdtemp(prefix="lubeck-relay-bench.")
     m2 = Mongrel2(HELLO, run)
-    rows = [("direct", 1, False), ("relay", 1, True), ("direct", 2, False), ("relay", 2, True),
-            ("workers", 2, "workers")]
+    rows = [("direct", 1, False), ("relay", 1, True), ("relay ipc", 1, "ipc"), ("direct", 2, False),
+            ("relay", 2, True), ("workers", 2, "workers")]
     results = {r: [] for r in rows}
     try:
         for _ in range(ROUNDS):

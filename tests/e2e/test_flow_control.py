@@ -2,7 +2,8 @@
 (docs/flow-control.md): bursts never make Mongrel2 drop a client that reads,
 also when a busy loop holds both cores; a slow reader slows only its own
 connection; a client that reads nothing is closed by lubeck after the send
-timeout; streamed and large responses go out whole. Every plain GET sent
+timeout; streamed and large responses go out whole, also behind a relay
+(whose credits notices may wait a millisecond). Every plain GET sent
 alongside is counted: each one must be answered."""
 import http.client
 import json
@@ -15,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import APPS, LUBECK, Mongrel2, Process, Server
+from conftest import APPS, LUBECK, Mongrel2, Process, Server, free_port
 from test_websocket import WS, WSClosed
 
 APP = os.path.join(APPS, "websocket")
@@ -243,4 +244,40 @@ def test_two_hosts_on_one_front_keep_a_keep_alive_connection_going_past_the_wind
     finally:
         for h in hosts:
             h.stop()
+        m2.stop()
+
+
+def test_behind_a_relay_every_credits_notice_reaches_the_host_that_wrote(tmp_path):
+    """Behind `lubeck relay` a credits notice may wait at the relay up to 1 ms
+    for the next message to its host (docs/scaling.md), and still arrives: a
+    1 MB response (ten windows) and a 1.5 MB stream, where nothing else goes
+    to the host while it waits, come whole instead of being cut off by the
+    2 s send timeout; 500 replies of 1 KiB on one keep-alive connection (five
+    windows' worth) are all answered."""
+    m2 = Mongrel2(APP, tmp_path / "m2")
+    listen = "tcp://127.0.0.1:%d" % free_port()
+    procs = []
+    try:
+        procs.append(Process([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
+                              "--listen", listen]))
+        procs.append(Process([LUBECK, "run", APP, "--relay", listen],
+                             env=dict(os.environ, LUBECK_SEND_TIMEOUT=str(SEND_TIMEOUT))))
+        assert m2.wait_ok("/big?bytes=1")
+        r = m2.get("/big?bytes=1000000", timeout=10)
+        assert r.status == 200 and r.body == b"b" * 1000000
+        r = m2.get("/stream?chunks=300&size=5000", timeout=10)
+        assert r.status == 200 and r.body == b"s" * 1500000
+        c = http.client.HTTPConnection("127.0.0.1", m2.port, timeout=5)
+        answered = 0
+        for i in range(500):
+            c.request("GET", "/big?bytes=1000")
+            r = c.getresponse()
+            body = r.read()
+            assert r.status == 200 and len(body) == 1000, (i, r.status, len(body))
+            answered += 1
+        c.close()
+        assert answered == 500
+    finally:
+        for p in reversed(procs):   # the host leaves while its relay is there
+            p.stop()
         m2.stop()
