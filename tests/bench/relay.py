@@ -26,35 +26,16 @@ SECONDS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
 ROUNDS = int(sys.argv[3]) if len(sys.argv) > 3 else 3
 os.environ["LUBECK_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
 from conftest import LUBECK, Mongrel2, free_port  # noqa: E402
+from hosts import Hosts, cpu, stop  # noqa: E402
 
 HELLO = os.path.join(ROOT, "apps", "hello")
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def children(pid):
     with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
         return [int(c) for c in f.read().split()]
-
-
-class Pid:
-    def __init__(self, pid):
-        self.pid = pid
 
 
 def run_wrk(m2):
@@ -68,7 +49,6 @@ def measure(m2, hosts, relay):
     """Starts the row's processes, waits until every host answers, runs wrk.
     relay "workers": one host with --workers N, its reader measured as the relay;
     "ipc": a relay whose hosts join over ipc://."""
-    procs, relay_proc = [], None
     if relay == "workers":
         master = subprocess.Popen([LUBECK, "run", HELLO, "--send", m2.send_spec, "--recv", m2.recv_spec,
                                    "--workers", str(hosts)], stdout=subprocess.DEVNULL,
@@ -77,41 +57,23 @@ def measure(m2, hosts, relay):
             assert m2.wait_ok("/", 20)
             time.sleep(1.5)
             kids = sorted(children(master.pid))   # the bus (and reader) was forked first
-            reader, workers = Pid(kids[0]), [Pid(k) for k in kids[1:]]
-            before = [cpu(p.pid) for p in workers]
-            reader_before = cpu(reader.pid)
+            reader, workers = kids[0], kids[1:]
+            before = [cpu(p) for p in workers]
+            reader_before = cpu(reader)
             out, m2_cpu = run_wrk(m2)
-            host_cpu = sum(cpu(p.pid) - b for p, b in zip(workers, before))
-            relay_cpu = cpu(reader.pid) - reader_before
+            host_cpu = sum(cpu(p) - b for p, b in zip(workers, before))
+            relay_cpu = cpu(reader) - reader_before
         finally:
             stop(master)
         return result(out, host_cpu, relay_cpu, m2_cpu)
-    if relay:
-        listen = "tcp://127.0.0.1:%d" % free_port()
-        if relay == "ipc":
-            listen = "ipc://%s/relay-%d.sock" % (m2.run, free_port())
-        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
-                                       "--listen", listen], stderr=subprocess.DEVNULL)
-        argv = ["--relay", listen]
-    else:
-        argv = ["--send", m2.send_spec, "--recv", m2.recv_spec]
-    for _ in range(hosts):
-        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-    try:
+    mode = {False: None, True: "tcp", "ipc": "ipc"}[relay]
+    with Hosts(LUBECK, HELLO, m2, hosts, mode, m2.run) as row:
         assert m2.wait_ok("/", 20)
         time.sleep(1.5)   # every host joined (a relay's hosts say ready within a beat)
-        before = [cpu(p.pid) for p in procs]
-        relay_before = cpu(relay_proc.pid) if relay_proc else 0
+        host_before, relay_before = row.cpu()
         out, m2_cpu = run_wrk(m2)
-        host_cpu = sum(cpu(p.pid) - b for p, b in zip(procs, before))
-        relay_cpu = cpu(relay_proc.pid) - relay_before if relay_proc else 0
-    finally:
-        for p in procs:
-            stop(p)
-        if relay_proc:
-            stop(relay_proc)
-    return result(out, host_cpu, relay_cpu, m2_cpu)
+        host_after, relay_after = row.cpu()
+    return result(out, host_after - host_before, relay_after - relay_before, m2_cpu)
 
 
 def result(out, host_cpu, relay_cpu, m2_cpu=0):
@@ -135,26 +97,9 @@ def zmq_measure(hosts, relay):
     bench = subprocess.Popen([os.path.join(BUILD, "lubeck-bench"), "--send", front.send_spec, "--recv",
                               front.recv_spec, "--window", "100", "--duration", str(SECONDS + 2)],
                              stdout=subprocess.PIPE, text=True)
-    procs, relay_proc = [], None
-    if relay:
-        listen = "tcp://127.0.0.1:%d" % free_port()
-        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", front.send_spec, "--recv", front.recv_spec,
-                                       "--listen", listen], stderr=subprocess.DEVNULL)
-        argv = ["--relay", listen]
-    else:
-        argv = ["--send", front.send_spec, "--recv", front.recv_spec]
-    for _ in range(hosts):
-        procs.append(subprocess.Popen([LUBECK, "run", HELLO] + argv, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-    try:
+    with Hosts(LUBECK, HELLO, front, hosts, "tcp" if relay else None) as row:
         out = bench.communicate(timeout=SECONDS + 30)[0]
-        host_cpu = sum(cpu(p.pid) for p in procs)
-        relay_cpu = cpu(relay_proc.pid) if relay_proc else 0
-    finally:
-        for p in procs:
-            stop(p)
-        if relay_proc:
-            stop(relay_proc)
+        host_cpu, relay_cpu = row.cpu()
     requests = int(re.search(r"requests=(\d+)", out).group(1))
     return {"rps": float(re.search(r"rps=(\d+)", out).group(1)), "host_us": host_cpu / requests * 1e6,
             "relay_us": relay_cpu / requests * 1e6, "m2_us": 0, "errors": ""}

@@ -14,7 +14,6 @@ Usage: /usr/bin/python3 tests/bench/ws_hosts.py [BUILD] [SECONDS] [ROUNDS]"""
 import os
 import selectors
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,28 +26,11 @@ CONNS, WINDOW, GRACE = 40, 4, 3.0
 os.environ["LUBECK_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
-from conftest import LUBECK, Mongrel2, free_port  # noqa: E402
+from conftest import LUBECK, Mongrel2  # noqa: E402
+from hosts import Hosts  # noqa: E402
 from ws_bench import Conn, frame  # noqa: E402
 
 APP = os.path.join(ROOT, "tests", "e2e", "apps", "websocket")
-
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def stop(proc):
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 class Client:
@@ -113,32 +95,16 @@ def drive(port):
 
 
 def measure(m2, hosts, relay):
-    procs, relay_proc = [], None
-    if relay:
-        listen = "tcp://127.0.0.1:%d" % free_port()
-        relay_proc = subprocess.Popen([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec,
-                                       "--listen", listen], stderr=subprocess.DEVNULL)
-        argv = ["--relay", listen]
-    else:
-        argv = ["--send", m2.send_spec, "--recv", m2.recv_spec]
-    for _ in range(hosts):
-        procs.append(subprocess.Popen([LUBECK, "run", APP] + argv, stdout=subprocess.DEVNULL,
-                                      stderr=subprocess.DEVNULL))
-    try:
+    with Hosts(LUBECK, APP, m2, hosts, "tcp" if relay else None) as row:
         assert m2.wait_ok("/closes", 20)
         time.sleep(1.5)   # every host joined
-        before = [cpu(p.pid) for p in procs]
-        relay_before = cpu(relay_proc.pid) if relay_proc else 0
+        host_before, relay_before = row.cpu()
         got = drive(m2.port)
-        frames = got["fps"] * SECONDS or 1
-        got["host_us"] = sum(cpu(p.pid) - b for p, b in zip(procs, before)) / frames * 1e6
-        got["relay_us"] = (cpu(relay_proc.pid) - relay_before) / frames * 1e6 if relay_proc else 0
-        return got
-    finally:
-        for p in procs:
-            stop(p)
-        if relay_proc:
-            stop(relay_proc)
+        host_after, relay_after = row.cpu()
+    frames = got["fps"] * SECONDS or 1
+    got["host_us"] = (host_after - host_before) / frames * 1e6
+    got["relay_us"] = (relay_after - relay_before) / frames * 1e6
+    return got
 
 
 def main():
