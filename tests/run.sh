@@ -82,13 +82,15 @@ else
 fi
 
 echo "== sanitizers: C units and end to end against an ASan+UBSan build"
-# LuaJIT runs fine under ASan here; leak checking is off for these runs since the
-# process exits with its states and zmq context torn down by the OS (the
-# embedding test checks lubeck_free under valgrind instead).
+# LuaJIT runs fine under ASan here. The C units free what they make, so they
+# run with leak checking; the e2e processes exit with their states and zmq
+# context torn down by the OS, so leak checking is off for them (the embedding
+# test checks lubeck_free under valgrind instead).
 if cmake -S . -B build-asan -DLUBECK_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug >"$log/asan-cmake" 2>&1 &&
    cmake --build build-asan -j2 >"$log/asan-build" 2>&1; then
     export ASAN_OPTIONS=detect_leaks=0 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-    ctest --test-dir build-asan --output-on-failure >"$log/asan-ctest" 2>&1 && ok=1 || ok=0
+    ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure >"$log/asan-ctest" 2>&1 &&
+        ok=1 || ok=0
     [ "$ok" = 1 ] || tail -40 "$log/asan-ctest"
     # (test_embed runs valgrind, which cannot run ASan binaries; test_install
     # builds and installs the tree itself)
