@@ -17,6 +17,11 @@ static void stop_cb(struct ev_loop *loop, ev_signal *w, int revents)
     ev_break(loop, EVBREAK_ALL);
 }
 
+static void report_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    reader_report(w->data);
+}
+
 int relay_main(const cli_options *o)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -30,11 +35,14 @@ int relay_main(const cli_options *o)
         fprintf(stderr, "lubeck relay: %s\n", err);
         return 1;
     }
-    ev_signal sigint, sigterm;
+    ev_signal sigint, sigterm, sigusr1;
     ev_signal_init(&sigint, stop_cb, SIGINT);
     ev_signal_init(&sigterm, stop_cb, SIGTERM);
+    ev_signal_init(&sigusr1, report_cb, SIGUSR1);
+    sigusr1.data = r;
     ev_signal_start(loop, &sigint);
     ev_signal_start(loop, &sigterm);
+    ev_signal_start(loop, &sigusr1);
     fprintf(stderr, "lubeck relay: reading %s, hosts join at %s\n", o->send_specs, o->listen);
     ev_run(loop, 0);
     reader_stop(r);

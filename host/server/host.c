@@ -97,9 +97,21 @@ static lbk_req *req_alloc(lubeck *h)
     return r;
 }
 
+/* Whether this host ended r's client connection itself with nothing of it
+ * left to send. Mongrel2 sends no disconnect notice then, so a reader must be
+ * told to forget the connection, and the credits owed for it will not reach
+ * this host: its flow entry goes now. (A close still waiting in the flow
+ * backlog is left to the credits that will send it.) */
+static int closed_here(lubeck *h, lbk_req *r)
+{
+    if (!r->conn_closed || flow_backlog(h, r->m2.sender, r->m2.conn_id) > 0) return 0;
+    flow_gone(h, r->m2.sender, r->m2.conn_id);
+    return 1;
+}
+
 void host_req_free(lubeck *h, lbk_req *r)
 {
-    if (r->reader_link) member_done(h, r->reader_link - 1, r->reader_tag);
+    if (r->reader_link) member_done(h, r->reader_link - 1, r->reader_tag, closed_here(h, r));
     r->reader_link = 0;
     if (r->upload_path) {        /* the handler owned the upload: it ends here */
         unlink(r->upload_path);
@@ -356,7 +368,7 @@ static void on_frame(lubeck *h, lbk_front *f, zmq_msg_t *msg, int link, uint64_t
     lbk_req *r = req_alloc(h);
     if (!r) {
         log_error_limited("out of memory: dropped a request");
-        if (link) member_done(h, link - 1, tag);
+        if (link) member_done(h, link - 1, tag, 0);
         return;
     }
     r->front = f ? f->index : -1;

@@ -46,6 +46,7 @@ struct lbk_req {
     unsigned is_head : 1;        /* HEAD request: bodies are not sent */
     unsigned keep_alive : 1;     /* the client connection stays open after the reply */
     unsigned parked : 1;         /* in the conn map and the deadline list */
+    unsigned conn_closed : 1;    /* this host closed the client's connection: no disconnect notice follows */
     int front;                   /* the front it came through (front.c), -1: none */
     unsigned front_epoch;        /* that front's epoch at receipt */
     const char *cancelled;       /* "closed" or "timeout" once cancelled, else NULL */

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dispatch.h"
 #include "log.h"
 
 #define MAX_LINKS 16
@@ -101,12 +102,20 @@ static void flush_all(struct lbk_member *m)
     for (int i = 0; i < m->nlinks; i++) flush_done(&m->links[i]);
 }
 
-void member_done(lubeck *h, int link, uint64_t tag)
+_Static_assert(sizeof(dispatch_tag) == sizeof(uint64_t), "a reader's tag travels as 8 bytes");
+
+void member_done(lubeck *h, int link, uint64_t tag, int closed)
 {
     struct lbk_member *m = h->member;
     if (!m || link < 0 || link >= m->nlinks) return;
     member_link *l = &m->links[link];
     if (l->ndone == DONE_BATCH) flush_done(l);
+    if (closed) {
+        dispatch_tag t;
+        memcpy(&t, &tag, sizeof t);
+        t.front |= DISPATCH_TAG_CLOSED;
+        memcpy(&tag, &t, sizeof tag);
+    }
     l->done[l->ndone++] = tag;
     if (!ev_is_active(&m->report)) {
         ev_now_update(h->loop);   /* (the loop's time may be a busy iteration old) */
@@ -208,7 +217,7 @@ static void on_message(struct lbk_member *m, int link, zmq_msg_t *head)
         zmq_msg_init(&frame);
         if (zmq_msg_recv(&frame, l->sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&frame);
-            member_done(m->h, link, tag);   /* (parts arrive together: cannot happen) */
+            member_done(m->h, link, tag, 0);   /* (parts arrive together: cannot happen) */
             return;
         }
         host_receive(m->h, &frame, link, tag);

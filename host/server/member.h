@@ -15,8 +15,9 @@
 int member_configure(lubeck *h, const char *reader_specs, int relay);
 /* lubeck_start: connect and start watching. 0 or -1 (h->err set). */
 int member_start(lubeck *h);
-/* A request handed by link with tag has ended (host_req_free). */
-void member_done(lubeck *h, int link, uint64_t tag);
+/* The message handed on link with tag has ended (host_req_free); closed: this
+ * host closed its client's connection (the reader forgets the connection). */
+void member_done(lubeck *h, int link, uint64_t tag, int closed);
 /* lubeck_stop: tell the readers, keep receiving until each says bye. */
 void member_leave(lubeck *h);
 /* 1 once no reader will hand this host anything more (after member_leave). */

@@ -110,6 +110,7 @@ static void cancel_req(lubeck *h, lbk_req *r, const char *reason)
     unsigned round = ++h->park->cancel_round;
     r->cancelled = reason;
     r->done = 1;
+    if (strcmp(reason, "closed") == 0) r->conn_closed = 1;   /* gone, with or without a notice */
     /* Each cancel runs Lua that may end tasks (and the request): restart the walk
      * after each one, and stop when the request is gone. Each task is woken once
      * per round: one that yields bare right away waits for the loop like any

@@ -63,6 +63,7 @@ void host_close_conn(lubeck *h, lbk_req *r)
 {
     send_frame(h, r, SLICE_LIT(""), SLICE_LIT(""), SLICE_LIT(""));   /* empty body = close */
     r->keep_alive = 0;
+    r->conn_closed = 1;
 }
 
 static char *put_slice(char *o, const char *end, slice s)

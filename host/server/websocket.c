@@ -230,6 +230,7 @@ void ws_close_now(ws_conn *c)
     ev_timer_stop(c->h->loop, &c->close_wait);
     drop_pending(c);
     host_send_ids(c->h, c->sender, &c->id, 1, SLICE_LIT(""));
+    if (c->req) c->req->conn_closed = 1;
 }
 
 static void put_close_payload(char *out, int code, const char *reason, size_t n)

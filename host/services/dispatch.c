@@ -248,11 +248,13 @@ void dispatch_done(dispatch *d, int m, const dispatch_tag *tag)
     dispatch_member *mb = dispatch_member_at(d, m);
     if (!mb) return;
     if (mb->inflight > 0) mb->inflight--;
-    if (tag->front >= DISPATCH_MAX_FRONTS || tag->epoch != d->epoch[tag->front]) return;
-    conn_entry **pp = find_slot(d, conn_key(tag->front, tag->conn_id));
+    int front = tag->front & ~DISPATCH_TAG_CLOSED;
+    if (front >= DISPATCH_MAX_FRONTS || tag->epoch != d->epoch[front]) return;
+    conn_entry **pp = find_slot(d, conn_key(front, tag->conn_id));
     conn_entry *e = *pp;
     if (!e || e->member != m) return;
     if (e->held > 0) e->held--;
+    if (tag->front & DISPATCH_TAG_CLOSED) e->ended = 1;
     if (e->held == 0 && e->ended) unlink_entry(d, pp);   /* else kept for its credits */
 }
 

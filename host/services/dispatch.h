@@ -30,6 +30,12 @@ typedef struct dispatch_tag {
     uint16_t epoch;
 } dispatch_tag;
 
+/* Set in a done report's front by a member that closed the client's
+ * connection itself (an empty reply, a WebSocket close, a cancel): Mongrel2
+ * sends no disconnect notice then, so the report ends the connection as a
+ * notice would, once nothing of it is in flight. */
+#define DISPATCH_TAG_CLOSED 0x8000
+
 typedef enum dispatch_state { MEMBER_FREE, MEMBER_READY, MEMBER_LEAVING } dispatch_state;
 
 typedef struct dispatch_member {
@@ -76,7 +82,7 @@ enum {
  * is a WebSocket handshake (its connection then stays a session). Counts the
  * message as in flight and fills *tag. -1 with no ready member. */
 int dispatch_route(dispatch *d, int front, uint32_t conn_id, int notice, int websocket, dispatch_tag *tag);
-/* A member reports a message done. */
+/* A member reports a message done (tag's front may carry DISPATCH_TAG_CLOSED). */
 void dispatch_done(dispatch *d, int m, const dispatch_tag *tag);
 /* The front reconnected (a new Mongrel2 life): its connections are forgotten
  * and later tags carry a new epoch, so late reports of the old ones only

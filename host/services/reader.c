@@ -87,6 +87,19 @@ static void say(reader *r, const char *fmt, ...)
     va_end(ap);
 }
 
+void reader_report(reader *r)
+{
+    int members = 0, inflight = 0;
+    for (int m = 0; m < dispatch_member_count(r->d); m++) {
+        const dispatch_member *mb = dispatch_member_at(r->d, m);
+        if (!mb) continue;
+        members++;
+        inflight += mb->inflight;
+    }
+    say(r, "reader: %d member(s), %d ready, %d message(s) in flight, %zu connection(s) known",
+        members, dispatch_ready_count(r->d), inflight, dispatch_conn_count(r->d));
+}
+
 /* ---- answering what a gone member held ------------------------------------------ */
 
 static void collect_held(void *ud, int front, uint32_t conn_id, int websocket, int leaving)

@@ -38,6 +38,9 @@ typedef struct reader reader;
 
 reader *reader_start(struct ev_loop *loop, const reader_config *c, char *err, size_t errlen);
 void reader_stop(reader *r);
+/* One line on stderr: members (ready), messages in flight, connections known
+ * (`kill -USR1` on a relay). */
+void reader_report(reader *r);
 
 /* What the reader reads of a frame "SENDER ID PATH LEN:HEADERS...": the
  * sender, the connection id, whether it is a notice (path "@*": 0, or

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import APPS, LUBECK, Mongrel2, Process, Server
+from conftest import APPS, LUBECK, Mongrel2, Process, Server, free_port
 from test_websocket import WS
 
 APP = os.path.join(APPS, "dispatch")
@@ -269,6 +269,63 @@ def test_a_relay_that_cannot_listen_says_so(tmp_path):
                              timeout=10)
     assert out.returncode == 1
     assert "cannot listen on tcp://127.0.0.1:%d" % taken in out.stderr
+
+
+def relay_known(relay, before):
+    """The connections the relay knows, from the line `kill -USR1` prints."""
+    relay.signal(signal.SIGUSR1)
+    line = relay.wait_for(lambda out, err: next((l for l in err[before:] if "connection(s) known" in l), None),
+                          what="the relay's report")
+    return int(line.split(" message(s) in flight, ")[1].split()[0])
+
+
+def test_the_relay_forgets_connections_its_host_closed(tmp_path):
+    """Mongrel2 sends no disconnect notice for a connection the handler closed
+    (a "Connection: close" request, a 404): the host's done report says it
+    closed it, and the relay forgets it, instead of keeping an entry for every
+    such connection for as long as it runs. Connections left open stay known
+    (their credits must reach the host) until their clients close them."""
+    m2 = Mongrel2(APP, tmp_path / "m2")
+    listen = "tcp://127.0.0.1:%d" % free_port()
+    relay = Process([LUBECK, "relay", "--send", m2.send_spec, "--recv", m2.recv_spec, "--listen", listen])
+    host = Process([LUBECK, "run", APP, "--relay", listen])
+    kept = []
+    try:
+        assert m2.wait_ok("/pid")
+        answered = 0
+        for i in range(200):
+            c = http.client.HTTPConnection("127.0.0.1", m2.port, timeout=5)
+            c.request("GET", "/pid" if i % 2 else "/missing", headers={"Connection": "close"})
+            r = c.getresponse()
+            r.read()
+            assert r.status == (200 if i % 2 else 404)
+            answered += 1
+            c.close()
+        assert answered == 200
+        for _ in range(20):
+            c = http.client.HTTPConnection("127.0.0.1", m2.port, timeout=5)
+            c.request("GET", "/pid")
+            r = c.getresponse()
+            r.read()
+            assert r.status == 200
+            kept.append(c)
+        counts = []
+        deadline = time.time() + 5
+        while time.time() < deadline and (not counts or counts[-1] != 20):
+            counts.append(relay_known(relay, len(relay.err)))
+            time.sleep(0.2)
+        assert counts[-1] == 20, counts
+        for c in kept:
+            c.close()
+        deadline = time.time() + 5
+        while time.time() < deadline and counts[-1] != 0:   # now by their disconnect notices
+            counts.append(relay_known(relay, len(relay.err)))
+            time.sleep(0.2)
+        assert counts[-1] == 0, counts
+    finally:
+        host.stop()
+        relay.stop()
+        m2.stop()
 
 
 def test_what_a_stopping_worker_cannot_finish_in_its_drain_time_is_answered_503(tmp_path):

@@ -175,6 +175,32 @@ static void credits_after_the_request_reach_the_writer_until_the_disconnect(void
     dispatch_free(d);
 }
 
+/* Mongrel2 sends no disconnect notice for a connection the member closed
+ * itself: the member's done report says so, and the connection is forgotten
+ * once nothing of it is in flight (else the table grows with every
+ * "Connection: close" request). */
+static void a_connection_the_member_closed_is_forgotten_when_idle(void **state)
+{
+    (void)state;
+    dispatch *d = dispatch_new();
+    int a = join(d, "a");
+    dispatch_tag first, second, k;
+    assert_int_equal(dispatch_route(d, 0, 5, DISPATCH_MESSAGE, 0, &first), a);
+    assert_int_equal(dispatch_route(d, 0, 5, DISPATCH_MESSAGE, 0, &second), a);   /* pipelined */
+    first.front |= DISPATCH_TAG_CLOSED;
+    dispatch_done(d, a, &first);
+    assert_int_equal(dispatch_conn_count(d), 1);   /* the second is still in flight */
+    dispatch_done(d, a, &second);
+    assert_int_equal(dispatch_conn_count(d), 0);
+    assert_int_equal(dispatch_member_at(d, a)->inflight, 0);
+    assert_int_equal(dispatch_route(d, 0, 5, DISPATCH_CREDITS, 0, &k), -1);   /* nothing to tell */
+    /* Without the flag it stays known for its credits, as before. */
+    assert_int_equal(dispatch_route(d, 0, 6, DISPATCH_MESSAGE, 0, &first), a);
+    dispatch_done(d, a, &first);
+    assert_int_equal(dispatch_conn_count(d), 1);
+    dispatch_free(d);
+}
+
 static void no_ready_member_routes_nothing(void **state)
 {
     (void)state;
@@ -219,6 +245,7 @@ int main(void)
         cmocka_unit_test(a_leaving_member_keeps_its_connections_but_gets_no_new_one),
         cmocka_unit_test(a_front_reset_forgets_its_connections_and_old_reports),
         cmocka_unit_test(credits_after_the_request_reach_the_writer_until_the_disconnect),
+        cmocka_unit_test(a_connection_the_member_closed_is_forgotten_when_idle),
         cmocka_unit_test(no_ready_member_routes_nothing),
         cmocka_unit_test(many_connections_grow_the_table),
     };
