@@ -25,6 +25,16 @@ def stop(proc):
         proc.wait()
 
 
+def interleaved(rows, rounds, measure):
+    """{row: [measure(row) of each round]}, every row measured once per round
+    in turn, so that drift in the machine's load touches all rows alike."""
+    results = {row: [] for row in rows}
+    for _ in range(rounds):
+        for row in rows:
+            results[row].append(measure(row))
+    return results
+
+
 class Hosts:
     """`with Hosts(lubeck, app, front, n, relay) as row:` n hosts running app,
     on front (anything with send_spec and recv_spec). relay: None (each host

@@ -28,7 +28,7 @@ os.environ["LUBECK_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
 from conftest import LUBECK, Mongrel2, free_port  # noqa: E402
-from hosts import Hosts, cpu, stop  # noqa: E402
+from hosts import Hosts, cpu, interleaved, stop  # noqa: E402
 
 HELLO = os.path.join(ROOT, "apps", "hello")
 
@@ -129,19 +129,13 @@ def main():
     m2 = Mongrel2(HELLO, run)
     rows = [("direct", 1, False), ("relay", 1, True), ("relay ipc", 1, "ipc"), ("direct", 2, False),
             ("relay", 2, True), ("workers", 2, "workers")]
-    results = {r: [] for r in rows}
     try:
-        for _ in range(ROUNDS):
-            for row in rows:
-                results[row].append(measure(m2, row[1], row[2]))
+        results = interleaved(rows, ROUNDS, lambda row: measure(m2, row[1], row[2]))
     finally:
         m2.stop()
     table("behind Mongrel2 (wrk -t1 -c50, %d s, %d rounds)" % (SECONDS, ROUNDS), rows, results)
     zrows = [("direct", 1, False), ("relay", 1, True)]
-    zresults = {r: [] for r in zrows}
-    for _ in range(ROUNDS):
-        for row in zrows:
-            zresults[row].append(zmq_measure(row[1], row[2]))
+    zresults = interleaved(zrows, ROUNDS, lambda row: zmq_measure(row[1], row[2]))
     table("over ZeroMQ (lubeck-bench, window 100; the host's CPU includes its start)", zrows, zresults)
 
 

@@ -27,7 +27,7 @@ os.environ["LUBECK_BUILD"] = BUILD
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
 from conftest import LUBECK, Mongrel2  # noqa: E402
-from hosts import Hosts  # noqa: E402
+from hosts import Hosts, interleaved  # noqa: E402
 from ws_bench import Conn, frame  # noqa: E402
 
 APP = os.path.join(ROOT, "tests", "e2e", "apps", "websocket")
@@ -111,11 +111,8 @@ def main():
     run = tempfile.mkdtemp(prefix="lubeck-ws-hosts.")
     m2 = Mongrel2(APP, run)
     rows = [("direct", 1, False), ("relay", 1, True), ("relay", 2, True)]
-    results = {r: [] for r in rows}
     try:
-        for _ in range(ROUNDS):
-            for row in rows:
-                results[row].append(measure(m2, row[1], row[2]))
+        results = interleaved(rows, ROUNDS, lambda row: measure(m2, row[1], row[2]))
     finally:
         m2.stop()
     print("WebSocket echo on /counter: %d connections x %d in flight, %g s, %d rounds"

@@ -32,7 +32,11 @@ class Load:
         self.max_requests = max_requests
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
 
+    def _enter(self):
+        """Runs first in each client's thread (test_pool's clients enter a namespace)."""
+
     def _run(self):
+        self._enter()
         while self.stop_at is None or time.time() < self.stop_at:
             with self.lock:
                 if len(self.records) >= self.max_requests:

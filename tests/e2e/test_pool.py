@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import APPS, LUBECK, Process
-from test_dispatch import ws_frame
+from test_dispatch import Load, ws_frame
 from test_websocket import WS
 
 APP = os.path.join(APPS, "dispatch")
@@ -213,46 +213,17 @@ def test_a_closed_long_poll_is_learned_by_the_host_holding_it(pool):
     assert sorted(delays)[3] < 0.1, delays
 
 
-class FrontLoad:
-    """Counted clients inside a front's namespace (see test_dispatch.Load)."""
+class FrontLoad(Load):
+    """Counted clients (test_dispatch.Load) inside a front's namespace."""
 
     def __init__(self, front, path, clients=4, timeout=8):
-        self.front, self.path, self.timeout, self.clients = front, path, timeout, clients
-        self.records, self.lock, self.stop_at = [], threading.Lock(), None
-        self.threads = []
+        super().__init__(HTTP_PORT, path, clients, timeout)
+        self.front = front
 
-    def _client(self):
+    def _enter(self):
         fd = os.open("/run/netns/" + ns(self.front), os.O_RDONLY)
         libc.setns(fd, CLONE_NEWNET)
         os.close(fd)
-        n = 0
-        while (self.stop_at is None or time.time() < self.stop_at) and n < 5000:
-            n += 1
-            started = time.time()
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", HTTP_PORT, timeout=self.timeout)
-                conn.request("GET", self.path)
-                res = conn.getresponse()
-                res.read()
-                status = res.status
-                conn.close()
-            except Exception as e:
-                status = "%s: %s" % (type(e).__name__, e)
-            with self.lock:
-                self.records.append((started, time.time(), status))
-
-    def start(self):
-        self.threads = [threading.Thread(target=self._client, daemon=True) for _ in range(self.clients)]
-        for t in self.threads:
-            t.start()
-        return self
-
-    def finish(self, after):
-        self.stop_at = time.time() + after
-        for t in self.threads:
-            t.join(after + self.timeout + 5)
-        assert not any(t.is_alive() for t in self.threads)
-        return self.records
 
 
 def joined(front):

@@ -7,8 +7,37 @@
 
 #include <stdio.h>
 #include <lauxlib.h>
+#include <lualib.h>
 
 #include "scheduler.h"
+
+/* sleep(seconds) → true; its upvalue is the scheduler. */
+static inline int harness_sleep(lua_State *L)
+{
+    lbk_sched *s = lua_touserdata(L, lua_upvalueindex(1));
+    return sched_sleep(L, sched_running(s, L, "sleep"), luaL_checknumber(L, 1));
+}
+
+/* The global name: fn with ud as its one upvalue. */
+static inline void harness_set_fn(lua_State *L, const char *name, lua_CFunction fn, void *ud)
+{
+    lua_pushlightuserdata(L, ud);
+    lua_pushcclosure(L, fn, 1);
+    lua_setglobal(L, name);
+}
+
+/* g's Lua state on scheduler s: the standard libraries, sleep(seconds) and an
+ * empty table `seen` for chunks to write into. */
+static inline lua_State *harness_open(lbk_gen *g, lbk_sched *s)
+{
+    g->sched = s;
+    lua_State *L = g->L = luaL_newstate();
+    luaL_openlibs(L);
+    harness_set_fn(L, "sleep", harness_sleep, s);
+    lua_newtable(L);
+    lua_setglobal(L, "seen");
+    return L;
+}
 
 /* A task of g with the chunk src loaded, not started yet. */
 static inline lbk_task *harness_task(lbk_gen *g, const char *src)

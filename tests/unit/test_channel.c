@@ -61,17 +61,11 @@ static int setup(void **state)
     static const lbk_sched_hooks hooks = { .task_ended = on_ended };
     sched_init(&f->h.sched, f->h.loop, &hooks, f);
     f->gen.host = &f->h;
-    f->gen.sched = &f->h.sched;
-    lua_State *L = f->gen.L = luaL_newstate();
-    luaL_openlibs(L);
+    lua_State *L = harness_open(&f->gen, &f->h.sched);
     lua_newtable(L);
     channel_open(L, &f->gen);
     lua_setglobal(L, "channel");   /* what lubeck.core.channel holds */
-    lua_pushlightuserdata(L, f);
-    lua_pushcclosure(L, wait_tagged, 1);
-    lua_setglobal(L, "wait_tagged");
-    lua_newtable(L);
-    lua_setglobal(L, "seen");
+    harness_set_fn(L, "wait_tagged", wait_tagged, f);
     *state = f;
     return 0;
 }

@@ -85,6 +85,13 @@ static void send_one(fixture *f, uint32_t id, const char *body)
     assert_int_equal(flow_send(&f->h, S(SENDER), id, S(body), NONE, NONE), 0);
 }
 
+/* buf holds n copies of c, as a string (buf has room for n + 1). */
+static void filled(char *buf, char c, size_t n)
+{
+    memset(buf, c, n);
+    buf[n] = '\0';
+}
+
 static void credit(fixture *f, uint32_t id, size_t n)
 {
     flow_credit(&f->h, S(SENDER), id, n);
@@ -96,8 +103,7 @@ static void without_credits_every_message_goes_straight_out(void **state)
     fixture *f = fixture_new(NULL);
     assert_int_equal(flow_window(&f->h), 0);
     char big[5000];
-    memset(big, 'x', sizeof big - 1);
-    big[sizeof big - 1] = '\0';
+    filled(big, 'x', sizeof big - 1);
     for (int i = 0; i < 20; i++) send_one(f, 1, big);
     assert_int_equal(f->cap.n, 20);
     assert_int_equal(flow_backlog(&f->h, S(SENDER), 1), 0);
@@ -121,10 +127,8 @@ static void what_does_not_fit_waits_and_leaves_in_order_as_credits_come(void **s
     (void)state;
     fixture *f = fixture_new("1000");
     char a[601], b[701];
-    memset(a, 'a', 600);
-    a[600] = '\0';
-    memset(b, 'b', 700);
-    b[700] = '\0';
+    filled(a, 'a', 600);
+    filled(b, 'b', 700);
     send_one(f, 1, a);                          /* fits: out at once */
     assert_int_equal(f->cap.n, 1);
     /* 600 + 700 > 1000: b is cut into pieces of a quarter window (250, 250,
@@ -156,8 +160,7 @@ static void bytes_in_flight_never_pass_the_window(void **state)
     (void)state;
     fixture *f = fixture_new("1000");
     char chunk[301];
-    memset(chunk, 'c', 300);
-    chunk[300] = '\0';
+    filled(chunk, 'c', 300);
     for (int i = 0; i < 10; i++) send_one(f, 3, chunk);
     /* Mongrel2's part: every captured message is in flight until it is
      * credited, oldest first, one at a time. */
@@ -194,8 +197,7 @@ static void a_waiter_hears_once_when_the_backlog_empties_or_the_client_left(void
     (void)state;
     fixture *f = fixture_new("1000");
     char big[2001];
-    memset(big, 'z', 2000);
-    big[2000] = '\0';
+    filled(big, 'z', 2000);
     flow_waiter w = { .fn = note };
     heard[0] = heard[1] = 0;
     assert_int_equal(flow_watch(&f->h, S(SENDER), 4, &w), 0);   /* nothing waits: no watch */
@@ -222,8 +224,7 @@ static void a_restarted_mongrel2s_connections_are_forgotten_with_their_waiters_t
     (void)state;
     fixture *f = fixture_new("1000");
     char big[2001];
-    memset(big, 'r', 2000);
-    big[2000] = '\0';
+    filled(big, 'r', 2000);
     flow_waiter w = { .fn = note };
     heard[0] = heard[1] = 0;
     send_one(f, 11, big);                        /* 1000 out, 1000 wait */
@@ -275,8 +276,7 @@ static void a_new_request_settles_what_its_connection_had_in_flight(void **state
     (void)state;
     fixture *f = fixture_new("1000");
     char reply[801];
-    memset(reply, 'k', 800);
-    reply[800] = '\0';
+    filled(reply, 'k', 800);
     send_one(f, 13, reply);                       /* its credits went to another host */
     send_one(f, 13, reply);                       /* does not fit: waits */
     assert_int_equal(bytes_sent(f), 800);
@@ -301,8 +301,7 @@ static void a_broadcast_skips_connections_without_room(void **state)
     (void)state;
     fixture *f = fixture_new("1000");
     char big[951];
-    memset(big, 'q', 950);
-    big[950] = '\0';
+    filled(big, 'q', 950);
     send_one(f, 5, big);                         /* 5 has 50 bytes of room */
     uint32_t ids[] = { 5, 6, 7 };
     flow_send_ids(&f->h, S(SENDER), ids, 3, S("0123456789abcdefghij0123456789abcdefghij"
@@ -329,8 +328,7 @@ static void a_client_that_reads_nothing_is_cancelled_after_the_send_timeout(void
     fixture *f = fixture_new("1000");
     unsetenv("LUBECK_SEND_TIMEOUT");
     char big[1501];
-    memset(big, 'w', 1500);
-    big[1500] = '\0';
+    filled(big, 'w', 1500);
     flow_waiter w = { .fn = note };
     heard[0] = heard[1] = 0;
     send_one(f, 9, big);

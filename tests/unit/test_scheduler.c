@@ -65,14 +65,6 @@ static void undo(lbk_task *t)
     F->waiter = NULL;
 }
 
-/* sleep(seconds) → true */
-static int l_sleep(lua_State *L)
-{
-    fixture *f = lua_touserdata(L, lua_upvalueindex(1));
-    lbk_task *t = sched_running(&f->sched, L, "sleep");
-    return sched_sleep(L, t, luaL_checknumber(L, 1));
-}
-
 /* wait([timeout]) → what the test wakes it with | nil, "timeout" | nil, reason */
 static int l_wait(lua_State *L)
 {
@@ -90,17 +82,7 @@ static int setup(void **state)
     static const lbk_sched_hooks hooks = {
         .task_ended = on_ended, .wait_begins = on_wait, .gen_idle = on_idle };
     sched_init(&f->sched, f->loop, &hooks, f);
-    f->gen.sched = &f->sched;
-    f->gen.L = luaL_newstate();
-    luaL_openlibs(f->gen.L);
-    lua_pushlightuserdata(f->gen.L, f);
-    lua_pushcclosure(f->gen.L, l_sleep, 1);
-    lua_setglobal(f->gen.L, "sleep");
-    lua_pushlightuserdata(f->gen.L, f);
-    lua_pushcclosure(f->gen.L, l_wait, 1);
-    lua_setglobal(f->gen.L, "wait");
-    lua_newtable(f->gen.L);
-    lua_setglobal(f->gen.L, "seen");
+    harness_set_fn(harness_open(&f->gen, &f->sched), "wait", l_wait, f);
     *state = f;
     return 0;
 }

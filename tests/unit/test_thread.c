@@ -71,30 +71,13 @@ static int l_join(lua_State *L)
     return sched_wait(L, t, f->th, luaL_optnumber(L, 1, -1), thread_undo_join, 1);
 }
 
-/* sleep(seconds) */
-static int l_sleep(lua_State *L)
-{
-    fixture *f = lua_touserdata(L, lua_upvalueindex(1));
-    return sched_sleep(L, sched_running(&f->sched, L, "sleep"), luaL_checknumber(L, 1));
-}
-
 static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     f->loop = ev_loop_new(EVFLAG_AUTO);
     static const lbk_sched_hooks sched_hooks = { .task_ended = task_ended };
     sched_init(&f->sched, f->loop, &sched_hooks, f);
-    f->gen.sched = &f->sched;
-    f->gen.L = luaL_newstate();
-    luaL_openlibs(f->gen.L);
-    lua_pushlightuserdata(f->gen.L, f);
-    lua_pushcclosure(f->gen.L, l_join, 1);
-    lua_setglobal(f->gen.L, "join");
-    lua_pushlightuserdata(f->gen.L, f);
-    lua_pushcclosure(f->gen.L, l_sleep, 1);
-    lua_setglobal(f->gen.L, "sleep");
-    lua_newtable(f->gen.L);
-    lua_setglobal(f->gen.L, "seen");
+    harness_set_fn(harness_open(&f->gen, &f->sched), "join", l_join, f);
     f->th = thread_new(&hooks, f);
     assert_non_null(f->th);
     *state = f;
