@@ -9,25 +9,8 @@
 #include <time.h>
 
 #include "crypto.h"
+#include "lua_room.h"
 #include "scheduler.h"
-
-/* Room for a result: on the stack when it is small, else on the heap. */
-typedef struct room {
-    char stack[512];
-    char *p;
-} room;
-
-static char *room_take(lua_State *L, room *r, size_t size)
-{
-    r->p = size <= sizeof r->stack ? r->stack : malloc(size);
-    if (!r->p) luaL_error(L, "out of memory");
-    return r->p;
-}
-
-static void room_free(room *r)
-{
-    if (r->p != r->stack) free(r->p);
-}
 
 static const char *check_secret(lua_State *L, int idx, size_t *len)
 {

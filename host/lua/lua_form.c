@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "form.h"
+#include "lua_room.h"
 #include "multipart.h"
 
 /* ---- query strings and cookies ------------------------------------------------ */
@@ -33,12 +34,10 @@ static int l_parse_urlencoded(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    char stack[1024];
-    char *scratch = len <= sizeof stack ? stack : malloc(len);
-    if (!scratch) return luaL_error(L, "out of memory");
+    room scratch;
     lua_newtable(L);
-    form_parse_urlencoded(s, len, scratch, add_to_list, L);
-    if (scratch != stack) free(scratch);
+    form_parse_urlencoded(s, len, room_take(L, &scratch, len), add_to_list, L);
+    room_free(&scratch);
     return 1;
 }
 
@@ -73,12 +72,10 @@ static int l_url_decode(lua_State *L)
 {
     size_t len;
     const char *s = luaL_checklstring(L, 1, &len);
-    char stack[512];
-    char *out = len <= sizeof stack ? stack : malloc(len);
-    if (!out) return luaL_error(L, "out of memory");
-    size_t n = form_url_decode(s, len, out, lua_toboolean(L, 2));
-    lua_pushlstring(L, out, n);
-    if (out != stack) free(out);
+    room out;
+    size_t n = form_url_decode(s, len, room_take(L, &out, len), lua_toboolean(L, 2));
+    lua_pushlstring(L, out.p, n);
+    room_free(&out);
     return 1;
 }
 
